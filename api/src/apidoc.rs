@@ -1,0 +1,146 @@
+//! The OpenAPI document: utoipa derives the operations from the handlers'
+//! annotations, `vitalfarm_openapi::finalize` adds what every operation
+//! shares. Generated once per process.
+
+use std::sync::LazyLock;
+
+use utoipa::OpenApi;
+use vitalfarm_openapi::{FieldError, Problem};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::health::metrics,
+        routes::health::jwks,
+        routes::health::openapi_json,
+        routes::health::docs,
+        routes::auth::signup,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::me::me,
+        routes::memberships::get_membership,
+        routes::members::add_member,
+        routes::members::list_members,
+        routes::members::update_member,
+        routes::members::remove_member,
+        routes::api_keys::create_key,
+        routes::api_keys::list_keys,
+        routes::api_keys::revoke_key,
+    ),
+    components(schemas(Problem, FieldError))
+)]
+struct ApiDoc;
+
+static SPEC: LazyLock<String> = LazyLock::new(|| {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    vitalfarm_openapi::finalize(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+});
+
+/// The published document as pretty JSON, exactly as committed in
+/// `openapi/openapi.json`.
+pub fn spec_json() -> &'static str {
+    &SPEC
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn spec() -> serde_json::Value {
+        serde_json::from_str(spec_json()).unwrap()
+    }
+
+    #[test]
+    fn committed_spec_matches_the_code() {
+        assert!(
+            vitalfarm_openapi::COMMITTED_SPEC == spec_json(),
+            "openapi/openapi.json is stale: run `cargo run -- openapi --out openapi/openapi.json`"
+        );
+    }
+
+    #[test]
+    fn every_registered_route_is_documented_and_vice_versa() {
+        let registered: BTreeSet<(String, String)> = routes::all()
+            .table()
+            .into_iter()
+            .map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned()))
+            .collect();
+        let spec = spec();
+        let mut documented = BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let undocumented: Vec<_> = registered.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&registered).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routes missing from the spec: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "spec operations with no route: {unrouted:?}"
+        );
+    }
+
+    #[test]
+    fn every_operation_is_complete() {
+        let spec = spec();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let at = format!("{method} {path}");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{at}: no tag"
+                );
+                assert!(
+                    op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{at}: no summary"
+                );
+                let responses = op["responses"].as_object().unwrap();
+                assert!(
+                    responses
+                        .keys()
+                        .any(|s| s.starts_with('2') || s.starts_with('3')),
+                    "{at}: no success response"
+                );
+                assert!(responses.contains_key("500"), "{at}: no 500 problem");
+                if path.starts_with("/v1/") && !path.starts_with("/v1/auth/") {
+                    assert!(
+                        op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                        "{at}: no security"
+                    );
+                    assert!(responses.contains_key("401"), "{at}: no 401");
+                }
+                if path.contains('{') {
+                    assert!(responses.contains_key("404"), "{at}: no 404");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn spec_is_openapi_3_1_with_security_schemes() {
+        let spec = spec();
+        assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+        let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+        assert!(schemes.contains_key("bearer_jwt") && schemes.contains_key("api_key"));
+        // Every $ref points at something that exists.
+        let text = spec_json();
+        for piece in text.split("\"$ref\": \"#/").skip(1) {
+            let pointer = format!("/{}", piece.split('"').next().unwrap());
+            assert!(spec.pointer(&pointer).is_some(), "dangling $ref {pointer}");
+        }
+    }
+}

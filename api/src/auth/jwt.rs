@@ -1,0 +1,241 @@
+//! Access tokens: short-lived JWTs signed with Ed25519 (EdDSA). The signing
+//! key is generated on first start and kept in the data directory (or given
+//! by configuration); its public half is published at
+//! `/.well-known/jwks.json` under a `kid` derived from the key itself, so a
+//! rotated key gets a new `kid` and verifiers pick the right one.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use vitalfarm_domain::UserId;
+use vitalfarm_openapi::health::{Jwk, Jwks};
+
+/// Audience of every access token vitalfarm issues.
+pub const AUDIENCE: &str = "vitalfarm-api";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: Uuid,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+struct VerifyingKey {
+    kid: String,
+    x: String,
+    key: DecodingKey,
+}
+
+pub struct JwtKeys {
+    kid: String,
+    signing: EncodingKey,
+    verifying: Vec<VerifyingKey>,
+    issuer: String,
+    ttl_secs: u64,
+}
+
+impl JwtKeys {
+    /// Reads the PKCS#8 PEM key at `path`, creating it first if absent.
+    pub fn load_or_generate(path: &Path, issuer: String, ttl_secs: u64) -> anyhow::Result<Self> {
+        if !path.exists() {
+            generate_key_file(path)?;
+        }
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("reading JWT key {}", path.display()))?;
+        Self::from_pkcs8_pem(&pem, issuer, ttl_secs).with_context(|| {
+            format!(
+                "JWT key {} is not an Ed25519 PKCS#8 PEM key",
+                path.display()
+            )
+        })
+    }
+
+    pub fn from_pkcs8_pem(pem: &str, issuer: String, ttl_secs: u64) -> anyhow::Result<Self> {
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(body.trim()).context("base64")?;
+        let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let public = pair.public_key().as_ref().to_vec();
+        let kid = hex::encode(&Sha256::digest(&public)[..8]);
+        let x = URL_SAFE_NO_PAD.encode(&public);
+        let verifying = vec![VerifyingKey {
+            kid: kid.clone(),
+            key: DecodingKey::from_ed_components(&x)?,
+            x,
+        }];
+        Ok(Self {
+            kid,
+            signing: EncodingKey::from_ed_der(&der),
+            verifying,
+            issuer,
+            ttl_secs,
+        })
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// A fresh access token for `user`, and its lifetime in seconds.
+    pub fn issue(&self, user: UserId) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.as_uuid(),
+            aud: AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + i64::try_from(self.ttl_secs).unwrap_or(i64::MAX / 2),
+            jti: Uuid::now_v7(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+    }
+
+    /// The claims of a valid token: right key, signature, issuer, audience
+    /// and not expired. Every failure is the same `None`: callers answer 401
+    /// without telling why.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = self.verifying.iter().find(|k| k.kid == kid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self
+                .verifying
+                .iter()
+                .map(|k| Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    alg: "EdDSA".into(),
+                    key_use: "sig".into(),
+                    kid: k.kid.clone(),
+                    x: k.x.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Writes a new key to `path` atomically and only if none exists yet: the
+/// key goes to a temporary file which is then hard-linked into place, so two
+/// processes starting together end up sharing whichever key landed first.
+fn generate_key_file(path: &Path) -> anyhow::Result<()> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|e| anyhow::anyhow!("generating Ed25519 key: {e}"))?;
+    let b64 = STANDARD.encode(doc.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk)?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".jwt-key-{}.tmp", Uuid::now_v7()));
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(pem.as_bytes())?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    std::fs::remove_file(&tmp)?;
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("writing JWT key {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(dir: &Path) -> JwtKeys {
+        JwtKeys::load_or_generate(&dir.join("jwt.pem"), "https://vf.test".into(), 900).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path());
+        let user = UserId::new();
+        let token = k.issue(user).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(k.jwks().keys[0].kid.as_str()));
+        let claims = k.verify(&token).unwrap();
+        assert_eq!(claims.sub, user.as_uuid());
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn key_persists_and_foreign_or_tampered_tokens_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = keys(dir.path());
+        let again = keys(dir.path());
+        let token = a.issue(UserId::new()).unwrap();
+        assert!(again.verify(&token).is_some(), "same file, same key");
+
+        let other_dir = tempfile::tempdir().unwrap();
+        let b = keys(other_dir.path());
+        assert!(b.verify(&token).is_none(), "another key's token");
+
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(br#"{"iss":"https://vf.test","sub":"00000000-0000-0000-0000-000000000000","aud":"vitalfarm-api","iat":0,"exp":99999999999,"jti":"00000000-0000-0000-0000-000000000000"}"#);
+        assert!(a.verify(&parts.join(".")).is_none(), "tampered payload");
+        assert!(a.verify("not.a.jwt").is_none());
+    }
+
+    #[test]
+    fn expired_tokens_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = JwtKeys::load_or_generate(&dir.path().join("k.pem"), "iss".into(), 0).unwrap();
+        let mut claims = AccessClaims {
+            iss: "iss".into(),
+            sub: Uuid::now_v7(),
+            aud: AUDIENCE.into(),
+            iat: 0,
+            exp: 1,
+            jti: Uuid::now_v7(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(k.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &k.signing).unwrap();
+        assert!(k.verify(&token).is_none());
+        claims.exp = chrono::Utc::now().timestamp() + 60;
+        let token = jsonwebtoken::encode(&header, &claims, &k.signing).unwrap();
+        assert!(k.verify(&token).is_some());
+    }
+}

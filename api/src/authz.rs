@@ -1,0 +1,51 @@
+//! The decision point: may this principal do this in that membership? Every
+//! membership-scoped handler asks here and nowhere else. A principal with no
+//! standing in the membership gets 404 (the membership's existence is not
+//! revealed); one whose role falls short gets 403.
+
+use vitalfarm_domain::{MembershipId, Permission, Role};
+use vitalfarm_storage::repo::accounts;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::auth::Principal;
+use crate::state::AppState;
+
+/// Proof that the principal may act in `membership` with `role`.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub membership: MembershipId,
+    pub role: Role,
+}
+
+/// The principal's role in `membership`, or 404.
+pub async fn role_in(
+    state: &AppState,
+    principal: &Principal,
+    membership: MembershipId,
+) -> ApiResult<Role> {
+    let role = match principal {
+        Principal::User { id } => accounts::role_of(&state.db, *id, membership).await?,
+        Principal::ApiKey {
+            membership: own,
+            role,
+            ..
+        } => (*own == membership).then_some(*role),
+    };
+    role.ok_or(ApiError::NotFound("membership"))
+}
+
+pub async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    membership: MembershipId,
+    permission: Permission,
+) -> ApiResult<Access> {
+    let role = role_in(state, principal, membership).await?;
+    if !role.allows(permission) {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) does not allow this",
+            role.as_str()
+        )));
+    }
+    Ok(Access { membership, role })
+}

@@ -1,0 +1,379 @@
+//! Configuration, layered: built-in defaults, then an optional TOML file,
+//! then `VITALFARM_*` environment variables, then command-line flags. Invalid
+//! configuration stops the process at start with a message naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Every key, as in the TOML file; the environment variable is the key in
+/// upper case behind `VITALFARM_`.
+pub const KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "mqtt_url",
+    "mqtt_bind",
+    "no_mqtt",
+    "object_store_url",
+    "jwt_key_file",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "invitation_ttl_secs",
+    "login_window_secs",
+    "login_max_failures_per_account",
+    "login_max_attempts_per_ip",
+    "trust_forwarded_for",
+    "max_json_body_bytes",
+    "farm_quota_bytes",
+    "workers",
+    "log_format",
+    "log_level",
+];
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub bind: String,
+    /// Where embedded defaults keep their state: the SQLite database, the
+    /// farm blobs and the generated signing key.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`; default: SQLite in
+    /// `data_dir`.
+    pub database_url: Option<String>,
+    /// The URL clients reach this service at; the issuer of access tokens.
+    pub public_url: Option<String>,
+    /// An external MQTT broker (`mqtt://host:1883`) instead of the in-process
+    /// one.
+    pub mqtt_url: Option<String>,
+    /// Address of the in-process MQTT broker.
+    pub mqtt_bind: String,
+    /// Runs without any MQTT link.
+    pub no_mqtt: bool,
+    /// Where farm blobs live: `file:///path` or `s3://bucket/prefix`; default
+    /// `data_dir/farms`.
+    pub object_store_url: Option<String>,
+    /// PKCS#8 PEM Ed25519 key that signs access tokens; default: generated
+    /// into `data_dir/jwt-ed25519.pem`.
+    pub jwt_key_file: Option<PathBuf>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub invitation_ttl_secs: u64,
+    /// Window over which login attempts are counted.
+    pub login_window_secs: u64,
+    /// Failed logins of one account allowed per window.
+    pub login_max_failures_per_account: u32,
+    /// Login attempts from one client address allowed per window.
+    pub login_max_attempts_per_ip: u32,
+    /// Use the first `X-Forwarded-For` address as the client address (only
+    /// behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    pub max_json_body_bytes: usize,
+    /// Default quota of a new farm.
+    pub farm_quota_bytes: u64,
+    /// HTTP worker threads; default: one per core.
+    pub workers: Option<usize>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `vitalfarm_api=debug,info`.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./vitalfarm-data"),
+            database_url: None,
+            public_url: None,
+            mqtt_url: None,
+            mqtt_bind: "127.0.0.1:1883".into(),
+            no_mqtt: false,
+            object_store_url: None,
+            jwt_key_file: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            invitation_ttl_secs: 7 * 24 * 3600,
+            login_window_secs: 15 * 60,
+            login_max_failures_per_account: 5,
+            login_max_attempts_per_ip: 100,
+            trust_forwarded_for: false,
+            max_json_body_bytes: 1024 * 1024,
+            farm_quota_bytes: 1024 * 1024 * 1024,
+            workers: None,
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // Hand-written so that credentials inside `database_url` never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database_url_redacted())
+            .field("object_store_url", &self.object_store_url)
+            .field("mqtt_url", &self.mqtt_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Flags given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_mqtt: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!(
+        "`{key}` (VITALFARM_{}): {message}",
+        key.to_uppercase()
+    ))
+}
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` flag, else
+    /// `VITALFARM_CONFIG`; a named file must exist.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("VITALFARM_CONFIG").map(PathBuf::from));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("VITALFARM_").only(KEYS))
+            .merge(Serialized::globals(overrides));
+        let config: Config = figment.extract().map_err(|e| {
+            let key = e.path.join(".");
+            if key.is_empty() {
+                ConfigError(e.to_string())
+            } else {
+                invalid(&key, e)
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        self.mqtt_bind
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("mqtt_bind", e))?;
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if let Some(url) = &self.mqtt_url
+            && !(url.starts_with("mqtt://") || url.starts_with("mqtts://"))
+        {
+            return Err(invalid("mqtt_url", "must start with mqtt:// or mqtts://"));
+        }
+        if let Some(url) = &self.object_store_url
+            && !(url.starts_with("file://") || url.starts_with("s3://"))
+        {
+            return Err(invalid(
+                "object_store_url",
+                "must start with file:// or s3://",
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("public_url", "must start with http:// or https://"));
+        }
+        for (key, value) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("invitation_ttl_secs", self.invitation_ttl_secs),
+            ("login_window_secs", self.login_window_secs),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.access_token_ttl_secs > 24 * 3600 {
+            return Err(invalid(
+                "access_token_ttl_secs",
+                "must be at most 86400: access tokens cannot be revoked",
+            ));
+        }
+        if self.login_max_failures_per_account == 0 || self.login_max_attempts_per_ip == 0 {
+            return Err(invalid(
+                "login_max_failures_per_account",
+                "limits must be at least 1",
+            ));
+        }
+        if self.max_json_body_bytes < 1024 {
+            return Err(invalid("max_json_body_bytes", "must be at least 1024"));
+        }
+        if self.workers == Some(0) {
+            return Err(invalid("workers", "must be at least 1"));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format", "must be `text` or `json`"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(invalid(
+                "log_level",
+                "must be a tracing filter such as `info`",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.bind.parse().map_err(|e| invalid("bind", e))
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vitalfarm.db").display()
+            ),
+        }
+    }
+
+    /// The database URL without its password, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        let url = self.database_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let creds = &url[scheme_end + 3..at];
+                let user = creds.split(':').next().unwrap_or_default();
+                format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
+            }
+            _ => url,
+        }
+    }
+
+    pub fn jwt_key_path(&self) -> PathBuf {
+        self.jwt_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    pub fn issuer(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert!(
+            c.database_url()
+                .starts_with("sqlite://./vitalfarm-data/vitalfarm.db")
+        );
+        assert_eq!(
+            c.jwt_key_path(),
+            PathBuf::from("./vitalfarm-data/jwt-ed25519.pem")
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut c = Config::default();
+        c.bind = "nowhere".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("`bind` (VITALFARM_BIND)")
+        );
+        let mut c = Config::default();
+        c.database_url = Some("mysql://x".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database_url")
+        );
+        let mut c = Config::default();
+        c.log_format = "xml".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log_format"));
+    }
+
+    #[test]
+    fn toml_file_layers_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vf.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9999\"\nlogin_window_secs = 60\n").unwrap();
+        let c = Config::load(Some(&file), Overrides::default()).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:9999");
+        assert_eq!(c.login_window_secs, 60);
+
+        let c = Config::load(
+            Some(&file),
+            Overrides {
+                bind: Some("127.0.0.1:7777".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.bind, "127.0.0.1:7777", "flags win over the file");
+
+        std::fs::write(&file, "bnd = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+
+        std::fs::write(&file, "login_window_secs = \"soon\"\n").unwrap();
+        let err = Config::load(Some(&file), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("login_window_secs"), "{err}");
+    }
+
+    #[test]
+    fn redacts_database_password() {
+        let c = Config {
+            database_url: Some("postgres://vf:s3cret@db:5432/vf".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.database_url_redacted(), "postgres://vf:***@db:5432/vf");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

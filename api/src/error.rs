@@ -1,0 +1,194 @@
+//! `ApiError`: every failure a handler can return, rendered as an RFC 9457
+//! problem document from the catalogue in `vitalfarm_openapi::problem`.
+//! Internal causes are logged with the request id and never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use vitalfarm_domain::ValidationErrors;
+use vitalfarm_openapi::{FieldError, Problem, ProblemKind};
+use vitalfarm_storage::StorageError;
+
+use crate::telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("invalid parameter {field}: {message}")]
+    InvalidParameter { field: String, message: String },
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType { expected: &'static str },
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn kind(&self) -> ProblemKind {
+        use ApiError::*;
+        match self {
+            InvalidJson(_) => ProblemKind::InvalidJson,
+            InvalidParameter { .. } => ProblemKind::InvalidParameter,
+            Validation(_) => ProblemKind::ValidationFailed,
+            Unauthorized(_) => ProblemKind::Unauthorized,
+            InvalidCredentials => ProblemKind::InvalidCredentials,
+            Forbidden(_) => ProblemKind::Forbidden,
+            NotFound(_) => ProblemKind::NotFound,
+            RouteNotFound => ProblemKind::RouteNotFound,
+            MethodNotAllowed { .. } => ProblemKind::MethodNotAllowed,
+            Conflict(_) => ProblemKind::Conflict,
+            PayloadTooLarge { .. } => ProblemKind::PayloadTooLarge,
+            UnsupportedMediaType { .. } => ProblemKind::UnsupportedMediaType,
+            RateLimited { .. } => ProblemKind::RateLimited,
+            Unavailable(_) => ProblemKind::Unavailable,
+            Internal(_) => ProblemKind::Internal,
+        }
+    }
+
+    /// A single-field validation problem.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    fn detail(&self) -> String {
+        use ApiError::*;
+        match self {
+            InvalidJson(d) => d.clone(),
+            InvalidParameter { field, message } => format!("{field}: {message}"),
+            Validation(errors) => match errors.as_slice() {
+                [one] => format!("{}: {}", one.field, one.message),
+                many => format!("{} fields are invalid", many.len()),
+            },
+            Unauthorized(d) => (*d).to_owned(),
+            InvalidCredentials => "wrong email or password".to_owned(),
+            Forbidden(d) | Conflict(d) => d.clone(),
+            NotFound(what) => format!("no such {what}"),
+            RouteNotFound => "no endpoint at this path; see /openapi.json".to_owned(),
+            MethodNotAllowed { allow } => format!("allowed methods: {allow}"),
+            PayloadTooLarge { limit } => format!("the body exceeds {limit} bytes"),
+            UnsupportedMediaType { expected } => format!("Content-Type must be {expected}"),
+            RateLimited { retry_after_secs } => {
+                format!("too many attempts; retry after {retry_after_secs} seconds")
+            }
+            Unavailable(d) => (*d).to_owned(),
+            Internal(_) => {
+                "an unexpected error occurred; quote the request id when reporting it".to_owned()
+            }
+        }
+    }
+
+    fn errors(&self) -> Option<Vec<FieldError>> {
+        match self {
+            ApiError::Validation(errors) => Some(errors.clone()),
+            ApiError::InvalidParameter { field, message } => Some(vec![FieldError {
+                field: field.clone(),
+                message: message.clone(),
+            }]),
+            ApiError::UnsupportedMediaType { expected } => Some(vec![FieldError {
+                field: "Content-Type".to_owned(),
+                message: format!("must be {expected}"),
+            }]),
+            _ => None,
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let kind = self.kind();
+        Problem {
+            kind: kind.type_uri(),
+            title: kind.title().to_owned(),
+            status: kind.status(),
+            detail: self.detail(),
+            request_id: telemetry::current_request_id(),
+            errors: self.errors(),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        ApiError::Validation(
+            errors
+                .into_errors()
+                .into_iter()
+                .map(|e| FieldError {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::NotFound => ApiError::NotFound("resource"),
+            StorageError::Conflict(what) => ApiError::Conflict(what.to_owned()),
+            StorageError::Db(e) => ApiError::Internal(anyhow::Error::new(e).context("database")),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            // The cause chain goes to the log, keyed by request id; the client
+            // gets an opaque problem. Causes are database or I/O errors, which
+            // never carry request bodies.
+            tracing::error!(
+                request_id = telemetry::current_request_id().as_deref(),
+                error = format!("{cause:#}"),
+                "request failed"
+            );
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type("application/problem+json");
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    res.insert_header((header::ALLOW, v));
+                }
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"vitalfarm\""));
+            }
+            _ => {}
+        }
+        res.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

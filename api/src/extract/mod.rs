@@ -1,0 +1,12 @@
+//! Extractors: turn a request into typed, validated values or a problem
+//! naming what was wrong.
+
+pub mod auth;
+pub mod json;
+pub mod path;
+pub mod query;
+
+pub use auth::Auth;
+pub use json::Json;
+pub use path::{PathApiKeyId, PathMembershipId, PathUserId};
+pub use query::{PageQuery, Query};

@@ -1,0 +1,38 @@
+//! Typed path parameters. Each knows the name of its segment, so a malformed
+//! id is reported as that parameter (`mid: must be a UUID`).
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::{Ready, ready};
+use vitalfarm_domain::{ApiKeyId, MembershipId, UserId};
+
+use crate::error::ApiError;
+
+macro_rules! path_id {
+    ($name:ident, $id:ty, $segment:literal) => {
+        #[doc = concat!("The `{", $segment, "}` path segment.")]
+        pub struct $name(pub $id);
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = Ready<Result<Self, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(
+                    req.match_info()
+                        .get($segment)
+                        .and_then(|s| s.parse::<$id>().ok())
+                        .map($name)
+                        .ok_or_else(|| ApiError::InvalidParameter {
+                            field: $segment.into(),
+                            message: "must be a UUID".into(),
+                        }),
+                )
+            }
+        }
+    };
+}
+
+path_id!(PathMembershipId, MembershipId, "mid");
+path_id!(PathUserId, UserId, "uid");
+path_id!(PathApiKeyId, ApiKeyId, "kid");

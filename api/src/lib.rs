@@ -1,0 +1,21 @@
+//! vitalfarm's HTTP API and the `vitalfarm` binary's commands. Handlers are
+//! thin: they parse (extractors), ask the decision point (`authz`), call
+//! storage, and map results to the public types of `vitalfarm-openapi`.
+
+pub mod apidoc;
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+/// Selects the process-wide TLS crypto provider. Two providers are linked
+/// (ring through sqlx, aws-lc through jsonwebtoken); rustls refuses to guess.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

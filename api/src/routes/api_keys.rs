@@ -1,0 +1,166 @@
+//! A company's server-to-server API keys.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use chrono::{Duration, Utc};
+use vitalfarm_domain::{ApiKeyId, Permission, Role, ValidationErrors};
+use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
+use vitalfarm_openapi::members::{ApiKey, ApiKeyPage, CreateApiKeyRequest, CreatedApiKey};
+use vitalfarm_storage::entity::api_key;
+use vitalfarm_storage::repo::api_keys;
+
+use super::RouteSet;
+use super::members::require_company;
+use crate::auth::secrets;
+use crate::authz;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::query::encode_cursor;
+use crate::extract::{Auth, Json, PageQuery, PathApiKeyId, PathMembershipId, Query};
+use crate::state::AppState;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/memberships/{mid}/api-keys", create_key);
+    r.add(Method::GET, "/v1/memberships/{mid}/api-keys", list_keys);
+    r.add(
+        Method::DELETE,
+        "/v1/memberships/{mid}/api-keys/{kid}",
+        revoke_key,
+    );
+}
+
+fn key_dto(k: &api_key::Model) -> ApiResult<ApiKey> {
+    Ok(ApiKey {
+        id: k.id,
+        name: k.name.clone(),
+        role: Role::parse(&k.role).ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("api key {} has unknown role", k.id))
+        })?,
+        prefix: k.prefix.clone(),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        last_used_at: k.last_used_at,
+    })
+}
+
+/// Creates an API key. The secret is in this response only. A key acts with
+/// its role (never `owner`, and never above the creator's own role) and
+/// cannot manage members or other keys' creation.
+#[utoipa::path(post, path = "/v1/memberships/{mid}/api-keys", tag = "api-keys",
+    params(("mid" = Uuid, Path, description = "Membership id (a company)")),
+    request_body = CreateApiKeyRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "Created; keep the secret now, it is not shown again.", body = CreatedApiKey),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn create_key(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Json(body): Json<CreateApiKeyRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        errors.add(
+            "name",
+            "must be 1 to 200 characters without control characters",
+        );
+    }
+    let role = body.role.unwrap_or(Role::Developer);
+    if !role.fits_api_key() {
+        errors.add("role", "an API key cannot be an owner");
+    }
+    if body
+        .expires_in_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        errors.add("expires_in_days", "must be between 1 and 3650");
+    }
+    errors.into_result()?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let creator = auth.user()?;
+    require_company(&state, mid.0).await?;
+    // Roles order from most to least powerful.
+    if role < access.role {
+        return Err(ApiError::Forbidden(format!(
+            "a key cannot have more power ({}) than its creator ({})",
+            role.as_str(),
+            access.role.as_str()
+        )));
+    }
+    let secret = secrets::generate(secrets::API_KEY_PREFIX)?;
+    let key = api_keys::create(
+        &state.db,
+        mid.0,
+        api_keys::NewApiKey {
+            id: ApiKeyId::new(),
+            name,
+            role,
+            prefix: secret
+                .chars()
+                .take(secrets::API_KEY_PREFIX.len() + 4)
+                .collect(),
+            secret_hash: secrets::digest(&secret),
+            created_by: creator,
+            expires_at: body
+                .expires_in_days
+                .map(|d| Utc::now() + Duration::days(i64::from(d))),
+        },
+    )
+    .await?;
+    tracing::info!(membership_id = %mid.0, key_id = %key.id, "api key created");
+    Ok(HttpResponse::Created().json(CreatedApiKey {
+        key: key_dto(&key)?,
+        secret,
+    }))
+}
+
+/// The membership's live (unrevoked) keys, without their secrets.
+#[utoipa::path(get, path = "/v1/memberships/{mid}/api-keys", tag = "api-keys",
+    params(("mid" = Uuid, Path, description = "Membership id"), PageQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of keys.", body = ApiKeyPage),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<web::Json<ApiKeyPage>> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let page = api_keys::list(&state.db, mid.0, after, limit).await?;
+    Ok(web::Json(ApiKeyPage {
+        items: page.items.iter().map(key_dto).collect::<ApiResult<_>>()?,
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Revokes a key; it stops working on the next request.
+#[utoipa::path(delete, path = "/v1/memberships/{mid}/api-keys/{kid}", tag = "api-keys",
+    params(("mid" = Uuid, Path, description = "Membership id"), ("kid" = Uuid, Path, description = "API key id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    kid: PathApiKeyId,
+) -> ApiResult<HttpResponse> {
+    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    api_keys::revoke(&state.db, mid.0, kid.0)
+        .await
+        .map_err(|e| match e {
+            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
+            other => other.into(),
+        })?;
+    tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
+    Ok(HttpResponse::NoContent().finish())
+}

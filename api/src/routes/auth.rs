@@ -1,0 +1,294 @@
+//! Sign-up, sign-in, refresh and logout.
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use vitalfarm_domain::{Email, MembershipKind, TokenFamilyId, UserId, ValidationErrors, password};
+use vitalfarm_openapi::accounts::{
+    LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
+};
+use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, RateLimitedResponse};
+use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
+
+use super::RouteSet;
+use super::me::user_dto;
+use super::memberships::membership_dto;
+use crate::auth::{password as pw, secrets};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::state::AppState;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/auth/signup", signup);
+    r.add(Method::POST, "/v1/auth/login", login);
+    r.add(Method::POST, "/v1/auth/refresh", refresh);
+    r.add(Method::POST, "/v1/auth/logout", logout);
+}
+
+/// The client's address for rate limiting: the socket peer, or the first
+/// `X-Forwarded-For` hop when configured to sit behind a proxy.
+fn client_ip(req: &HttpRequest, state: &AppState) -> String {
+    if state.config.trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    {
+        return ip.to_owned();
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn window(state: &AppState) -> Duration {
+    Duration::seconds(i64::try_from(state.config.login_window_secs).unwrap_or(i64::MAX / 1000))
+}
+
+fn retry_after(w: &rate_limits::Window) -> ApiError {
+    let secs = (w.resets_at - Utc::now()).num_seconds().max(1);
+    ApiError::RateLimited {
+        retry_after_secs: u64::try_from(secs).unwrap_or(1),
+    }
+}
+
+/// Counts a request against the per-address budget.
+async fn check_ip_budget(state: &AppState, key: String) -> ApiResult<()> {
+    let w = rate_limits::hit(&state.db, &key, window(state)).await?;
+    if w.count > i32::try_from(state.config.login_max_attempts_per_ip).unwrap_or(i32::MAX) {
+        return Err(retry_after(&w));
+    }
+    Ok(())
+}
+
+/// A new access token and a refresh token in `family` (a new family for a
+/// fresh sign-in).
+pub async fn issue_tokens(state: &AppState, user: UserId) -> ApiResult<TokenResponse> {
+    let refresh = secrets::generate(secrets::REFRESH_PREFIX)?;
+    let expires = Utc::now()
+        + Duration::seconds(
+            i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
+        );
+    refresh_tokens::issue(
+        &state.db,
+        user,
+        TokenFamilyId::new(),
+        secrets::digest(&refresh),
+        expires,
+    )
+    .await?;
+    Ok(TokenResponse {
+        access_token: state.jwt.issue(user)?,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: state.jwt.ttl_secs(),
+    })
+}
+
+fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
+    let chars = value.trim().chars().count();
+    if chars == 0 {
+        errors.add(field, "must not be empty");
+    } else if chars > 200 {
+        errors.add(field, "must be at most 200 characters");
+    } else if value.chars().any(char::is_control) {
+        errors.add(field, "must not contain control characters");
+    }
+}
+
+/// Creates an account: the user, a membership (individual or company) owned
+/// by the user, its farm and, for an individual, the `self` subject. With an
+/// `invitation_token` instead of a membership, completes the account a
+/// company invited and joins that company.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Account created; the caller is signed in.", body = SignupResponse),
+        (status = 409, response = ConflictResponse),
+        (status = 429, response = RateLimitedResponse),
+    ))]
+pub async fn signup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Json(body): Json<SignupRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    let email = errors.check("email", Email::parse(&body.email));
+    if let Some(email) = &email {
+        errors.check("password", password::check(&body.password, email));
+    }
+    check_name(&mut errors, "display_name", &body.display_name);
+    match (&body.membership, &body.invitation_token) {
+        (Some(m), None) => check_name(&mut errors, "membership.name", &m.name),
+        (None, Some(_)) => {}
+        (None, None) => errors.add("membership", "is required unless invitation_token is given"),
+        (Some(_), Some(_)) => errors.add(
+            "invitation_token",
+            "give either membership or invitation_token, not both",
+        ),
+    }
+    errors.into_result()?;
+    let Some(email) = email else {
+        return Err(ApiError::field("email", "is invalid"));
+    };
+    check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
+
+    let display_name = body.display_name.trim().to_owned();
+    let hash = pw::hash(body.password).await?;
+    let (user, membership, farm_id, self_subject) = match (body.membership, body.invitation_token) {
+        (Some(m), _) => {
+            let s = accounts::signup(
+                &state.db,
+                accounts::NewSignup {
+                    email: &email,
+                    password_hash: hash,
+                    display_name: &display_name,
+                    kind: m.kind,
+                    membership_name: m.name.trim(),
+                    farm_quota_bytes: i64::try_from(state.config.farm_quota_bytes)
+                        .unwrap_or(i64::MAX),
+                },
+            )
+            .await?;
+            (
+                s.user,
+                s.membership,
+                Some(s.farm.id),
+                s.subject.map(|s| s.id),
+            )
+        }
+        (None, Some(token)) => {
+            let invited = accounts::find_user_by_email(&state.db, &email)
+                .await?
+                .filter(|u| u.password_hash.is_none())
+                .filter(|u| u.invite_expires_at.is_some_and(|t| t > Utc::now()))
+                .filter(|u| {
+                    u.invite_token_hash
+                        .as_deref()
+                        .is_some_and(|h| secrets::equal(h, &secrets::digest(&token)))
+                })
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "invitation_token",
+                        "is invalid, expired, or not for this email",
+                    )
+                })?;
+            let user = accounts::claim_invited(
+                &state.db,
+                UserId::from_uuid(invited.id),
+                hash,
+                &display_name,
+            )
+            .await?;
+            let first = accounts::memberships_of_user(&state.db, UserId::from_uuid(user.id))
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(ApiError::Conflict("the invitation was withdrawn".into()))?;
+            (user, first.membership, first.farm_id, None)
+        }
+        (None, None) => return Err(ApiError::field("membership", "is required")),
+    };
+    let tokens = issue_tokens(&state, UserId::from_uuid(user.id)).await?;
+    let kind = MembershipKind::parse(&membership.kind);
+    tracing::info!(user_id = %user.id, membership_id = %membership.id, kind = kind.map(MembershipKind::as_str), "signup");
+    Ok(HttpResponse::Created().json(SignupResponse {
+        user: user_dto(&user),
+        membership: membership_dto(&membership, farm_id)?,
+        self_subject_id: self_subject,
+        tokens,
+    }))
+}
+
+/// Signs in with email and password. Failed attempts are limited per
+/// account and per client address; past the limit the answer is 429 with
+/// `Retry-After`.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 401, response = InvalidCredentialsResponse),
+        (status = 429, response = RateLimitedResponse),
+    ))]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Json(body): Json<LoginRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    check_ip_budget(&state, format!("login:ip:{}", client_ip(&req, &state))).await?;
+    let account_key = format!("login:account:{email}");
+    let w = rate_limits::peek(&state.db, &account_key, window(&state)).await?;
+    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
+        return Err(retry_after(&w));
+    }
+    let user = accounts::find_user_by_email(&state.db, &email).await?;
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !pw::verify(body.password, stored).await? {
+        rate_limits::hit(&state.db, &account_key, window(&state)).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = user.ok_or(ApiError::InvalidCredentials)?;
+    rate_limits::reset(&state.db, &account_key).await?;
+    tracing::info!(user_id = %user.id, "login");
+    Ok(web::Json(
+        issue_tokens(&state, UserId::from_uuid(user.id)).await?,
+    ))
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh
+/// token. Each refresh token works once: presenting a used one again revokes
+/// every token of that sign-in (it was copied).
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent.", body = TokenResponse),
+        (status = 401, response = InvalidCredentialsResponse),
+    ))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<web::Json<TokenResponse>> {
+    let next = secrets::generate(secrets::REFRESH_PREFIX)?;
+    let expires = Utc::now()
+        + Duration::seconds(
+            i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
+        );
+    match refresh_tokens::rotate(
+        &state.db,
+        &secrets::digest(body.refresh_token.trim()),
+        secrets::digest(&next),
+        expires,
+    )
+    .await?
+    {
+        refresh_tokens::Rotation::Rotated { user, .. } => Ok(web::Json(TokenResponse {
+            access_token: state.jwt.issue(user)?,
+            refresh_token: next,
+            token_type: "Bearer".into(),
+            expires_in: state.jwt.ttl_secs(),
+        })),
+        refresh_tokens::Rotation::Reused => {
+            tracing::warn!("refresh token reuse detected; token family revoked");
+            Err(ApiError::Unauthorized(
+                "refresh token was already used; every token of this sign-in is now revoked",
+            ))
+        }
+        refresh_tokens::Rotation::Invalid => Err(ApiError::Unauthorized(
+            "invalid, expired or revoked refresh token",
+        )),
+    }
+}
+
+/// Signs out: revokes the refresh token and every token rotated from the
+/// same sign-in. Answers 204 whether or not the token was valid.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out.")))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    refresh_tokens::revoke_family_of(&state.db, &secrets::digest(body.refresh_token.trim()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

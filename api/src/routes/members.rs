@@ -1,0 +1,225 @@
+//! A company's staff: invite, list, change roles, remove.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use chrono::{Duration, Utc};
+use vitalfarm_domain::{Email, MembershipId, MembershipKind, Permission, UserId};
+use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
+use vitalfarm_openapi::members::{
+    AddMemberRequest, AddMemberResponse, Member, MemberPage, MemberStatus, UpdateMemberRequest,
+};
+use vitalfarm_storage::repo::{accounts, members};
+
+use super::RouteSet;
+use crate::auth::secrets;
+use crate::authz;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::query::encode_cursor;
+use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathUserId, Query};
+use crate::state::AppState;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/memberships/{mid}/members", add_member);
+    r.add(Method::GET, "/v1/memberships/{mid}/members", list_members);
+    r.add(
+        Method::PATCH,
+        "/v1/memberships/{mid}/members/{uid}",
+        update_member,
+    );
+    r.add(
+        Method::DELETE,
+        "/v1/memberships/{mid}/members/{uid}",
+        remove_member,
+    );
+}
+
+fn member_dto(m: &members::Member) -> Member {
+    Member {
+        user_id: m.user.id,
+        email: m.user.email.clone(),
+        display_name: m.user.display_name.clone(),
+        role: m.role,
+        status: if m.user.password_hash.is_some() {
+            MemberStatus::Active
+        } else {
+            MemberStatus::Invited
+        },
+        since: m.since,
+    }
+}
+
+/// Staff exist only in companies: an individual's membership has its owner
+/// and no one else.
+pub async fn require_company(state: &AppState, mid: MembershipId) -> ApiResult<()> {
+    let (m, _) = accounts::find_membership(&state.db, mid)
+        .await?
+        .ok_or(ApiError::NotFound("membership"))?;
+    if MembershipKind::parse(&m.kind) != Some(MembershipKind::Company) {
+        return Err(ApiError::Conflict(
+            "only company memberships have staff and API keys".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a member by email. An existing user joins at once; for someone
+/// without an account an invitation is created, and its token (returned
+/// once) completes their sign-up. Owners may grant any role, admins any but
+/// `owner`.
+#[utoipa::path(post, path = "/v1/memberships/{mid}/members", tag = "members",
+    params(("mid" = Uuid, Path, description = "Membership id (a company)")),
+    request_body = AddMemberRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "Added (or invited).", body = AddMemberResponse),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn add_member(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Json(body): Json<AddMemberRequest>,
+) -> ApiResult<HttpResponse> {
+    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await?;
+    auth.user()?;
+    require_company(&state, mid.0).await?;
+    if !access.role.may_assign(body.role) {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) may not grant the role {}",
+            access.role.as_str(),
+            body.role.as_str()
+        )));
+    }
+    let token = secrets::generate(secrets::INVITE_PREFIX)?;
+    let expires_at = Utc::now()
+        + Duration::seconds(
+            i64::try_from(state.config.invitation_ttl_secs).unwrap_or(i64::MAX / 1000),
+        );
+    let added = members::add(
+        &state.db,
+        mid.0,
+        &email,
+        body.role,
+        members::Invite {
+            token_hash: secrets::digest(&token),
+            expires_at,
+        },
+    )
+    .await?;
+    let (invitation_token, invitation_expires_at) = if added.invited {
+        (Some(token), Some(expires_at))
+    } else {
+        (None, None)
+    };
+    Ok(HttpResponse::Created().json(AddMemberResponse {
+        member: member_dto(&added.member),
+        invitation_token,
+        invitation_expires_at,
+    }))
+}
+
+/// The membership's members with their roles, invited ones included.
+#[utoipa::path(get, path = "/v1/memberships/{mid}/members", tag = "members",
+    params(("mid" = Uuid, Path, description = "Membership id"), PageQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of members.", body = MemberPage)))]
+pub async fn list_members(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<web::Json<MemberPage>> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?;
+    let page = members::list(&state.db, mid.0, after, limit).await?;
+    Ok(web::Json(MemberPage {
+        items: page.items.iter().map(member_dto).collect(),
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Looks up the target member, checking that the caller may act on them: only
+/// owners act on owners.
+async fn target(
+    state: &AppState,
+    auth: &Auth,
+    mid: MembershipId,
+    uid: UserId,
+) -> ApiResult<(authz::Access, members::Member)> {
+    let access = authz::authorize(state, &auth.0, mid, Permission::ManageMembers).await?;
+    auth.user()?;
+    let member = members::get(&state.db, mid, uid)
+        .await
+        .map_err(|_| ApiError::NotFound("member"))?;
+    if !access.role.may_assign(member.role) {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) may not change a member with the role {}",
+            access.role.as_str(),
+            member.role.as_str()
+        )));
+    }
+    Ok((access, member))
+}
+
+/// Changes a member's role. The last owner cannot be demoted.
+#[utoipa::path(patch, path = "/v1/memberships/{mid}/members/{uid}", tag = "members",
+    params(("mid" = Uuid, Path, description = "Membership id"), ("uid" = Uuid, Path, description = "The member's user id")),
+    request_body = UpdateMemberRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The member with the new role.", body = Member),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn update_member(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    uid: PathUserId,
+    Json(body): Json<UpdateMemberRequest>,
+) -> ApiResult<web::Json<Member>> {
+    let (access, _) = target(&state, &auth, mid.0, uid.0).await?;
+    if !access.role.may_assign(body.role) {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) may not grant the role {}",
+            access.role.as_str(),
+            body.role.as_str()
+        )));
+    }
+    let member = members::set_role(&state.db, mid.0, uid.0, body.role).await?;
+    Ok(web::Json(member_dto(&member)))
+}
+
+/// Removes a member. Anyone may leave; removing others needs `owner` or
+/// `admin`. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/v1/memberships/{mid}/members/{uid}", tag = "members",
+    params(("mid" = Uuid, Path, description = "Membership id"), ("uid" = Uuid, Path, description = "The member's user id")),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    uid: PathUserId,
+) -> ApiResult<HttpResponse> {
+    let leaving_self =
+        matches!(&auth.0, crate::extract::auth::Principal::User { id } if *id == uid.0);
+    if leaving_self {
+        authz::role_in(&state, &auth.0, mid.0).await?;
+    } else {
+        target(&state, &auth, mid.0, uid.0).await?;
+    }
+    members::remove(&state.db, mid.0, uid.0)
+        .await
+        .map_err(|e| match e {
+            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::NoContent().finish())
+}

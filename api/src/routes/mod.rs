@@ -1,0 +1,84 @@
+//! The route table. Every endpoint is registered here, once, by method and
+//! path in OpenAPI form; the table drives actix's routing (including 405
+//! with `Allow` for a known path with another method) and is what the tests
+//! compare with the OpenAPI document, so an undocumented route cannot ship.
+
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
+
+use crate::error::ApiError;
+
+pub mod api_keys;
+pub mod auth;
+pub mod health;
+pub mod me;
+pub mod members;
+pub mod memberships;
+
+#[derive(Default)]
+pub struct RouteSet {
+    routes: Vec<(Method, &'static str, Route)>,
+}
+
+impl RouteSet {
+    pub fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F)
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = web::method(method.clone()).to(handler);
+        self.routes.push((method, path, route));
+    }
+
+    /// `(method, path)` of every route, in registration order.
+    pub fn table(&self) -> Vec<(Method, &'static str)> {
+        self.routes
+            .iter()
+            .map(|(m, p, _)| (m.clone(), *p))
+            .collect()
+    }
+
+    pub fn register(self, cfg: &mut web::ServiceConfig) {
+        let mut by_path: Vec<(&'static str, Vec<(Method, Route)>)> = Vec::new();
+        for (method, path, route) in self.routes {
+            match by_path.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, routes)) => routes.push((method, route)),
+                None => by_path.push((path, vec![(method, route)])),
+            }
+        }
+        for (path, routes) in by_path {
+            let allow = routes
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut resource = web::resource(path);
+            for (_, route) in routes {
+                resource = resource.route(route);
+            }
+            resource = resource.default_service(web::to(move || {
+                let allow = allow.clone();
+                async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+            }));
+            cfg.service(resource);
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn all() -> RouteSet {
+    let mut r = RouteSet::default();
+    health::routes(&mut r);
+    auth::routes(&mut r);
+    me::routes(&mut r);
+    memberships::routes(&mut r);
+    members::routes(&mut r);
+    api_keys::routes(&mut r);
+    r
+}
+
+/// For any path no route matches.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}

@@ -1,0 +1,121 @@
+//! Building the application and running the HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use utoipa_swagger_ui::SwaggerUi;
+use vitalfarm_storage::Database;
+use vitalfarm_storage::repo::{rate_limits, refresh_tokens};
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+use crate::telemetry::{self, Metrics};
+
+/// Creates the data directory, connects to the database, brings the schema
+/// up to date and loads (or creates) the signing key.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db = Database::connect(&config.database_url())
+        .await
+        .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+    db.migrate().await.context("applying migrations")?;
+    let jwt = JwtKeys::load_or_generate(
+        &config.jwt_key_path(),
+        config.issuer(),
+        config.access_token_ttl_secs,
+    )?;
+    Ok(AppState {
+        config,
+        db,
+        jwt: Arc::new(jwt),
+    })
+}
+
+/// A server started in the background.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub state: web::Data<AppState>,
+}
+
+/// Binds `listener` and serves the API on it until stopped.
+pub fn start(
+    state: AppState,
+    listener: TcpListener,
+    install_signals: bool,
+) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let workers = state
+        .config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let state = web::Data::new(state);
+    let metrics = web::Data::new(Metrics::new()?);
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(metrics.clone())
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(telemetry::observe))
+            .configure(|cfg| routes::all().register(cfg))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+            )
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?;
+    if !install_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tokio::spawn(janitor(state.db.clone()));
+    Ok(Running {
+        addr,
+        handle,
+        task,
+        state,
+    })
+}
+
+/// Deletes expired refresh tokens and stale rate-limit counters every ten
+/// minutes. Deletes are idempotent, so every node may run it.
+async fn janitor(db: Database) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = refresh_tokens::purge_expired(&db).await {
+            tracing::warn!(error = %e, "purging expired refresh tokens failed");
+        }
+        if let Err(e) = rate_limits::purge_stale(&db, chrono::Duration::days(1)).await {
+            tracing::warn!(error = %e, "purging rate-limit counters failed");
+        }
+    }
+}
+
+/// `vitalfarm serve`: runs until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init_logging(&config);
+    let addr = config.bind_addr()?;
+    tracing::info!(database = %config.database_url_redacted(), data_dir = %config.data_dir.display(), "starting vitalfarm");
+    let state = prepare(config).await?;
+    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let running = start(state, listener, true)?;
+    tracing::info!(addr = %running.addr, "vitalfarm listening; API reference at http://{}/docs", running.addr);
+    running.task.await??;
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! What every handler can reach. Nothing in here is the only copy of any
+//! state: the database holds it, so any number of API nodes can serve.
+
+use std::sync::Arc;
+
+use vitalfarm_storage::Database;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+
+pub struct AppState {
+    pub config: Config,
+    pub db: Database,
+    pub jwt: Arc<JwtKeys>,
+}

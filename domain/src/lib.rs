@@ -1,0 +1,16 @@
+//! vitalfarm's pure domain: typed ids, validated values, roles and the rules
+//! that decide what a member may do. No I/O, no async, no framework types, so
+//! everything here is cheap to test exhaustively.
+
+pub mod email;
+pub mod ids;
+pub mod membership;
+pub mod password;
+pub mod subject;
+pub mod validation;
+
+pub use email::Email;
+pub use ids::*;
+pub use membership::{MembershipKind, Permission, Role};
+pub use subject::{Sex, SubjectKind};
+pub use validation::{FieldError, ValidationErrors};

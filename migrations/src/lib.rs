@@ -1,0 +1,16 @@
+//! vitalfarm's schema, one migration per change. Migrations are written with
+//! sea-query's builder so the same code creates the schema on SQLite and
+//! PostgreSQL; they are applied by `vitalfarm migrate` and on `serve` start.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_accounts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_accounts::Migration)]
+    }
+}

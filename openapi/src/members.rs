@@ -1,0 +1,116 @@
+//! Company staff and API keys.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use vitalfarm_domain::Role;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// Has an account and can sign in.
+    Active,
+    /// Invited by email; has not completed sign-up yet.
+    Invited,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"user_id": "01935c6e-0000-7000-8000-000000000005", "email": "grace@acme.example", "display_name": "Grace Hopper", "role": "analyst", "status": "active", "since": "2026-11-21T10:00:00Z"}))]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub status: MemberStatus,
+    /// When the user joined (or was invited to) the membership.
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberPage {
+    pub items: Vec<Member>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "grace@acme.example", "role": "analyst"}))]
+pub struct AddMemberRequest {
+    /// Email of an existing user (added at once) or of someone without an
+    /// account yet (invited).
+    #[schema(max_length = 254)]
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "member": {"user_id": "01935c6e-0000-7000-8000-000000000005", "email": "grace@acme.example", "display_name": "grace", "role": "analyst", "status": "invited", "since": "2026-11-21T10:00:00Z"},
+    "invitation_token": "vf_inv_b3BlbiBzZXNhbWU...",
+    "invitation_expires_at": "2026-11-28T10:00:00Z"
+}))]
+pub struct AddMemberResponse {
+    pub member: Member,
+    /// For someone without an account: the token to pass to
+    /// `/v1/auth/signup` as `invitation_token`. Shown only once; deliver it
+    /// to the invitee (vitalfarm stores only its hash).
+    pub invitation_token: Option<String>,
+    pub invitation_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "admin"}))]
+pub struct UpdateMemberRequest {
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "ingest pipeline", "role": "developer", "expires_in_days": 90}))]
+pub struct CreateApiKeyRequest {
+    /// What the key is for, to tell keys apart.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: String,
+    /// The role the key acts with; any role but `owner`. Default `developer`.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Lifetime in days (1 to 3650); no expiry when omitted.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null}))]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "key": {"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null},
+    "secret": "vf_key_Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0"
+}))]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    /// The key itself, to send as `Authorization: Bearer ...`. Shown only
+    /// now: vitalfarm stores only its hash.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub items: Vec<ApiKey>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,74 @@
+//! Connecting to SQLite (embedded default) or PostgreSQL and keeping the
+//! schema current.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+use vitalfarm_migrations::{Migrator, MigratorTrait};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool of connections to vitalfarm's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+    kind: DatabaseKind,
+}
+
+impl Database {
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let kind = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DatabaseKind::Postgres
+        } else {
+            DatabaseKind::Sqlite
+        };
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            // Statements carry health values; never log them.
+            .sqlx_logging(false);
+        match kind {
+            // SQLite has one writer at a time; a small pool keeps readers
+            // concurrent under WAL without queueing many writers on the lock.
+            DatabaseKind::Sqlite => opts.max_connections(4).min_connections(1),
+            DatabaseKind::Postgres => opts.max_connections(20).min_connections(1),
+        };
+        let conn = sea_orm::Database::connect(opts).await?;
+        if kind == DatabaseKind::Sqlite {
+            // WAL lets readers proceed while a write commits; NORMAL sync is
+            // durable across process crashes, which is what WAL promises.
+            conn.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;")
+                .await?;
+        }
+        Ok(Self { conn, kind })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Readiness: a round trip to the server.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
+}

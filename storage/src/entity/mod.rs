@@ -1,0 +1,11 @@
+//! sea-orm entities, one module a table. They are storage's own types: the
+//! public API never serialises them directly (see `vitalfarm-openapi`).
+
+pub mod api_key;
+pub mod farm;
+pub mod member_role;
+pub mod membership;
+pub mod rate_limit;
+pub mod refresh_token;
+pub mod subject;
+pub mod user;

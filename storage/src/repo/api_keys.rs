@@ -1,0 +1,120 @@
+//! Company API keys. Only the SHA-256 of a key is stored; the key itself is
+//! shown once, at creation.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use uuid::Uuid;
+use vitalfarm_domain::{ApiKeyId, MembershipId, Role, UserId};
+
+use crate::entity::api_key;
+use crate::{Database, Page, StorageError};
+
+pub struct NewApiKey<'a> {
+    pub id: ApiKeyId,
+    pub name: &'a str,
+    pub role: Role,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub created_by: UserId,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn create(
+    db: &Database,
+    membership: MembershipId,
+    k: NewApiKey<'_>,
+) -> Result<api_key::Model, StorageError> {
+    api_key::ActiveModel {
+        id: Set(k.id.as_uuid()),
+        membership_id: Set(membership.as_uuid()),
+        name: Set(k.name.to_owned()),
+        role: Set(k.role.as_str().to_owned()),
+        prefix: Set(k.prefix),
+        secret_hash: Set(k.secret_hash),
+        created_by: Set(k.created_by.as_uuid()),
+        created_at: Set(Utc::now()),
+        expires_at: Set(k.expires_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db.conn())
+    .await
+    .map_err(|e| StorageError::unique(e, "api key collision; retry"))
+}
+
+/// Keys of the membership that are not revoked, newest last.
+pub async fn list(
+    db: &Database,
+    membership: MembershipId,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Page<api_key::Model>, StorageError> {
+    let mut q = api_key::Entity::find()
+        .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .order_by_asc(api_key::Column::Id)
+        .limit(limit + 1);
+    if let Some(after) = after {
+        q = q.filter(api_key::Column::Id.gt(after));
+    }
+    let rows = q.all(db.conn()).await?;
+    Ok(Page::from_overfetch(rows, limit, |k| k.id))
+}
+
+pub async fn revoke(
+    db: &Database,
+    membership: MembershipId,
+    id: ApiKeyId,
+) -> Result<(), StorageError> {
+    let res = api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(Utc::now())),
+        )
+        .filter(api_key::Column::Id.eq(id.as_uuid()))
+        .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(StorageError::NotFound);
+    }
+    Ok(())
+}
+
+/// The live key whose hash is `secret_hash`: not revoked, not expired.
+pub async fn find_active(
+    db: &Database,
+    secret_hash: &str,
+) -> Result<Option<api_key::Model>, StorageError> {
+    let now = Utc::now();
+    let key = api_key::Entity::find()
+        .filter(api_key::Column::SecretHash.eq(secret_hash))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db.conn())
+        .await?;
+    Ok(key.filter(|k| k.expires_at.is_none_or(|e| e > now)))
+}
+
+/// Records use of a key at most once a minute, so a busy key does not turn
+/// every read into a write.
+pub async fn touch(db: &Database, key: &api_key::Model) -> Result<(), StorageError> {
+    let now = Utc::now();
+    if key
+        .last_used_at
+        .is_some_and(|t| now - t < Duration::minutes(1))
+    {
+        return Ok(());
+    }
+    api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::LastUsedAt,
+            sea_orm::sea_query::Expr::value(Some(now)),
+        )
+        .filter(api_key::Column::Id.eq(key.id))
+        .exec(db.conn())
+        .await?;
+    Ok(())
+}

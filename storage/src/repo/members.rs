@@ -1,0 +1,199 @@
+//! A company's staff: who belongs to the membership, with which role.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+use vitalfarm_domain::{Email, MembershipId, Role, UserId};
+
+use crate::entity::{member_role, user};
+use crate::{Database, Page, StorageError};
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: user::Model,
+    pub role: Role,
+    pub since: DateTime<Utc>,
+}
+
+/// An invitation for someone who has no account yet.
+pub struct Invite {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct Added {
+    pub member: Member,
+    /// True when a placeholder account was created for a new user.
+    pub invited: bool,
+}
+
+pub async fn list(
+    db: &Database,
+    membership: MembershipId,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Page<Member>, StorageError> {
+    let mut q = member_role::Entity::find()
+        .filter(member_role::Column::MembershipId.eq(membership.as_uuid()))
+        .find_also_related(user::Entity)
+        .order_by_asc(member_role::Column::UserId)
+        .limit(limit + 1);
+    if let Some(after) = after {
+        q = q.filter(member_role::Column::UserId.gt(after));
+    }
+    let rows = q.all(db.conn()).await?;
+    let members = rows
+        .into_iter()
+        .filter_map(|(r, u)| to_member(r, u?))
+        .collect();
+    Ok(Page::from_overfetch(members, limit, |m: &Member| m.user.id))
+}
+
+pub async fn get(
+    db: &Database,
+    membership: MembershipId,
+    user_id: UserId,
+) -> Result<Member, StorageError> {
+    let row = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
+        .find_also_related(user::Entity)
+        .one(db.conn())
+        .await?;
+    row.and_then(|(r, u)| to_member(r, u?))
+        .ok_or(StorageError::NotFound)
+}
+
+fn to_member(r: member_role::Model, u: user::Model) -> Option<Member> {
+    Some(Member {
+        role: Role::parse(&r.role)?,
+        since: r.created_at,
+        user: u,
+    })
+}
+
+/// Adds the user with `email` to the membership. Someone without an account
+/// gets a placeholder account carrying the invitation, completed when they
+/// sign up with the invitation token.
+pub async fn add(
+    db: &Database,
+    membership: MembershipId,
+    email: &Email,
+    role: Role,
+    invite: Invite,
+) -> Result<Added, StorageError> {
+    let now = Utc::now();
+    let txn = db.conn().begin().await?;
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&txn)
+        .await?;
+    let (user, invited) = match existing {
+        Some(u) => (u, false),
+        None => {
+            let u = user::ActiveModel {
+                id: Set(UserId::new().as_uuid()),
+                email: Set(email.as_str().to_owned()),
+                password_hash: Set(None),
+                display_name: Set(email.local_part().to_owned()),
+                invite_token_hash: Set(Some(invite.token_hash)),
+                invite_expires_at: Set(Some(invite.expires_at)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| {
+                StorageError::unique(e, "a user with this email was created concurrently; retry")
+            })?;
+            (u, true)
+        }
+    };
+    let row = member_role::ActiveModel {
+        membership_id: Set(membership.as_uuid()),
+        user_id: Set(user.id),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+            StorageError::Conflict("this user is already a member")
+        }
+        _ => StorageError::Db(e),
+    })?;
+    txn.commit().await?;
+    Ok(Added {
+        member: Member {
+            user,
+            role,
+            since: row.created_at,
+        },
+        invited,
+    })
+}
+
+/// Refuses a change that would leave the membership without an owner.
+async fn ensure_owner_remains(
+    txn: &impl ConnectionTrait,
+    membership: MembershipId,
+    losing: UserId,
+) -> Result<(), StorageError> {
+    let other_owners = member_role::Entity::find()
+        .filter(member_role::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(member_role::Column::Role.eq(Role::Owner.as_str()))
+        .filter(member_role::Column::UserId.ne(losing.as_uuid()))
+        .count(txn)
+        .await?;
+    if other_owners == 0 {
+        return Err(StorageError::Conflict(
+            "the last owner cannot be removed or demoted",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn set_role(
+    db: &Database,
+    membership: MembershipId,
+    user_id: UserId,
+    role: Role,
+) -> Result<Member, StorageError> {
+    let txn = db.conn().begin().await?;
+    let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    if current.role == Role::Owner.as_str() && role != Role::Owner {
+        ensure_owner_remains(&txn, membership, user_id).await?;
+    }
+    let mut active: member_role::ActiveModel = current.into();
+    active.role = Set(role.as_str().to_owned());
+    active.update(&txn).await?;
+    txn.commit().await?;
+    get(db, membership, user_id).await
+}
+
+pub async fn remove(
+    db: &Database,
+    membership: MembershipId,
+    user_id: UserId,
+) -> Result<(), StorageError> {
+    let txn = db.conn().begin().await?;
+    let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    if current.role == Role::Owner.as_str() {
+        ensure_owner_remains(&txn, membership, user_id).await?;
+    }
+    member_role::Entity::delete_by_id((membership.as_uuid(), user_id.as_uuid()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}

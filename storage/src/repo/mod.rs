@@ -1,0 +1,8 @@
+//! Repositories: the queries vitalfarm runs, grouped by resource. Functions
+//! that touch a tenant's rows take its `MembershipId` first.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod members;
+pub mod rate_limits;
+pub mod refresh_tokens;
