@@ -1,1 +1,380 @@
-//! placeholder
+//! Test kit for vitalfarm's black-box integration tests: boots the real
+//! server on `127.0.0.1:0` against a fresh database (a SQLite file per test,
+//! or, with `VITALFARM_TEST_DATABASE_URL=postgres://...`, a PostgreSQL
+//! database cloned from a migrated template), and gives typed principals.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database as SeaDatabase};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+use vitalfarm_api::config::Config;
+use vitalfarm_api::server::{self, Running};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A PostgreSQL server URL when the suite runs against PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("VITALFARM_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
+    format!("{base}/{db}")
+}
+
+/// Creates the migrated template once per test process, dropping databases
+/// that earlier runs left behind (older than an hour).
+async fn template(server: &str) -> anyhow::Result<String> {
+    TEMPLATE
+        .get_or_try_init(|| async {
+            let now = chrono::Utc::now().timestamp();
+            let admin = SeaDatabase::connect(server).await?;
+            let stale = admin
+                .query_all_raw(sea_orm::Statement::from_string(
+                    admin.get_database_backend(),
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'vft\\_%'".to_owned(),
+                ))
+                .await?;
+            for row in stale {
+                let name: String = row.try_get("", "datname")?;
+                let ts = name
+                    .split('_')
+                    .nth(2)
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or(0);
+                if now - ts > 3600 {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                }
+            }
+            let name = format!("vft_tpl_{now}_{}", std::process::id());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await?;
+            let db = vitalfarm_storage::Database::connect(&with_database(server, &name)).await?;
+            db.migrate().await?;
+            db.close().await?;
+            admin.close().await?;
+            Ok(name)
+        })
+        .await
+        .cloned()
+}
+
+async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
+    let template = template(server).await?;
+    let name = format!(
+        "vft_db_{}_{}_{}",
+        chrono::Utc::now().timestamp(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = SeaDatabase::connect(server).await?;
+    // Cloning fails while another session touches the template; that is
+    // brief, so retry.
+    let mut last = None;
+    for _ in 0..50 {
+        match admin
+            .execute_unprepared(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
+            .await
+        {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    admin.close().await?;
+    if let Some(e) = last {
+        return Err(e).context("cloning the template database");
+    }
+    Ok(with_database(server, &name))
+}
+
+/// A running vitalfarm with its own database and data directory.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub running: Running,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusted its configuration.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::try_spawn(tweak).await.expect("test server starts")
+    }
+
+    async fn try_spawn(tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        vitalfarm_api::install_crypto_provider();
+        let data_dir = tempfile::tempdir()?;
+        let database_url = match postgres_url() {
+            Some(server) => fresh_postgres(&server).await?,
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.path().join("vitalfarm.db").display()
+            ),
+        };
+        let mut config = Config {
+            data_dir: data_dir.path().to_path_buf(),
+            database_url: Some(database_url),
+            bind: "127.0.0.1:0".into(),
+            workers: Some(1),
+            no_mqtt: true,
+            log_level: std::env::var("VITALFARM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        config.validate()?;
+        vitalfarm_api::telemetry::init_logging(&config);
+        let state = server::prepare(config).await?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let running = server::start(state, listener, false)?;
+        let base = format!("http://{}", running.addr);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            base,
+            client,
+            running,
+            data_dir,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends `method path` with an optional bearer credential and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Resp::from(req.send().await.expect("request is sent")).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> Resp {
+        self.call(Method::GET, path, Some(bearer), None).await
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, bearer, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(bearer), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, bearer: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(bearer), None).await
+    }
+
+    /// Signs up `email` with a membership of `kind` and returns the new
+    /// principal, signed in.
+    pub async fn signup(&self, email: &str, kind: &str) -> Member {
+        let res = self
+            .post(
+                "/v1/auth/signup",
+                None,
+                json!({
+                    "email": email,
+                    "password": PASSWORD,
+                    "display_name": email.split('@').next().unwrap_or(email),
+                    "membership": {"kind": kind, "name": format!("{email}'s {kind}")}
+                }),
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::CREATED,
+            "signup {email}: {}",
+            res.body
+        );
+        Member {
+            email: email.to_owned(),
+            user_id: res.id("/user/id"),
+            membership_id: res.id("/membership/id"),
+            farm_id: res.id("/membership/farm_id"),
+            token: res.str("/tokens/access_token"),
+            refresh_token: res.str("/tokens/refresh_token"),
+        }
+    }
+
+    pub async fn individual(&self, email: &str) -> Member {
+        self.signup(email, "individual").await
+    }
+
+    pub async fn company(&self, email: &str) -> Member {
+        self.signup(email, "company").await
+    }
+
+    /// Signs in an existing user.
+    pub async fn login(&self, email: &str) -> String {
+        let res = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "login {email}: {}", res.body);
+        res.str("/access_token")
+    }
+
+    /// Adds a staff member with `role` to `company` and returns their token.
+    pub async fn staff(&self, company: &Member, email: &str, role: &str) -> String {
+        self.individual(email).await;
+        let res = self
+            .post(
+                &format!("/v1/memberships/{}/members", company.membership_id),
+                Some(&company.token),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        self.login(email).await
+    }
+
+    /// Creates an API key with `role` for `company`, returning the secret.
+    pub async fn api_key(&self, company: &Member, role: &str) -> String {
+        let res = self
+            .post(
+                &format!("/v1/memberships/{}/api-keys", company.membership_id),
+                Some(&company.token),
+                json!({"name": "test key", "role": role}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.str("/secret")
+    }
+}
+
+/// A signed-up user with the membership they own.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub email: String,
+    pub user_id: Uuid,
+    pub membership_id: Uuid,
+    pub farm_id: Uuid,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub async fn from(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn str(&self, pointer: &str) -> String {
+        self.body
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no string at {pointer} in {}", self.body))
+            .to_owned()
+    }
+
+    pub fn id(&self, pointer: &str) -> Uuid {
+        self.str(pointer)
+            .parse()
+            .unwrap_or_else(|_| panic!("no uuid at {pointer} in {}", self.body))
+    }
+
+    /// Asserts a problem document with `status` and `slug`, returning it.
+    #[track_caller]
+    pub fn problem(&self, status: u16, slug: &str) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "problem content type; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["type"].as_str(),
+            Some(format!("https://vitalfarm.dev/problems/{slug}").as_str()),
+            "problem type; body: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        assert!(
+            self.body["request_id"].is_string(),
+            "problem has a request id"
+        );
+        &self.body
+    }
+
+    /// The `field` names of a validation problem.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

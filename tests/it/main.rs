@@ -1,1 +1,9 @@
+//! vitalfarm's integration tests: one binary, so the workspace links once.
+//! Each test boots the real server on a random port with its own database.
 
+mod accounts;
+mod api_keys;
+mod errors;
+mod isolation;
+mod members;
+mod service;

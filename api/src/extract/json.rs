@@ -33,6 +33,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; a JSON object is expected".into(),
         ));
     }
+    // Every request body of this API is an object. serde would happily read a
+    // struct from an array by position, so anything else is refused here.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
+            Err(e) => Err(ApiError::InvalidJson(format!("malformed JSON: {e}"))),
+        };
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => v,
@@ -66,14 +74,18 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The field a data error is about. For "missing field `x`" and "unknown
-/// field `x`" serde reports the parent's path, so the named field is joined
-/// to it.
+/// The field a data error is about. For "missing field `x`" serde reports
+/// the parent's path, so the named field is joined to it.
 fn field_of(path: &str, message: &str) -> String {
-    let parent = if path == "." { "" } else { path };
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|p| message.strip_prefix(p))
+    // Every request body is an object: an error under a top-level array
+    // index means the body itself has the wrong shape.
+    let parent = if path == "." || path.starts_with('[') {
+        ""
+    } else {
+        path
+    };
+    let named = message
+        .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
     match (named, parent.is_empty()) {
         (Some(name), true) => name.to_owned(),
@@ -181,7 +193,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_invalid_json() {
-        for body in ["", "   ", "{", r#"{"name": }"#, r#"{"name": "x"} trailing"#] {
+        for body in [
+            "",
+            "   ",
+            "{",
+            r#"{"name": }"#,
+            r#"{"name": "x", "inner": {"kind": "company"}} trailing"#,
+        ] {
             assert!(
                 matches!(
                     parse::<Outer>(body.as_bytes()),

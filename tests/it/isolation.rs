@@ -1,0 +1,142 @@
+//! Tenant isolation: another membership's user or API key reaches nothing of
+//! this membership through any operation of the spec, learns nothing of its
+//! existence (404, like an id that does not exist), and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use vitalfarm_tests::TestApp;
+
+#[tokio::test]
+async fn foreign_principals_get_404_on_every_membership_operation() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let staff_id = {
+        app.individual("staff@acme.example").await;
+        let res = app
+            .post(
+                &format!("/v1/memberships/{}/members", acme.membership_id),
+                Some(&acme.token),
+                json!({"email": "staff@acme.example", "role": "analyst"}),
+            )
+            .await;
+        res.id("/member/user_id")
+    };
+    let key_res = app
+        .post(
+            &format!("/v1/memberships/{}/api-keys", acme.membership_id),
+            Some(&acme.token),
+            json!({"name": "acme key", "role": "admin"}),
+        )
+        .await;
+    let acme_key = key_res.str("/secret");
+    let acme_key_id = key_res.id("/key/id");
+
+    let rival = app.company("owner@rival.example").await;
+    let rival_key = app.api_key(&rival, "admin").await;
+    let person = app.individual("person@example.org").await;
+
+    let before_members = app
+        .get(
+            &format!("/v1/memberships/{}/members", acme.membership_id),
+            &acme.token,
+        )
+        .await
+        .body;
+    let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.contains("{mid}") {
+            continue;
+        }
+        let concrete = path
+            .replace("{mid}", &acme.membership_id.to_string())
+            .replace("{uid}", &staff_id.to_string())
+            .replace("{kid}", &acme_key_id.to_string());
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = op
+                .pointer("/requestBody/content/application~1json/schema")
+                .map(|_| example_body(&op["requestBody"]));
+            for (who, token) in [
+                ("foreign user", &rival.token),
+                ("foreign API key", &rival_key),
+                ("individual", &person.token),
+            ] {
+                let res = app
+                    .call(method.clone(), &concrete, Some(token), body.clone())
+                    .await;
+                assert_eq!(
+                    res.status,
+                    StatusCode::NOT_FOUND,
+                    "{who}: {method} {path}: {}",
+                    res.text
+                );
+                assert!(
+                    !res.text.contains(&acme.email),
+                    "{who}: {method} {path} leaks"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 7 * 3,
+        "walked {checked} operation/principal pairs"
+    );
+
+    // Nothing changed: same members, the key still works.
+    let after_members = app
+        .get(
+            &format!("/v1/memberships/{}/members", acme.membership_id),
+            &acme.token,
+        )
+        .await
+        .body;
+    assert_eq!(before_members, after_members);
+    assert_eq!(
+        app.get(
+            &format!("/v1/memberships/{}", acme.membership_id),
+            &acme_key
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+/// A plausible body for an operation: its example when the spec has one.
+fn example_body(request_body: &Value) -> Value {
+    let content = &request_body["content"]["application/json"];
+    if let Some(example) = content.get("example") {
+        return example.clone();
+    }
+    let schema_ref = content["schema"]["$ref"].as_str().unwrap_or_default();
+    let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
+    let pointer = schema_ref.trim_start_matches('#');
+    spec.pointer(pointer)
+        .and_then(|s| s.get("example"))
+        .cloned()
+        .unwrap_or_else(|| json!({}))
+}
+
+#[tokio::test]
+async fn an_api_key_reaches_only_its_own_membership() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("a@acme.example").await;
+    let rival = app.company("r@rival.example").await;
+    let acme_key = app.api_key(&acme, "admin").await;
+    let res = app
+        .get(
+            &format!("/v1/memberships/{}", rival.membership_id),
+            &acme_key,
+        )
+        .await;
+    res.problem(404, "not-found");
+    // Unknown and foreign look the same.
+    let unknown = uuid::Uuid::now_v7();
+    let res2 = app
+        .get(&format!("/v1/memberships/{unknown}"), &acme_key)
+        .await;
+    res2.problem(404, "not-found");
+    assert_eq!(res.body["detail"], res2.body["detail"]);
+}

@@ -1,0 +1,312 @@
+//! Company staff: invitations, roles, removal and the last-owner rule.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use vitalfarm_tests::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn existing_users_join_at_once_new_ones_by_invitation() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    app.individual("grace@example.org").await;
+
+    let res = app
+        .post(
+            &members,
+            Some(&acme.token),
+            json!({"email": "Grace@example.org", "role": "analyst"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.body["member"]["status"], "active");
+    assert!(res.body["invitation_token"].is_null());
+    let grace = app.login("grace@example.org").await;
+    let me = app.get("/v1/me", &grace).await;
+    assert_eq!(
+        me.body["memberships"].as_array().unwrap().len(),
+        2,
+        "own membership and Acme"
+    );
+
+    let res = app
+        .post(
+            &members,
+            Some(&acme.token),
+            json!({"email": "newbie@acme.example", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.body["member"]["status"], "invited");
+    let token = res.str("/invitation_token");
+    assert!(token.starts_with("vf_inv_"));
+    assert!(res.body["invitation_expires_at"].is_string());
+
+    // The invited account has no password yet: it cannot sign in.
+    let res = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "newbie@acme.example", "password": PASSWORD}),
+        )
+        .await;
+    res.problem(401, "invalid-credentials");
+    // A wrong token, or the right token for another email, is refused.
+    let res = app
+        .post("/v1/auth/signup", None, json!({"email": "newbie@acme.example", "password": PASSWORD, "display_name": "Newbie", "invitation_token": "vf_inv_wrong"}))
+        .await;
+    res.problem(422, "validation-failed");
+    assert_eq!(res.fields(), ["invitation_token"]);
+    let res = app
+        .post("/v1/auth/signup", None, json!({"email": "other@acme.example", "password": PASSWORD, "display_name": "Other", "invitation_token": token}))
+        .await;
+    res.problem(422, "validation-failed");
+
+    let res = app
+        .post("/v1/auth/signup", None, json!({"email": "newbie@acme.example", "password": PASSWORD, "display_name": "Newbie", "invitation_token": token}))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.body["membership"]["id"], acme.membership_id.to_string());
+    let newbie = res.str("/tokens/access_token");
+    let me = app.get("/v1/me", &newbie).await;
+    assert_eq!(me.body["memberships"][0]["role"], "developer");
+    // The token worked once.
+    let res = app
+        .post("/v1/auth/signup", None, json!({"email": "newbie@acme.example", "password": PASSWORD, "display_name": "Again", "invitation_token": token}))
+        .await;
+    res.problem(422, "validation-failed");
+
+    let list = app.get(&members, &acme.token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|m| m["status"] == "active"));
+    assert!(list.body["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn member_lists_paginate_without_gaps_or_repeats() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("pager@acme.example").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    for i in 0..4 {
+        let res = app
+            .post(
+                &members,
+                Some(&acme.token),
+                json!({"email": format!("p{i}@acme.example"), "role": "viewer"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("{members}?limit=2&cursor={c}"),
+            None => format!("{members}?limit=2"),
+        };
+        let page = app.get(&q, &acme.token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let items = page.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|m| m["user_id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(seen.len(), 5);
+    assert_eq!(unique.len(), 5);
+}
+
+#[tokio::test]
+async fn roles_decide_who_may_manage_whom() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("boss@acme.example").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    let admin = app.staff(&acme, "admin@acme.example", "admin").await;
+    let dev = app.staff(&acme, "dev@acme.example", "developer").await;
+    let viewer = app.staff(&acme, "viewer@acme.example", "viewer").await;
+
+    // Admins manage staff but never the owner role.
+    let res = app
+        .post(
+            &members,
+            Some(&admin),
+            json!({"email": "a1@acme.example", "role": "analyst"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let a1 = res.id("/member/user_id");
+    let res = app
+        .post(
+            &members,
+            Some(&admin),
+            json!({"email": "a2@acme.example", "role": "owner"}),
+        )
+        .await;
+    res.problem(403, "forbidden");
+    let res = app
+        .patch(&format!("{members}/{a1}"), &admin, json!({"role": "owner"}))
+        .await;
+    res.problem(403, "forbidden");
+    let res = app
+        .patch(
+            &format!("{members}/{}", acme.user_id),
+            &admin,
+            json!({"role": "viewer"}),
+        )
+        .await;
+    res.problem(403, "forbidden");
+    let res = app
+        .delete(&format!("{members}/{}", acme.user_id), &admin)
+        .await;
+    res.problem(403, "forbidden");
+
+    // Developers and viewers read the list but change nothing.
+    for token in [&dev, &viewer] {
+        assert_eq!(app.get(&members, token).await.status, StatusCode::OK);
+        let res = app
+            .post(
+                &members,
+                Some(token),
+                json!({"email": "x@acme.example", "role": "viewer"}),
+            )
+            .await;
+        res.problem(403, "forbidden");
+        let res = app
+            .patch(&format!("{members}/{a1}"), token, json!({"role": "viewer"}))
+            .await;
+        res.problem(403, "forbidden");
+        let res = app.delete(&format!("{members}/{a1}"), token).await;
+        res.problem(403, "forbidden");
+    }
+
+    let res = app
+        .patch(
+            &format!("{members}/{a1}"),
+            &admin,
+            json!({"role": "developer"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["role"], "developer");
+    let res = app.delete(&format!("{members}/{a1}"), &admin).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    let res = app.delete(&format!("{members}/{a1}"), &admin).await;
+    res.problem(404, "not-found");
+
+    // Anyone may leave.
+    let me = app.get("/v1/me", &viewer).await;
+    let viewer_id = me.str("/user/id");
+    let res = app.delete(&format!("{members}/{viewer_id}"), &viewer).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    let res = app.get(&members, &viewer).await;
+    res.problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn the_last_owner_stays() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("solo@acme.example").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    let me = format!("{members}/{}", acme.user_id);
+    app.patch(&me, &acme.token, json!({"role": "admin"}))
+        .await
+        .problem(409, "conflict");
+    app.delete(&me, &acme.token).await.problem(409, "conflict");
+
+    let second = app.staff(&acme, "second@acme.example", "owner").await;
+    let res = app.patch(&me, &acme.token, json!({"role": "admin"})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let second_id = app.get("/v1/me", &second).await.str("/user/id");
+    app.delete(&format!("{members}/{second_id}"), &second)
+        .await
+        .problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn member_input_is_validated() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("strict@acme.example").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    let res = app
+        .post(
+            &members,
+            Some(&acme.token),
+            json!({"email": "nope", "role": "viewer"}),
+        )
+        .await;
+    res.problem(422, "validation-failed");
+    assert_eq!(res.fields(), ["email"]);
+    let res = app
+        .post(
+            &members,
+            Some(&acme.token),
+            json!({"email": "x@acme.example", "role": "superuser"}),
+        )
+        .await;
+    res.problem(422, "validation-failed");
+    assert_eq!(res.fields(), ["role"]);
+    app.post(
+        &members,
+        Some(&acme.token),
+        json!({"email": "x@acme.example", "role": "viewer"}),
+    )
+    .await;
+    let res = app
+        .post(
+            &members,
+            Some(&acme.token),
+            json!({"email": "x@acme.example", "role": "admin"}),
+        )
+        .await;
+    res.problem(409, "conflict");
+    let unknown = uuid::Uuid::now_v7();
+    app.patch(
+        &format!("{members}/{unknown}"),
+        &acme.token,
+        json!({"role": "viewer"}),
+    )
+    .await
+    .problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn individuals_and_api_keys_do_not_manage_staff() {
+    let app = TestApp::spawn().await;
+    let ada = app.individual("ada@example.org").await;
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/members", ada.membership_id),
+            Some(&ada.token),
+            json!({"email": "x@example.org", "role": "viewer"}),
+        )
+        .await;
+    res.problem(409, "conflict");
+
+    let acme = app.company("keys@acme.example").await;
+    let key = app.api_key(&acme, "admin").await;
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    assert_eq!(app.get(&members, &key).await.status, StatusCode::OK);
+    let res = app
+        .post(
+            &members,
+            Some(&key),
+            json!({"email": "x@acme.example", "role": "viewer"}),
+        )
+        .await;
+    res.problem(403, "forbidden");
+    let res = app
+        .delete(&format!("{members}/{}", acme.user_id), &key)
+        .await;
+    res.problem(403, "forbidden");
+}
