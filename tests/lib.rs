@@ -48,23 +48,15 @@ async fn template(server: &str) -> anyhow::Result<String> {
                 .await?;
             for row in stale {
                 let name: String = row.try_get("", "datname")?;
-                let ts = name
-                    .split('_')
-                    .nth(2)
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .unwrap_or(0);
+                let ts = name.split('_').nth(2).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
                 if now - ts > 3600 {
                     let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                         .await;
                 }
             }
             let name = format!("vft_tpl_{now}_{}", std::process::id());
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                .await?;
+            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
             let db = vitalfarm_storage::Database::connect(&with_database(server, &name)).await?;
             db.migrate().await?;
             db.close().await?;
@@ -89,9 +81,7 @@ async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
     let mut last = None;
     for _ in 0..50 {
         match admin
-            .execute_unprepared(&format!(
-                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-            ))
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
             .await
         {
             Ok(_) => {
@@ -134,10 +124,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir()?;
         let database_url = match postgres_url() {
             Some(server) => fresh_postgres(&server).await?,
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.path().join("vitalfarm.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", data_dir.path().join("vitalfarm.db").display()),
         };
         let mut config = Config {
             data_dir: data_dir.path().to_path_buf(),
@@ -171,13 +158,7 @@ impl TestApp {
     }
 
     /// Sends `method path` with an optional bearer credential and JSON body.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
@@ -197,8 +178,7 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(bearer), Some(body))
-            .await
+        self.call(Method::PATCH, path, Some(bearer), Some(body)).await
     }
 
     pub async fn delete(&self, path: &str, bearer: &str) -> Resp {
@@ -220,12 +200,7 @@ impl TestApp {
                 }),
             )
             .await;
-        assert_eq!(
-            res.status,
-            StatusCode::CREATED,
-            "signup {email}: {}",
-            res.body
-        );
+        assert_eq!(res.status, StatusCode::CREATED, "signup {email}: {}", res.body);
         Member {
             email: email.to_owned(),
             user_id: res.id("/user/id"),
@@ -247,11 +222,7 @@ impl TestApp {
     /// Signs in an existing user.
     pub async fn login(&self, email: &str) -> String {
         let res = self
-            .post(
-                "/v1/auth/login",
-                None,
-                json!({"email": email, "password": PASSWORD}),
-            )
+            .post("/v1/auth/login", None, json!({"email": email, "password": PASSWORD}))
             .await;
         assert_eq!(res.status, StatusCode::OK, "login {email}: {}", res.body);
         res.str("/access_token")
@@ -340,12 +311,7 @@ impl Resp {
     /// Asserts a problem document with `status` and `slug`, returning it.
     #[track_caller]
     pub fn problem(&self, status: u16, slug: &str) -> &Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json"),
@@ -359,10 +325,7 @@ impl Resp {
             self.text
         );
         assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
-        assert!(
-            self.body["request_id"].is_string(),
-            "problem has a request id"
-        );
+        assert!(self.body["request_id"].is_string(), "problem has a request id");
         &self.body
     }
 

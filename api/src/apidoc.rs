@@ -19,6 +19,7 @@ use crate::routes;
         routes::health::openapi_json,
         routes::health::docs,
         routes::auth::signup,
+        routes::auth::accept_invitation,
         routes::auth::login,
         routes::auth::refresh,
         routes::auth::logout,
@@ -88,10 +89,7 @@ mod tests {
             undocumented.is_empty(),
             "routes missing from the spec: {undocumented:?}"
         );
-        assert!(
-            unrouted.is_empty(),
-            "spec operations with no route: {unrouted:?}"
-        );
+        assert!(unrouted.is_empty(), "spec operations with no route: {unrouted:?}");
     }
 
     #[test]
@@ -100,19 +98,14 @@ mod tests {
         for (path, item) in spec["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let at = format!("{method} {path}");
-                assert!(
-                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
-                    "{at}: no tag"
-                );
+                assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{at}: no tag");
                 assert!(
                     op["summary"].as_str().is_some_and(|s| !s.is_empty()),
                     "{at}: no summary"
                 );
                 let responses = op["responses"].as_object().unwrap();
                 assert!(
-                    responses
-                        .keys()
-                        .any(|s| s.starts_with('2') || s.starts_with('3')),
+                    responses.keys().any(|s| s.starts_with('2') || s.starts_with('3')),
                     "{at}: no success response"
                 );
                 assert!(responses.contains_key("500"), "{at}: no 500 problem");

@@ -18,17 +18,11 @@ pub struct Access {
 }
 
 /// The principal's role in `membership`, or 404.
-pub async fn role_in(
-    state: &AppState,
-    principal: &Principal,
-    membership: MembershipId,
-) -> ApiResult<Role> {
+pub async fn role_in(state: &AppState, principal: &Principal, membership: MembershipId) -> ApiResult<Role> {
     let role = match principal {
         Principal::User { id } => accounts::role_of(&state.db, *id, membership).await?,
         Principal::ApiKey {
-            membership: own,
-            role,
-            ..
+            membership: own, role, ..
         } => (*own == membership).then_some(*role),
     };
     role.ok_or(ApiError::NotFound("membership"))

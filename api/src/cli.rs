@@ -8,11 +8,7 @@ use crate::config::{Config, Overrides};
 use crate::{apidoc, server};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "vitalfarm",
-    version,
-    about = "Multi-tenant health data platform"
-)]
+#[command(name = "vitalfarm", version, about = "Multi-tenant health data platform")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -70,8 +70,8 @@ pub struct Config {
     pub login_max_failures_per_account: u32,
     /// Login attempts from one client address allowed per window.
     pub login_max_attempts_per_ip: u32,
-    /// Use the first `X-Forwarded-For` address as the client address (only
-    /// behind a proxy that sets it).
+    /// Use the last `X-Forwarded-For` address (the one the proxy in front
+    /// appended) as the client address; only behind such a proxy.
     pub trust_forwarded_for: bool,
     pub max_json_body_bytes: usize,
     /// Default quota of a new farm.
@@ -143,10 +143,7 @@ pub struct Overrides {
 pub struct ConfigError(String);
 
 fn invalid(key: &str, message: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!(
-        "`{key}` (VITALFARM_{}): {message}",
-        key.to_uppercase()
-    ))
+    ConfigError(format!("`{key}` (VITALFARM_{}): {message}", key.to_uppercase()))
 }
 
 impl Config {
@@ -159,10 +156,7 @@ impl Config {
             .or_else(|| std::env::var_os("VITALFARM_CONFIG").map(PathBuf::from));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(ConfigError(format!(
-                    "config file {} does not exist",
-                    file.display()
-                )));
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
@@ -187,9 +181,7 @@ impl Config {
             .parse::<SocketAddr>()
             .map_err(|e| invalid("mqtt_bind", e))?;
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(invalid(
                 "database_url",
@@ -204,10 +196,7 @@ impl Config {
         if let Some(url) = &self.object_store_url
             && !(url.starts_with("file://") || url.starts_with("s3://"))
         {
-            return Err(invalid(
-                "object_store_url",
-                "must start with file:// or s3://",
-            ));
+            return Err(invalid("object_store_url", "must start with file:// or s3://"));
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -224,6 +213,15 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        for (key, value, max) in [
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs, 365 * 24 * 3600),
+            ("invitation_ttl_secs", self.invitation_ttl_secs, 90 * 24 * 3600),
+            ("login_window_secs", self.login_window_secs, 24 * 3600),
+        ] {
+            if value > max {
+                return Err(invalid(key, format!("must be at most {max}")));
+            }
+        }
         if self.access_token_ttl_secs > 24 * 3600 {
             return Err(invalid(
                 "access_token_ttl_secs",
@@ -231,10 +229,7 @@ impl Config {
             ));
         }
         if self.login_max_failures_per_account == 0 || self.login_max_attempts_per_ip == 0 {
-            return Err(invalid(
-                "login_max_failures_per_account",
-                "limits must be at least 1",
-            ));
+            return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));
         }
         if self.max_json_body_bytes < 1024 {
             return Err(invalid("max_json_body_bytes", "must be at least 1024"));
@@ -246,10 +241,7 @@ impl Config {
             return Err(invalid("log_format", "must be `text` or `json`"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return Err(invalid(
-                "log_level",
-                "must be a tracing filter such as `info`",
-            ));
+            return Err(invalid("log_level", "must be a tracing filter such as `info`"));
         }
         Ok(())
     }
@@ -261,10 +253,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("vitalfarm.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("vitalfarm.db").display()),
         }
     }
 
@@ -302,14 +291,8 @@ mod tests {
     fn defaults_are_valid_and_embedded() {
         let c = Config::default();
         c.validate().unwrap();
-        assert!(
-            c.database_url()
-                .starts_with("sqlite://./vitalfarm-data/vitalfarm.db")
-        );
-        assert_eq!(
-            c.jwt_key_path(),
-            PathBuf::from("./vitalfarm-data/jwt-ed25519.pem")
-        );
+        assert!(c.database_url().starts_with("sqlite://./vitalfarm-data/vitalfarm.db"));
+        assert_eq!(c.jwt_key_path(), PathBuf::from("./vitalfarm-data/jwt-ed25519.pem"));
     }
 
     #[test]
@@ -324,12 +307,7 @@ mod tests {
         );
         let mut c = Config::default();
         c.database_url = Some("mysql://x".into());
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("database_url")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("database_url"));
         let mut c = Config::default();
         c.log_format = "xml".into();
         assert!(c.validate().unwrap_err().to_string().contains("log_format"));
@@ -355,15 +333,11 @@ mod tests {
         assert_eq!(c.bind, "127.0.0.1:7777", "flags win over the file");
 
         std::fs::write(&file, "bnd = \"x\"\n").unwrap();
-        let err = Config::load(Some(&file), Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(&file), Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("bnd"), "{err}");
 
         std::fs::write(&file, "login_window_secs = \"soon\"\n").unwrap();
-        let err = Config::load(Some(&file), Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(&file), Overrides::default()).unwrap_err().to_string();
         assert!(err.contains("login_window_secs"), "{err}");
     }
 

@@ -96,9 +96,7 @@ impl ApiError {
                 format!("too many attempts; retry after {retry_after_secs} seconds")
             }
             Unavailable(d) => (*d).to_owned(),
-            Internal(_) => {
-                "an unexpected error occurred; quote the request id when reporting it".to_owned()
-            }
+            Internal(_) => "an unexpected error occurred; quote the request id when reporting it".to_owned(),
         }
     }
 

@@ -27,11 +27,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
     db.migrate().await.context("applying migrations")?;
-    let jwt = JwtKeys::load_or_generate(
-        &config.jwt_key_path(),
-        config.issuer(),
-        config.access_token_ttl_secs,
-    )?;
+    let jwt = JwtKeys::load_or_generate(&config.jwt_key_path(), config.issuer(), config.access_token_ttl_secs)?;
     Ok(AppState {
         config,
         db,
@@ -48,11 +44,7 @@ pub struct Running {
 }
 
 /// Binds `listener` and serves the API on it until stopped.
-pub fn start(
-    state: AppState,
-    listener: TcpListener,
-    install_signals: bool,
-) -> anyhow::Result<Running> {
+pub fn start(state: AppState, listener: TcpListener, install_signals: bool) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let workers = state
         .config
@@ -68,10 +60,7 @@ pub fn start(
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(from_fn(telemetry::observe))
             .configure(|cfg| routes::all().register(cfg))
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
-            )
+            .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
             .default_service(web::to(routes::not_found))
     })
     .workers(workers)

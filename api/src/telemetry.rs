@@ -10,9 +10,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::config::Config;
 
@@ -30,9 +28,7 @@ pub fn current_request_id() -> Option<String> {
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // A second initialisation (tests start many servers) is harmless.
     let _ = if config.log_format == "json" {
         builder.json().flatten_event(true).try_init()
@@ -99,10 +95,7 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
@@ -121,15 +114,10 @@ pub async fn observe(
     let elapsed = started.elapsed();
     let (route, status) = match &result {
         Ok(res) => (
-            res.request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_owned()),
+            res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
             res.status().as_u16(),
         ),
-        Err(e) => (
-            "unmatched".to_owned(),
-            e.as_response_error().status_code().as_u16(),
-        ),
+        Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),
     };
     if let Some(metrics) = metrics {
         metrics.observe(&method, &route, status, elapsed.as_secs_f64());
@@ -137,8 +125,7 @@ pub async fn observe(
     tracing::info!(request_id = %id, %method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
     let mut res = result?;
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut()
-            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     Ok(res)
 }

@@ -40,17 +40,11 @@ impl Email {
         if email.chars().any(|c| {
             c.is_whitespace()
                 || c.is_control()
-                || matches!(
-                    c,
-                    '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']'
-                )
+                || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']')
         }) {
             return Err("must not contain spaces, control characters or <>(),;:\\\"[]");
         }
-        if domain
-            .chars()
-            .any(|c| !(c.is_alphanumeric() || c == '-' || c == '.'))
-        {
+        if domain.chars().any(|c| !(c.is_alphanumeric() || c == '-' || c == '.')) {
             return Err("must have a domain of letters, digits, '-' and '.'");
         }
         Ok(Self(email))

@@ -62,13 +62,7 @@ pub enum Permission {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Owner,
-        Role::Admin,
-        Role::Developer,
-        Role::Analyst,
-        Role::Viewer,
-    ];
+    pub const ALL: [Role; 5] = [Role::Owner, Role::Admin, Role::Developer, Role::Analyst, Role::Viewer];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -136,18 +130,9 @@ mod tests {
         let table = [
             (Role::Owner, [true, true, true, true, true, true, true]),
             (Role::Admin, [true, true, true, true, true, true, false]),
-            (
-                Role::Developer,
-                [true, false, true, true, true, true, false],
-            ),
-            (
-                Role::Analyst,
-                [true, false, false, true, false, false, false],
-            ),
-            (
-                Role::Viewer,
-                [true, false, false, true, false, false, false],
-            ),
+            (Role::Developer, [true, false, true, true, true, true, false]),
+            (Role::Analyst, [true, false, false, true, false, false, false]),
+            (Role::Viewer, [true, false, false, true, false, false, false]),
         ];
         for (role, row) in table {
             for (p, expected) in perms.iter().zip(row) {
@@ -169,15 +154,9 @@ mod tests {
     fn names_round_trip() {
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
-            assert_eq!(
-                serde_json::to_string(&role).unwrap(),
-                format!("\"{}\"", role.as_str())
-            );
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{}\"", role.as_str()));
         }
         assert_eq!(Role::parse("root"), None);
-        assert_eq!(
-            MembershipKind::parse("company"),
-            Some(MembershipKind::Company)
-        );
+        assert_eq!(MembershipKind::parse("company"), Some(MembershipKind::Company));
     }
 }

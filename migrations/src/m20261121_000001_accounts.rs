@@ -118,6 +118,16 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        m.create_index(
+            Index::create()
+                .name("idx_users_invite_token")
+                .table(Users::Table)
+                .col(Users::InviteTokenHash)
+                .unique()
+                .to_owned(),
+        )
+        .await?;
+
         m.create_table(
             Table::create()
                 .table(Memberships::Table)
@@ -136,11 +146,7 @@ impl MigrationTrait for Migration {
                 .col(uuid(MemberRoles::UserId))
                 .col(string_len(MemberRoles::Role, 16))
                 .col(timestamp_with_time_zone(MemberRoles::CreatedAt))
-                .primary_key(
-                    Index::create()
-                        .col(MemberRoles::MembershipId)
-                        .col(MemberRoles::UserId),
-                )
+                .primary_key(Index::create().col(MemberRoles::MembershipId).col(MemberRoles::UserId))
                 .foreign_key(
                     ForeignKey::create()
                         .from(MemberRoles::Table, MemberRoles::MembershipId)

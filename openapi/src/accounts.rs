@@ -6,6 +6,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use vitalfarm_domain::{MembershipKind, Role};
 
+// Names (display names, membership and key names) carry the same schema
+// pattern: 1 to 200 characters, not only spaces, no control characters. The
+// server checks the same rule in `check_name`.
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
@@ -21,23 +25,48 @@ pub struct SignupRequest {
     /// At least 10 characters, and not the email address.
     #[schema(min_length = 10, max_length = 1024)]
     pub password: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub display_name: String,
-    /// The membership to create. Omit it only when completing an invitation
-    /// with `invitation_token`.
-    #[serde(default)]
-    pub membership: Option<NewMembership>,
-    /// The token a company's invitation returned: completes the invited
-    /// account instead of creating a new membership.
-    #[serde(default)]
-    pub invitation_token: Option<String>,
+    /// The membership to create, owned by the new user.
+    pub membership: NewMembership,
+}
+
+/// Completes the account of someone a company invited.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "invitation_token": "vf_inv_b3BlbiBzZXNhbWU...",
+    "password": "correct horse battery staple",
+    "display_name": "Grace Hopper"
+}))]
+pub struct AcceptInvitationRequest {
+    /// The token the invitation returned.
+    #[schema(min_length = 1, max_length = 512)]
+    pub invitation_token: String,
+    /// At least 10 characters, and not the email address.
+    #[schema(min_length = 10, max_length = 1024)]
+    pub password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub display_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMembership {
     pub kind: MembershipKind,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -50,7 +79,8 @@ pub struct NewMembership {
 }))]
 pub struct SignupResponse {
     pub user: User,
-    /// The membership created (or, for an invitation, the one joined).
+    /// The membership created (or, for an accepted invitation, the one
+    /// joined).
     pub membership: Membership,
     /// For an individual: the `self` subject that records their own data.
     pub self_subject_id: Option<Uuid>,
@@ -62,7 +92,7 @@ pub struct SignupResponse {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.org", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
-    #[schema(max_length = 254)]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     #[schema(max_length = 1024)]
     pub password: String,
@@ -72,7 +102,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"refresh_token": "vf_rt_Q2hhbmdlIG1lIQ..."}))]
 pub struct RefreshRequest {
-    #[schema(max_length = 512)]
+    #[schema(min_length = 1, max_length = 512)]
     pub refresh_token: String,
 }
 

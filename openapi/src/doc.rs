@@ -12,16 +12,10 @@ use crate::ProblemKind;
 pub const TAGS: &[(&str, &str)] = &[
     ("auth", "Sign-up, sign-in and the token lifecycle."),
     ("me", "The signed-in user and their memberships."),
-    (
-        "memberships",
-        "Companies and individuals: the unit of tenancy.",
-    ),
+    ("memberships", "Companies and individuals: the unit of tenancy."),
     ("members", "A company's staff and their roles."),
     ("api-keys", "Server-to-server keys of a company."),
-    (
-        "service",
-        "Health, readiness, metrics, keys and this reference.",
-    ),
+    ("service", "Health, readiness, metrics, keys and this reference."),
 ];
 
 /// Security scheme names, as handlers reference them.
@@ -70,10 +64,7 @@ pub fn finalize(doc: &mut Value) {
                 continue;
             };
             for (method, op) in item.iter_mut() {
-                if matches!(
-                    method.as_str(),
-                    "get" | "put" | "post" | "delete" | "patch" | "head"
-                ) {
+                if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head") {
                     add_standard_responses(op);
                 }
             }
@@ -101,12 +92,7 @@ fn problem_responses() -> Value {
 fn response(description: &str, kinds: &[ProblemKind]) -> Value {
     let examples: Map<String, Value> = kinds
         .iter()
-        .map(|k| {
-            (
-                k.slug().to_owned(),
-                json!({"summary": k.title(), "value": k.example()}),
-            )
-        })
+        .map(|k| (k.slug().to_owned(), json!({"summary": k.title(), "value": k.example()})))
         .collect();
     let mut r = json!({
         "description": description,
@@ -115,9 +101,7 @@ fn response(description: &str, kinds: &[ProblemKind]) -> Value {
     if kinds.contains(&ProblemKind::RateLimited) {
         r["headers"] = json!({"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}});
     }
-    if kinds.contains(&ProblemKind::Unauthorized)
-        || kinds.contains(&ProblemKind::InvalidCredentials)
-    {
+    if kinds.contains(&ProblemKind::Unauthorized) || kinds.contains(&ProblemKind::InvalidCredentials) {
         r["headers"] = json!({"WWW-Authenticate": {"description": "The scheme to authenticate with.", "schema": {"type": "string"}}});
     }
     r
@@ -127,10 +111,7 @@ fn add_standard_responses(op: &mut Value) {
     let secured = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|reqs| {
-            reqs.iter()
-                .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
-        });
+        .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
     let params = op
         .get("parameters")
         .and_then(Value::as_array)
@@ -219,10 +200,7 @@ mod tests {
         });
         add_standard_responses(&mut op);
         let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
-        assert_eq!(
-            statuses,
-            ["201", "400", "401", "404", "413", "415", "422", "500"]
-        );
+        assert_eq!(statuses, ["201", "400", "401", "404", "413", "415", "422", "500"]);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct MemberPage {
 pub struct AddMemberRequest {
     /// Email of an existing user (added at once) or of someone without an
     /// account yet (invited).
-    #[schema(max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub role: Role,
 }
@@ -54,8 +54,8 @@ pub struct AddMemberRequest {
 pub struct AddMemberResponse {
     pub member: Member,
     /// For someone without an account: the token to pass to
-    /// `/v1/auth/signup` as `invitation_token`. Shown only once; deliver it
-    /// to the invitee (vitalfarm stores only its hash).
+    /// `/v1/auth/accept-invitation`. Shown only once; deliver it to the
+    /// invitee (vitalfarm stores only its hash).
     pub invitation_token: Option<String>,
     pub invitation_expires_at: Option<DateTime<Utc>>,
 }
@@ -72,15 +72,40 @@ pub struct UpdateMemberRequest {
 #[schema(example = json!({"name": "ingest pipeline", "role": "developer", "expires_in_days": 90}))]
 pub struct CreateApiKeyRequest {
     /// What the key is for, to tell keys apart.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
-    /// The role the key acts with; any role but `owner`. Default `developer`.
+    /// The role the key acts with. Default `developer`.
     #[serde(default)]
-    pub role: Option<Role>,
+    pub role: Option<ApiKeyRole>,
     /// Lifetime in days (1 to 3650); no expiry when omitted.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
+}
+
+/// The roles a key may carry: a key is a machine, never an owner.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyRole {
+    Admin,
+    Developer,
+    Analyst,
+    Viewer,
+}
+
+impl From<ApiKeyRole> for Role {
+    fn from(r: ApiKeyRole) -> Role {
+        match r {
+            ApiKeyRole::Admin => Role::Admin,
+            ApiKeyRole::Developer => Role::Developer,
+            ApiKeyRole::Analyst => Role::Analyst,
+            ApiKeyRole::Viewer => Role::Viewer,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

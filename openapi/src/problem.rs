@@ -91,27 +91,15 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             InvalidJson => (400, "invalid-json", "The request body is not valid JSON"),
-            InvalidParameter => (
-                400,
-                "invalid-parameter",
-                "A path or query parameter is invalid",
-            ),
+            InvalidParameter => (400, "invalid-parameter", "A path or query parameter is invalid"),
             ValidationFailed => (422, "validation-failed", "The request has invalid fields"),
             Unauthorized => (401, "unauthorized", "Authentication is required"),
             InvalidCredentials => (401, "invalid-credentials", "The credentials are not valid"),
             Forbidden => (403, "forbidden", "Your role does not allow this"),
             NotFound => (404, "not-found", "No such resource"),
             RouteNotFound => (404, "route-not-found", "No such endpoint"),
-            MethodNotAllowed => (
-                405,
-                "method-not-allowed",
-                "The endpoint does not support this method",
-            ),
-            Conflict => (
-                409,
-                "conflict",
-                "The request conflicts with the current state",
-            ),
+            MethodNotAllowed => (405, "method-not-allowed", "The endpoint does not support this method"),
+            Conflict => (409, "conflict", "The request conflicts with the current state"),
             PayloadTooLarge => (413, "payload-too-large", "The request body is too large"),
             UnsupportedMediaType => (
                 415,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use vitalfarm_migrations::{Migrator, MigratorTrait};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +47,20 @@ impl Database {
         Ok(Self { conn, kind })
     }
 
+    /// Applies pending migrations. On PostgreSQL the whole run holds an
+    /// advisory lock, so several nodes starting together migrate once, one
+    /// after another, instead of colliding.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.conn, None).await
+        match self.kind {
+            DatabaseKind::Postgres => {
+                let txn = self.conn.begin().await?;
+                txn.execute_unprepared("SELECT pg_advisory_xact_lock(7261726173)")
+                    .await?;
+                Migrator::up(&txn, None).await?;
+                txn.commit().await
+            }
+            DatabaseKind::Sqlite => Migrator::up(&self.conn, None).await,
+        }
     }
 
     /// Readiness: a round trip to the server.

@@ -15,10 +15,7 @@ async fn individual_signup_creates_user_membership_farm_and_self_subject() {
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    assert_eq!(
-        res.body["user"]["email"], "ada@example.org",
-        "emails are normalised"
-    );
+    assert_eq!(res.body["user"]["email"], "ada@example.org", "emails are normalised");
     assert_eq!(res.body["membership"]["kind"], "individual");
     assert!(res.body["membership"]["farm_id"].is_string());
     assert!(res.body["self_subject_id"].is_string());
@@ -35,9 +32,7 @@ async fn individual_signup_creates_user_membership_farm_and_self_subject() {
     assert_eq!(ms[0]["id"], membership.to_string());
     assert_eq!(ms[0]["role"], "owner");
 
-    let m = app
-        .get(&format!("/v1/memberships/{membership}"), &token)
-        .await;
+    let m = app.get(&format!("/v1/memberships/{membership}"), &token).await;
     assert_eq!(m.status, StatusCode::OK);
     assert_eq!(m.body["name"], "Ada's health");
     assert_eq!(m.body["farm_id"], res.body["membership"]["farm_id"]);
@@ -216,11 +211,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let app = TestApp::spawn().await;
     let user = app.individual("rotate@example.org").await;
     let first = app
-        .post(
-            "/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
+        .post("/v1/auth/refresh", None, json!({"refresh_token": user.refresh_token}))
         .await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let second_rt = first.str("/refresh_token");
@@ -231,19 +222,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     // The spent token is presented again: it was copied. The family dies,
     // including the legitimate successor.
     let reuse = app
-        .post(
-            "/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
+        .post("/v1/auth/refresh", None, json!({"refresh_token": user.refresh_token}))
         .await;
     reuse.problem(401, "unauthorized");
     let successor = app
-        .post(
-            "/v1/auth/refresh",
-            None,
-            json!({"refresh_token": second_rt}),
-        )
+        .post("/v1/auth/refresh", None, json!({"refresh_token": second_rt}))
         .await;
     successor.problem(401, "unauthorized");
 
@@ -270,11 +253,7 @@ async fn logout_revokes_the_family_and_reveals_nothing() {
     let app = TestApp::spawn().await;
     let user = app.individual("bye@example.org").await;
     let rotated = app
-        .post(
-            "/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh_token}),
-        )
+        .post("/v1/auth/refresh", None, json!({"refresh_token": user.refresh_token}))
         .await;
     let current = rotated.str("/refresh_token");
     let res = app
@@ -286,19 +265,11 @@ async fn logout_revokes_the_family_and_reveals_nothing() {
         .await;
     res.problem(401, "unauthorized");
     let res = app
-        .post(
-            "/v1/auth/logout",
-            None,
-            json!({"refresh_token": "vf_rt_unknown"}),
-        )
+        .post("/v1/auth/logout", None, json!({"refresh_token": "vf_rt_unknown"}))
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
     let res = app
-        .post(
-            "/v1/auth/refresh",
-            None,
-            json!({"refresh_token": "vf_rt_unknown"}),
-        )
+        .post("/v1/auth/refresh", None, json!({"refresh_token": "vf_rt_unknown"}))
         .await;
     res.problem(401, "unauthorized");
 }
@@ -329,20 +300,11 @@ async fn stored_credentials_are_hashed() {
         .unwrap()
         .unwrap();
     let hash: String = row.try_get("", "password_hash").unwrap();
-    assert!(
-        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{hash}"
-    );
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
-    for (table, column) in [
-        ("api_keys", "secret_hash"),
-        ("refresh_tokens", "token_hash"),
-    ] {
+    for (table, column) in [("api_keys", "secret_hash"), ("refresh_tokens", "token_hash")] {
         let rows = db
-            .query_all_raw(Statement::from_string(
-                backend,
-                format!("SELECT {column} FROM {table}"),
-            ))
+            .query_all_raw(Statement::from_string(backend, format!("SELECT {column} FROM {table}")))
             .await
             .unwrap();
         assert!(!rows.is_empty());

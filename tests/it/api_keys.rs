@@ -27,25 +27,17 @@ async fn keys_are_shown_once_work_as_bearer_and_die_on_revocation() {
     let list = app.get(&keys, &acme.token).await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
-    assert!(
-        !list.text.contains(&secret),
-        "listings never show the secret"
-    );
+    assert!(!list.text.contains(&secret), "listings never show the secret");
 
     let membership = format!("/v1/memberships/{}", acme.membership_id);
     let res = app.get(&membership, &secret).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     let list = app.get(&keys, &acme.token).await;
-    assert!(
-        list.body["items"][0]["last_used_at"].is_string(),
-        "use is recorded"
-    );
+    assert!(list.body["items"][0]["last_used_at"].is_string(), "use is recorded");
 
     let res = app.delete(&format!("{keys}/{kid}"), &acme.token).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
-    app.get(&membership, &secret)
-        .await
-        .problem(401, "unauthorized");
+    app.get(&membership, &secret).await.problem(401, "unauthorized");
     app.delete(&format!("{keys}/{kid}"), &acme.token)
         .await
         .problem(404, "not-found");
@@ -63,22 +55,14 @@ async fn a_key_never_outranks_its_creator_and_never_mints_keys() {
     let app = TestApp::spawn().await;
     let acme = app.company("rank@acme.example").await;
     let keys = format!("/v1/memberships/{}/api-keys", acme.membership_id);
-    app.post(
-        &keys,
-        Some(&acme.token),
-        json!({"name": "root", "role": "owner"}),
-    )
-    .await
-    .problem(422, "validation-failed");
+    app.post(&keys, Some(&acme.token), json!({"name": "root", "role": "owner"}))
+        .await
+        .problem(422, "validation-failed");
 
     let dev = app.staff(&acme, "dev@acme.example", "developer").await;
-    app.post(
-        &keys,
-        Some(&dev),
-        json!({"name": "too strong", "role": "admin"}),
-    )
-    .await
-    .problem(403, "forbidden");
+    app.post(&keys, Some(&dev), json!({"name": "too strong", "role": "admin"}))
+        .await
+        .problem(403, "forbidden");
     let res = app
         .post(&keys, Some(&dev), json!({"name": "ok", "role": "analyst"}))
         .await;
@@ -105,22 +89,14 @@ async fn key_input_is_validated_and_individuals_have_no_keys() {
     let acme = app.company("valid@acme.example").await;
     let keys = format!("/v1/memberships/{}/api-keys", acme.membership_id);
     let res = app
-        .post(
-            &keys,
-            Some(&acme.token),
-            json!({"name": " ", "expires_in_days": 0}),
-        )
+        .post(&keys, Some(&acme.token), json!({"name": " ", "expires_in_days": 0}))
         .await;
     res.problem(422, "validation-failed");
     let mut fields = res.fields();
     fields.sort();
     assert_eq!(fields, ["expires_in_days", "name"]);
     let res = app
-        .post(
-            &keys,
-            Some(&acme.token),
-            json!({"name": "x", "role": "god"}),
-        )
+        .post(&keys, Some(&acme.token), json!({"name": "x", "role": "god"}))
         .await;
     assert_eq!(res.fields(), ["role"]);
 

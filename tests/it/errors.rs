@@ -29,14 +29,7 @@ async fn malformed_json_is_400() {
         "{\"email\": \"a@b.org\", \"password\": \"x\"} trailing",
         "",
     ] {
-        let res = raw(
-            &app,
-            Method::POST,
-            "/v1/auth/login",
-            Some("application/json"),
-            body,
-        )
-        .await;
+        let res = raw(&app, Method::POST, "/v1/auth/login", Some("application/json"), body).await;
         res.problem(400, "invalid-json");
     }
 }
@@ -44,11 +37,7 @@ async fn malformed_json_is_400() {
 #[tokio::test]
 async fn wrong_or_missing_content_type_is_415_naming_the_header() {
     let app = TestApp::spawn().await;
-    for ct in [
-        Some("text/plain"),
-        Some("application/x-www-form-urlencoded"),
-        None,
-    ] {
+    for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
         let res = raw(
             &app,
             Method::POST,
@@ -129,19 +118,8 @@ async fn oversize_bodies_are_413_and_nothing_is_stored() {
     let res = app.post("/v1/auth/signup", None, body).await;
     res.problem(413, "payload-too-large");
     // Also when the length is not declared up front (chunked).
-    let stream = futures_like_chunks(vec![
-        b"{\"email\": \"".to_vec(),
-        vec![b'a'; 8000],
-        b"\"}".to_vec(),
-    ]);
-    let res = raw(
-        &app,
-        Method::POST,
-        "/v1/auth/signup",
-        Some("application/json"),
-        stream,
-    )
-    .await;
+    let stream = futures_like_chunks(vec![b"{\"email\": \"".to_vec(), vec![b'a'; 8000], b"\"}".to_vec()]);
+    let res = raw(&app, Method::POST, "/v1/auth/signup", Some("application/json"), stream).await;
     res.problem(413, "payload-too-large");
     let res = app
         .post(
@@ -199,11 +177,7 @@ async fn malformed_path_and_query_parameters_name_the_parameter() {
         assert_eq!(res.fields(), [field], "{query}");
     }
     let res = app
-        .patch(
-            &format!("{members}/xyz"),
-            &owner.token,
-            json!({"role": "admin"}),
-        )
+        .patch(&format!("{members}/xyz"), &owner.token, json!({"role": "admin"}))
         .await;
     res.problem(400, "invalid-parameter");
     assert_eq!(res.fields(), ["uid"]);
@@ -216,11 +190,7 @@ async fn authentication_failures_are_401_with_www_authenticate() {
     let path = format!("/v1/memberships/{}", owner.membership_id);
     let res = app.call(Method::GET, &path, None, None).await;
     res.problem(401, "unauthorized");
-    assert!(
-        res.header("www-authenticate")
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    assert!(res.header("www-authenticate").unwrap().starts_with("Bearer"));
     for bad in [
         "garbage",
         "vf_key_not-a-real-key",
@@ -236,7 +206,5 @@ async fn authentication_failures_are_401_with_www_authenticate() {
         .send()
         .await
         .unwrap();
-    vitalfarm_tests::Resp::from(res)
-        .await
-        .problem(401, "unauthorized");
+    vitalfarm_tests::Resp::from(res).await.problem(401, "unauthorized");
 }

@@ -36,10 +36,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let person = app.individual("person@example.org").await;
 
     let before_members = app
-        .get(
-            &format!("/v1/memberships/{}/members", acme.membership_id),
-            &acme.token,
-        )
+        .get(&format!("/v1/memberships/{}/members", acme.membership_id), &acme.token)
         .await
         .body;
     let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
@@ -62,44 +59,30 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
                 ("foreign API key", &rival_key),
                 ("individual", &person.token),
             ] {
-                let res = app
-                    .call(method.clone(), &concrete, Some(token), body.clone())
-                    .await;
+                let res = app.call(method.clone(), &concrete, Some(token), body.clone()).await;
                 assert_eq!(
                     res.status,
                     StatusCode::NOT_FOUND,
                     "{who}: {method} {path}: {}",
                     res.text
                 );
-                assert!(
-                    !res.text.contains(&acme.email),
-                    "{who}: {method} {path} leaks"
-                );
+                assert!(!res.text.contains(&acme.email), "{who}: {method} {path} leaks");
                 checked += 1;
             }
         }
     }
-    assert!(
-        checked >= 7 * 3,
-        "walked {checked} operation/principal pairs"
-    );
+    assert!(checked >= 7 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app
-        .get(
-            &format!("/v1/memberships/{}/members", acme.membership_id),
-            &acme.token,
-        )
+        .get(&format!("/v1/memberships/{}/members", acme.membership_id), &acme.token)
         .await
         .body;
     assert_eq!(before_members, after_members);
     assert_eq!(
-        app.get(
-            &format!("/v1/memberships/{}", acme.membership_id),
-            &acme_key
-        )
-        .await
-        .status,
+        app.get(&format!("/v1/memberships/{}", acme.membership_id), &acme_key)
+            .await
+            .status,
         StatusCode::OK
     );
 }
@@ -126,17 +109,12 @@ async fn an_api_key_reaches_only_its_own_membership() {
     let rival = app.company("r@rival.example").await;
     let acme_key = app.api_key(&acme, "admin").await;
     let res = app
-        .get(
-            &format!("/v1/memberships/{}", rival.membership_id),
-            &acme_key,
-        )
+        .get(&format!("/v1/memberships/{}", rival.membership_id), &acme_key)
         .await;
     res.problem(404, "not-found");
     // Unknown and foreign look the same.
     let unknown = uuid::Uuid::now_v7();
-    let res2 = app
-        .get(&format!("/v1/memberships/{unknown}"), &acme_key)
-        .await;
+    let res2 = app.get(&format!("/v1/memberships/{unknown}"), &acme_key).await;
     res2.problem(404, "not-found");
     assert_eq!(res.body["detail"], res2.body["detail"]);
 }

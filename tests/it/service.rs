@@ -32,29 +32,20 @@ async fn readiness_fails_when_the_database_is_gone() {
 async fn metrics_count_requests_by_route_pattern() {
     let app = TestApp::spawn().await;
     let owner = app.company("metrics@example.org").await;
-    app.get(
-        &format!("/v1/memberships/{}", owner.membership_id),
-        &owner.token,
-    )
-    .await;
+    app.get(&format!("/v1/memberships/{}", owner.membership_id), &owner.token)
+        .await;
     app.call(Method::GET, "/nowhere", None, None).await;
     let res = app.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(res.status, StatusCode::OK);
+    assert!(res.header("content-type").unwrap().starts_with("text/plain"));
     assert!(
-        res.header("content-type")
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    assert!(
-        res.text.contains(r#"vitalfarm_http_requests_total{method="GET",route="/v1/memberships/{mid}",status="200"} 1"#),
+        res.text
+            .contains(r#"vitalfarm_http_requests_total{method="GET",route="/v1/memberships/{mid}",status="200"} 1"#),
         "{}",
         res.text
     );
     assert!(res.text.contains(r#"route="unmatched",status="404""#));
-    assert!(
-        res.text
-            .contains("vitalfarm_http_request_duration_seconds_bucket")
-    );
+    assert!(res.text.contains("vitalfarm_http_request_duration_seconds_bucket"));
     // The concrete id never becomes a label.
     assert!(!res.text.contains(&owner.membership_id.to_string()));
 }
@@ -103,23 +94,15 @@ async fn interactive_reference_works_offline() {
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.text.contains("swagger-ui"), "{}", res.text);
     // Every script and stylesheet the page loads is served by us, not a CDN.
-    for asset in [
-        "swagger-ui.css",
-        "swagger-ui-bundle.js",
-        "swagger-initializer.js",
-    ] {
-        let res = app
-            .call(Method::GET, &format!("/docs/{asset}"), None, None)
-            .await;
+    for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
+        let res = app.call(Method::GET, &format!("/docs/{asset}"), None, None).await;
         assert_eq!(res.status, StatusCode::OK, "{asset}");
     }
     assert!(
         !res.text.contains("https://"),
         "no external assets referenced in the page"
     );
-    let init = app
-        .call(Method::GET, "/docs/swagger-initializer.js", None, None)
-        .await;
+    let init = app.call(Method::GET, "/docs/swagger-initializer.js", None, None).await;
     assert!(init.text.contains("/openapi.json"), "{}", init.text);
 }
 
@@ -127,17 +110,14 @@ async fn interactive_reference_works_offline() {
 async fn jwks_verifies_issued_tokens() {
     let app = TestApp::spawn().await;
     let user = app.individual("jwks@example.org").await;
-    let res = app
-        .call(Method::GET, "/.well-known/jwks.json", None, None)
-        .await;
+    let res = app.call(Method::GET, "/.well-known/jwks.json", None, None).await;
     assert_eq!(res.status, StatusCode::OK);
     let key = &res.body["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["alg"], "EdDSA");
     let header = jsonwebtoken::decode_header(&user.token).unwrap();
     assert_eq!(header.kid.as_deref(), key["kid"].as_str());
-    let decoding =
-        jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_audience(&["vitalfarm-api"]);
     let data = jsonwebtoken::decode::<Value>(&user.token, &decoding, &validation).unwrap();

@@ -51,14 +51,9 @@ impl JwtKeys {
         if !path.exists() {
             generate_key_file(path)?;
         }
-        let pem = std::fs::read_to_string(path)
-            .with_context(|| format!("reading JWT key {}", path.display()))?;
-        Self::from_pkcs8_pem(&pem, issuer, ttl_secs).with_context(|| {
-            format!(
-                "JWT key {} is not an Ed25519 PKCS#8 PEM key",
-                path.display()
-            )
-        })
+        let pem = std::fs::read_to_string(path).with_context(|| format!("reading JWT key {}", path.display()))?;
+        Self::from_pkcs8_pem(&pem, issuer, ttl_secs)
+            .with_context(|| format!("JWT key {} is not an Ed25519 PKCS#8 PEM key", path.display()))
     }
 
     pub fn from_pkcs8_pem(pem: &str, issuer: String, ttl_secs: u64) -> anyhow::Result<Self> {
@@ -145,8 +140,7 @@ impl JwtKeys {
 /// processes starting together end up sharing whichever key landed first.
 fn generate_key_file(path: &Path) -> anyhow::Result<()> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
-    let doc = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|e| anyhow::anyhow!("generating Ed25519 key: {e}"))?;
+    let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| anyhow::anyhow!("generating Ed25519 key: {e}"))?;
     let b64 = STANDARD.encode(doc.as_ref());
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
     for chunk in b64.as_bytes().chunks(64) {

@@ -19,10 +19,7 @@ pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
 
 /// A new secret with `prefix`.
 pub fn generate(prefix: &str) -> anyhow::Result<String> {
-    Ok(format!(
-        "{prefix}{}",
-        URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)
-    ))
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()?)))
 }
 
 /// Hex SHA-256 of a secret, as stored.

@@ -46,9 +46,7 @@ async fn resolve(state: &AppState, header: Option<String>) -> Result<Principal, 
         .split_once(' ')
         .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(ApiError::Unauthorized(
-            "unsupported authorization scheme; use Bearer",
-        ));
+        return Err(ApiError::Unauthorized("unsupported authorization scheme; use Bearer"));
     }
     let credential = credential.trim();
     if credential.starts_with(secrets::API_KEY_PREFIX) {
@@ -56,9 +54,7 @@ async fn resolve(state: &AppState, header: Option<String>) -> Result<Principal, 
         let key = api_keys::find_active(&state.db, &hash)
             .await?
             .filter(|k| secrets::equal(&k.secret_hash, &hash))
-            .ok_or(ApiError::Unauthorized(
-                "invalid, expired or revoked API key",
-            ))?;
+            .ok_or(ApiError::Unauthorized("invalid, expired or revoked API key"))?;
         let role = Role::parse(&key.role).ok_or(ApiError::Unauthorized("invalid API key"))?;
         api_keys::touch(&state.db, &key).await?;
         return Ok(Principal::ApiKey {
@@ -88,8 +84,7 @@ impl FromRequest for Auth {
             .map(str::to_owned);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let state = state
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+            let state = state.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
             resolve(&state, header).await.map(Auth)
         })
     }

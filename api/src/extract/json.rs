@@ -22,8 +22,7 @@ pub fn is_json(content_type: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Deserialises `bytes`, naming the offending field on failure.
@@ -50,9 +49,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return match inner.classify() {
                 serde_json::error::Category::Syntax
                 | serde_json::error::Category::Eof
-                | serde_json::error::Category::Io => {
-                    Err(ApiError::InvalidJson(format!("malformed JSON: {inner}")))
-                }
+                | serde_json::error::Category::Io => Err(ApiError::InvalidJson(format!("malformed JSON: {inner}"))),
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
                     Err(ApiError::field(field_of(&path, &message), message))
@@ -79,11 +76,7 @@ fn strip_position(message: &str) -> String {
 fn field_of(path: &str, message: &str) -> String {
     // Every request body is an object: an error under a top-level array
     // index means the body itself has the wrong shape.
-    let parent = if path == "." || path.starts_with('[') {
-        ""
-    } else {
-        path
-    };
+    let parent = if path == "." || path.starts_with('[') { "" } else { path };
     let named = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
@@ -126,8 +119,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+                let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge { limit });
                 }
@@ -176,14 +168,8 @@ mod tests {
     fn names_the_field() {
         assert_eq!(field(r#"{"inner": {"kind": "company"}}"#), "name");
         assert_eq!(field(r#"{"name": "x", "inner": {}}"#), "inner.kind");
-        assert_eq!(
-            field(r#"{"name": "x", "inner": {"kind": "bank"}}"#),
-            "inner.kind"
-        );
-        assert_eq!(
-            field(r#"{"name": 5, "inner": {"kind": "company"}}"#),
-            "name"
-        );
+        assert_eq!(field(r#"{"name": "x", "inner": {"kind": "bank"}}"#), "inner.kind");
+        assert_eq!(field(r#"{"name": 5, "inner": {"kind": "company"}}"#), "name");
         assert_eq!(
             field(r#"{"name": "x", "inner": {"kind": "company"}, "extra": 1}"#),
             "extra"
@@ -201,10 +187,7 @@ mod tests {
             r#"{"name": "x", "inner": {"kind": "company"}} trailing"#,
         ] {
             assert!(
-                matches!(
-                    parse::<Outer>(body.as_bytes()),
-                    Err(ApiError::InvalidJson(_))
-                ),
+                matches!(parse::<Outer>(body.as_bytes()), Err(ApiError::InvalidJson(_))),
                 "{body:?}"
             );
         }

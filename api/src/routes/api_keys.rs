@@ -21,20 +21,15 @@ use crate::state::AppState;
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/api-keys", create_key);
     r.add(Method::GET, "/v1/memberships/{mid}/api-keys", list_keys);
-    r.add(
-        Method::DELETE,
-        "/v1/memberships/{mid}/api-keys/{kid}",
-        revoke_key,
-    );
+    r.add(Method::DELETE, "/v1/memberships/{mid}/api-keys/{kid}", revoke_key);
 }
 
 fn key_dto(k: &api_key::Model) -> ApiResult<ApiKey> {
     Ok(ApiKey {
         id: k.id,
         name: k.name.clone(),
-        role: Role::parse(&k.role).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("api key {} has unknown role", k.id))
-        })?,
+        role: Role::parse(&k.role)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("api key {} has unknown role", k.id)))?,
         prefix: k.prefix.clone(),
         created_at: k.created_at,
         expires_at: k.expires_at,
@@ -63,19 +58,10 @@ pub async fn create_key(
     let mut errors = ValidationErrors::new();
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        errors.add(
-            "name",
-            "must be 1 to 200 characters without control characters",
-        );
+        errors.add("name", "must be 1 to 200 characters without control characters");
     }
-    let role = body.role.unwrap_or(Role::Developer);
-    if !role.fits_api_key() {
-        errors.add("role", "an API key cannot be an owner");
-    }
-    if body
-        .expires_in_days
-        .is_some_and(|d| !(1..=3650).contains(&d))
-    {
+    let role = body.role.map_or(Role::Developer, Role::from);
+    if body.expires_in_days.is_some_and(|d| !(1..=3650).contains(&d)) {
         errors.add("expires_in_days", "must be between 1 and 3650");
     }
     errors.into_result()?;
@@ -98,15 +84,10 @@ pub async fn create_key(
             id: ApiKeyId::new(),
             name,
             role,
-            prefix: secret
-                .chars()
-                .take(secrets::API_KEY_PREFIX.len() + 4)
-                .collect(),
+            prefix: secret.chars().take(secrets::API_KEY_PREFIX.len() + 4).collect(),
             secret_hash: secrets::digest(&secret),
             created_by: creator,
-            expires_at: body
-                .expires_in_days
-                .map(|d| Utc::now() + Duration::days(i64::from(d))),
+            expires_at: body.expires_in_days.map(|d| Utc::now() + Duration::days(i64::from(d))),
         },
     )
     .await?;
@@ -155,12 +136,10 @@ pub async fn revoke_key(
     kid: PathApiKeyId,
 ) -> ApiResult<HttpResponse> {
     authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
-    api_keys::revoke(&state.db, mid.0, kid.0)
-        .await
-        .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
-            other => other.into(),
-        })?;
+    api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
+        vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
+        other => other.into(),
+    })?;
     tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,9 +3,9 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
-use vitalfarm_domain::{Email, MembershipKind, TokenFamilyId, UserId, ValidationErrors, password};
+use vitalfarm_domain::{Email, TokenFamilyId, UserId, ValidationErrors, password};
 use vitalfarm_openapi::accounts::{
-    LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
+    AcceptInvitationRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
 };
 use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, RateLimitedResponse};
 use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
@@ -20,20 +20,22 @@ use crate::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/auth/signup", signup);
+    r.add(Method::POST, "/v1/auth/accept-invitation", accept_invitation);
     r.add(Method::POST, "/v1/auth/login", login);
     r.add(Method::POST, "/v1/auth/refresh", refresh);
     r.add(Method::POST, "/v1/auth/logout", logout);
 }
 
-/// The client's address for rate limiting: the socket peer, or the first
-/// `X-Forwarded-For` hop when configured to sit behind a proxy.
+/// The client's address for rate limiting: the socket peer, or, behind a
+/// trusted proxy, the last `X-Forwarded-For` entry: the one that proxy
+/// appended. Earlier entries come from the client and prove nothing.
 fn client_ip(req: &HttpRequest, state: &AppState) -> String {
     if state.config.trust_forwarded_for
         && let Some(ip) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     {
@@ -68,10 +70,8 @@ async fn check_ip_budget(state: &AppState, key: String) -> ApiResult<()> {
 /// fresh sign-in).
 pub async fn issue_tokens(state: &AppState, user: UserId) -> ApiResult<TokenResponse> {
     let refresh = secrets::generate(secrets::REFRESH_PREFIX)?;
-    let expires = Utc::now()
-        + Duration::seconds(
-            i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
-        );
+    let expires =
+        Utc::now() + Duration::seconds(i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000));
     refresh_tokens::issue(
         &state.db,
         user,
@@ -100,9 +100,7 @@ fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
 }
 
 /// Creates an account: the user, a membership (individual or company) owned
-/// by the user, its farm and, for an individual, the `self` subject. With an
-/// `invitation_token` instead of a membership, completes the account a
-/// company invited and joins that company.
+/// by the user, its farm and, for an individual, the `self` subject.
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
         (status = 201, description = "Account created; the caller is signed in.", body = SignupResponse),
@@ -120,15 +118,7 @@ pub async fn signup(
         errors.check("password", password::check(&body.password, email));
     }
     check_name(&mut errors, "display_name", &body.display_name);
-    match (&body.membership, &body.invitation_token) {
-        (Some(m), None) => check_name(&mut errors, "membership.name", &m.name),
-        (None, Some(_)) => {}
-        (None, None) => errors.add("membership", "is required unless invitation_token is given"),
-        (Some(_), Some(_)) => errors.add(
-            "invitation_token",
-            "give either membership or invitation_token, not both",
-        ),
-    }
+    check_name(&mut errors, "membership.name", &body.membership.name);
     errors.into_result()?;
     let Some(email) = email else {
         return Err(ApiError::field("email", "is invalid"));
@@ -136,68 +126,70 @@ pub async fn signup(
     check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
 
     let display_name = body.display_name.trim().to_owned();
+    let s = accounts::signup(
+        &state.db,
+        accounts::NewSignup {
+            email: &email,
+            password_hash: pw::hash(body.password).await?,
+            display_name: &display_name,
+            kind: body.membership.kind,
+            membership_name: body.membership.name.trim(),
+            farm_quota_bytes: i64::try_from(state.config.farm_quota_bytes).unwrap_or(i64::MAX),
+        },
+    )
+    .await?;
+    tracing::info!(user_id = %s.user.id, membership_id = %s.membership.id, kind = body.membership.kind.as_str(), "signup");
+    let tokens = issue_tokens(&state, UserId::from_uuid(s.user.id)).await?;
+    Ok(HttpResponse::Created().json(SignupResponse {
+        user: user_dto(&s.user),
+        membership: membership_dto(&s.membership, Some(s.farm.id))?,
+        self_subject_id: s.subject.map(|s| s.id),
+        tokens,
+    }))
+}
+
+/// Completes the account a company invited (see
+/// `POST /v1/memberships/{mid}/members`): sets the password and name, and
+/// signs the new member in. The token works once.
+#[utoipa::path(post, path = "/v1/auth/accept-invitation", tag = "auth", request_body = AcceptInvitationRequest,
+    responses(
+        (status = 201, description = "Account completed; the caller is signed in and a member of the inviting company.", body = SignupResponse),
+        (status = 409, response = ConflictResponse),
+        (status = 429, response = RateLimitedResponse),
+    ))]
+pub async fn accept_invitation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Json(body): Json<AcceptInvitationRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    check_name(&mut errors, "display_name", &body.display_name);
+    if body.invitation_token.len() > 512 {
+        errors.add("invitation_token", "must be at most 512 characters");
+    }
+    errors.into_result()?;
+    check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
+    let invalid = || ApiError::field("invitation_token", "is invalid, expired or already used");
+    let invited = accounts::find_invited(&state.db, &secrets::digest(body.invitation_token.trim()))
+        .await?
+        .filter(|u| u.invite_expires_at.is_some_and(|t| t > Utc::now()))
+        .ok_or_else(invalid)?;
+    let email = Email::parse(&invited.email).map_err(|_| invalid())?;
+    password::check(&body.password, &email).map_err(|m| ApiError::field("password", m))?;
     let hash = pw::hash(body.password).await?;
-    let (user, membership, farm_id, self_subject) = match (body.membership, body.invitation_token) {
-        (Some(m), _) => {
-            let s = accounts::signup(
-                &state.db,
-                accounts::NewSignup {
-                    email: &email,
-                    password_hash: hash,
-                    display_name: &display_name,
-                    kind: m.kind,
-                    membership_name: m.name.trim(),
-                    farm_quota_bytes: i64::try_from(state.config.farm_quota_bytes)
-                        .unwrap_or(i64::MAX),
-                },
-            )
-            .await?;
-            (
-                s.user,
-                s.membership,
-                Some(s.farm.id),
-                s.subject.map(|s| s.id),
-            )
-        }
-        (None, Some(token)) => {
-            let invited = accounts::find_user_by_email(&state.db, &email)
-                .await?
-                .filter(|u| u.password_hash.is_none())
-                .filter(|u| u.invite_expires_at.is_some_and(|t| t > Utc::now()))
-                .filter(|u| {
-                    u.invite_token_hash
-                        .as_deref()
-                        .is_some_and(|h| secrets::equal(h, &secrets::digest(&token)))
-                })
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "invitation_token",
-                        "is invalid, expired, or not for this email",
-                    )
-                })?;
-            let user = accounts::claim_invited(
-                &state.db,
-                UserId::from_uuid(invited.id),
-                hash,
-                &display_name,
-            )
-            .await?;
-            let first = accounts::memberships_of_user(&state.db, UserId::from_uuid(user.id))
-                .await?
-                .into_iter()
-                .next()
-                .ok_or(ApiError::Conflict("the invitation was withdrawn".into()))?;
-            (user, first.membership, first.farm_id, None)
-        }
-        (None, None) => return Err(ApiError::field("membership", "is required")),
-    };
+    let user =
+        accounts::claim_invited(&state.db, UserId::from_uuid(invited.id), hash, body.display_name.trim()).await?;
+    let joined = accounts::memberships_of_user(&state.db, UserId::from_uuid(user.id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ApiError::Conflict("the invitation was withdrawn".into()))?;
+    tracing::info!(user_id = %user.id, membership_id = %joined.membership.id, "invitation accepted");
     let tokens = issue_tokens(&state, UserId::from_uuid(user.id)).await?;
-    let kind = MembershipKind::parse(&membership.kind);
-    tracing::info!(user_id = %user.id, membership_id = %membership.id, kind = kind.map(MembershipKind::as_str), "signup");
     Ok(HttpResponse::Created().json(SignupResponse {
         user: user_dto(&user),
-        membership: membership_dto(&membership, farm_id)?,
-        self_subject_id: self_subject,
+        membership: membership_dto(&joined.membership, joined.farm_id)?,
+        self_subject_id: None,
         tokens,
     }))
 }
@@ -216,14 +208,27 @@ pub async fn login(
     state: web::Data<AppState>,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
-    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    let mut errors = ValidationErrors::new();
+    if body.email.is_empty() || body.email.chars().count() > 254 {
+        errors.add("email", "must be 1 to 254 characters");
+    }
+    if body.password.chars().count() > password::MAX_CHARS {
+        errors.add("password", "must be at most 1024 characters");
+    }
+    errors.into_result()?;
     check_ip_budget(&state, format!("login:ip:{}", client_ip(&req, &state))).await?;
-    let account_key = format!("login:account:{email}");
+    // A malformed address is just an account that does not exist: it costs
+    // an attempt and a hash like any other.
+    let email = Email::parse(&body.email).ok();
+    let account_key = format!("login:account:{}", body.email.trim().to_lowercase());
     let w = rate_limits::peek(&state.db, &account_key, window(&state)).await?;
     if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
         return Err(retry_after(&w));
     }
-    let user = accounts::find_user_by_email(&state.db, &email).await?;
+    let user = match &email {
+        Some(email) => accounts::find_user_by_email(&state.db, email).await?,
+        None => None,
+    };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !pw::verify(body.password, stored).await? {
         rate_limits::hit(&state.db, &account_key, window(&state)).await?;
@@ -232,9 +237,14 @@ pub async fn login(
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     rate_limits::reset(&state.db, &account_key).await?;
     tracing::info!(user_id = %user.id, "login");
-    Ok(web::Json(
-        issue_tokens(&state, UserId::from_uuid(user.id)).await?,
-    ))
+    Ok(web::Json(issue_tokens(&state, UserId::from_uuid(user.id)).await?))
+}
+
+fn check_refresh_token(body: &RefreshRequest) -> ApiResult<()> {
+    if body.refresh_token.is_empty() || body.refresh_token.len() > 512 {
+        return Err(ApiError::field("refresh_token", "must be 1 to 512 characters"));
+    }
+    Ok(())
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh
@@ -249,11 +259,10 @@ pub async fn refresh(
     state: web::Data<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenResponse>> {
+    check_refresh_token(&body)?;
     let next = secrets::generate(secrets::REFRESH_PREFIX)?;
-    let expires = Utc::now()
-        + Duration::seconds(
-            i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000),
-        );
+    let expires =
+        Utc::now() + Duration::seconds(i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000));
     match refresh_tokens::rotate(
         &state.db,
         &secrets::digest(body.refresh_token.trim()),
@@ -274,9 +283,7 @@ pub async fn refresh(
                 "refresh token was already used; every token of this sign-in is now revoked",
             ))
         }
-        refresh_tokens::Rotation::Invalid => Err(ApiError::Unauthorized(
-            "invalid, expired or revoked refresh token",
-        )),
+        refresh_tokens::Rotation::Invalid => Err(ApiError::Unauthorized("invalid, expired or revoked refresh token")),
     }
 }
 
@@ -284,11 +291,8 @@ pub async fn refresh(
 /// same sign-in. Answers 204 whether or not the token was valid.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Signed out.")))]
-pub async fn logout(
-    state: web::Data<AppState>,
-    Json(body): Json<RefreshRequest>,
-) -> ApiResult<HttpResponse> {
-    refresh_tokens::revoke_family_of(&state.db, &secrets::digest(body.refresh_token.trim()))
-        .await?;
+pub async fn logout(state: web::Data<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<HttpResponse> {
+    check_refresh_token(&body)?;
+    refresh_tokens::revoke_family_of(&state.db, &secrets::digest(body.refresh_token.trim())).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -25,9 +25,7 @@ pub fn routes(r: &mut RouteSet) {
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses((status = 200, description = "The process serves requests.", body = Health)))]
 pub async fn healthz() -> web::Json<Health> {
-    web::Json(Health {
-        status: "ok".into(),
-    })
+    web::Json(Health { status: "ok".into() })
 }
 
 /// Readiness: the dependencies answer (the database).

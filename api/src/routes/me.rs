@@ -38,9 +38,7 @@ pub async fn me(state: web::Data<AppState>, auth: Auth) -> ApiResult<web::Json<M
     let user_id = auth.user()?;
     let user = accounts::find_user(&state.db, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized(
-            "the account of this token no longer exists",
-        ))?;
+        .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;
     let memberships = accounts::memberships_of_user(&state.db, user_id)
         .await?
         .into_iter()

@@ -21,16 +21,8 @@ use crate::state::AppState;
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/members", add_member);
     r.add(Method::GET, "/v1/memberships/{mid}/members", list_members);
-    r.add(
-        Method::PATCH,
-        "/v1/memberships/{mid}/members/{uid}",
-        update_member,
-    );
-    r.add(
-        Method::DELETE,
-        "/v1/memberships/{mid}/members/{uid}",
-        remove_member,
-    );
+    r.add(Method::PATCH, "/v1/memberships/{mid}/members/{uid}", update_member);
+    r.add(Method::DELETE, "/v1/memberships/{mid}/members/{uid}", remove_member);
 }
 
 fn member_dto(m: &members::Member) -> Member {
@@ -93,10 +85,8 @@ pub async fn add_member(
         )));
     }
     let token = secrets::generate(secrets::INVITE_PREFIX)?;
-    let expires_at = Utc::now()
-        + Duration::seconds(
-            i64::try_from(state.config.invitation_ttl_secs).unwrap_or(i64::MAX / 1000),
-        );
+    let expires_at =
+        Utc::now() + Duration::seconds(i64::try_from(state.config.invitation_ttl_secs).unwrap_or(i64::MAX / 1000));
     let added = members::add(
         &state.db,
         mid.0,
@@ -208,18 +198,15 @@ pub async fn remove_member(
     mid: PathMembershipId,
     uid: PathUserId,
 ) -> ApiResult<HttpResponse> {
-    let leaving_self =
-        matches!(&auth.0, crate::extract::auth::Principal::User { id } if *id == uid.0);
+    let leaving_self = matches!(&auth.0, crate::extract::auth::Principal::User { id } if *id == uid.0);
     if leaving_self {
         authz::role_in(&state, &auth.0, mid.0).await?;
     } else {
         target(&state, &auth, mid.0, uid.0).await?;
     }
-    members::remove(&state.db, mid.0, uid.0)
-        .await
-        .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
-            other => other.into(),
-        })?;
+    members::remove(&state.db, mid.0, uid.0).await.map_err(|e| match e {
+        vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
+        other => other.into(),
+    })?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -21,9 +21,8 @@ pub fn routes(r: &mut RouteSet) {
 pub fn membership_dto(m: &membership::Model, farm_id: Option<Uuid>) -> ApiResult<Membership> {
     Ok(Membership {
         id: m.id,
-        kind: MembershipKind::parse(&m.kind).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("membership {} has unknown kind", m.id))
-        })?,
+        kind: MembershipKind::parse(&m.kind)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {} has unknown kind", m.id)))?,
         name: m.name.clone(),
         farm_id,
         created_at: m.created_at,

@@ -33,10 +33,7 @@ impl RouteSet {
 
     /// `(method, path)` of every route, in registration order.
     pub fn table(&self) -> Vec<(Method, &'static str)> {
-        self.routes
-            .iter()
-            .map(|(m, p, _)| (m.clone(), *p))
-            .collect()
+        self.routes.iter().map(|(m, p, _)| (m.clone(), *p)).collect()
     }
 
     pub fn register(self, cfg: &mut web::ServiceConfig) {
@@ -48,11 +45,7 @@ impl RouteSet {
             }
         }
         for (path, routes) in by_path {
-            let allow = routes
-                .iter()
-                .map(|(m, _)| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let allow = routes.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
             let mut resource = web::resource(path);
             for (_, route) in routes {
                 resource = resource.route(route);

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use vitalfarm_domain::{Email, MembershipId, MembershipKind, Role, SubjectKind, UserId};
 
@@ -53,15 +52,8 @@ pub async fn signup(db: &Database, s: NewSignup<'_>) -> Result<Signup, StorageEr
     .insert(&txn)
     .await
     .map_err(|e| StorageError::unique(e, "email is already registered"))?;
-    let (membership, farm, subject) = create_membership(
-        &txn,
-        &user,
-        s.kind,
-        s.membership_name,
-        s.farm_quota_bytes,
-        now,
-    )
-    .await?;
+    let (membership, farm, subject) =
+        create_membership(&txn, &user, s.kind, s.membership_name, s.farm_quota_bytes, now).await?;
     txn.commit().await?;
     Ok(Signup {
         user,
@@ -153,10 +145,7 @@ pub async fn claim_invited(
             user::Column::InviteExpiresAt,
             sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(
-            user::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
         .filter(user::Column::Id.eq(user_id.as_uuid()))
         .filter(user::Column::PasswordHash.is_null())
         .exec(db.conn())
@@ -168,15 +157,19 @@ pub async fn claim_invited(
 }
 
 pub async fn find_user(db: &Database, id: UserId) -> Result<Option<user::Model>, StorageError> {
-    Ok(user::Entity::find_by_id(id.as_uuid())
+    Ok(user::Entity::find_by_id(id.as_uuid()).one(db.conn()).await?)
+}
+
+/// The not-yet-activated user an invitation token (by its hash) belongs to.
+pub async fn find_invited(db: &Database, invite_token_hash: &str) -> Result<Option<user::Model>, StorageError> {
+    Ok(user::Entity::find()
+        .filter(user::Column::InviteTokenHash.eq(invite_token_hash))
+        .filter(user::Column::PasswordHash.is_null())
         .one(db.conn())
         .await?)
 }
 
-pub async fn find_user_by_email(
-    db: &Database,
-    email: &Email,
-) -> Result<Option<user::Model>, StorageError> {
+pub async fn find_user_by_email(db: &Database, email: &Email) -> Result<Option<user::Model>, StorageError> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(db.conn())
@@ -187,10 +180,7 @@ pub async fn find_membership(
     db: &Database,
     id: MembershipId,
 ) -> Result<Option<(membership::Model, Option<farm::Model>)>, StorageError> {
-    let Some(m) = membership::Entity::find_by_id(id.as_uuid())
-        .one(db.conn())
-        .await?
-    else {
+    let Some(m) = membership::Entity::find_by_id(id.as_uuid()).one(db.conn()).await? else {
         return Ok(None);
     };
     let farm = farm::Entity::find()
@@ -202,21 +192,14 @@ pub async fn find_membership(
 
 /// The user's role in the membership, or `None` when the user is not a
 /// member: the single question behind every membership-scoped request.
-pub async fn role_of(
-    db: &Database,
-    user: UserId,
-    membership: MembershipId,
-) -> Result<Option<Role>, StorageError> {
+pub async fn role_of(db: &Database, user: UserId, membership: MembershipId) -> Result<Option<Role>, StorageError> {
     let row = member_role::Entity::find_by_id((membership.as_uuid(), user.as_uuid()))
         .one(db.conn())
         .await?;
     Ok(row.and_then(|r| Role::parse(&r.role)))
 }
 
-pub async fn memberships_of_user(
-    db: &Database,
-    user: UserId,
-) -> Result<Vec<MembershipOfUser>, StorageError> {
+pub async fn memberships_of_user(db: &Database, user: UserId) -> Result<Vec<MembershipOfUser>, StorageError> {
     let rows = member_role::Entity::find()
         .filter(member_role::Column::UserId.eq(user.as_uuid()))
         .find_also_related(membership::Entity)

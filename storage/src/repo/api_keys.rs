@@ -2,9 +2,7 @@
 //! shown once, at creation.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{ApiKeyId, MembershipId, Role, UserId};
 
@@ -21,11 +19,7 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-pub async fn create(
-    db: &Database,
-    membership: MembershipId,
-    k: NewApiKey<'_>,
-) -> Result<api_key::Model, StorageError> {
+pub async fn create(db: &Database, membership: MembershipId, k: NewApiKey<'_>) -> Result<api_key::Model, StorageError> {
     api_key::ActiveModel {
         id: Set(k.id.as_uuid()),
         membership_id: Set(membership.as_uuid()),
@@ -63,11 +57,20 @@ pub async fn list(
     Ok(Page::from_overfetch(rows, limit, |k| k.id))
 }
 
-pub async fn revoke(
+/// A live key of the membership.
+pub async fn find_in(
     db: &Database,
     membership: MembershipId,
     id: ApiKeyId,
-) -> Result<(), StorageError> {
+) -> Result<Option<api_key::Model>, StorageError> {
+    Ok(api_key::Entity::find_by_id(id.as_uuid())
+        .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db.conn())
+        .await?)
+}
+
+pub async fn revoke(db: &Database, membership: MembershipId, id: ApiKeyId) -> Result<(), StorageError> {
     let res = api_key::Entity::update_many()
         .col_expr(
             api_key::Column::RevokedAt,
@@ -85,10 +88,7 @@ pub async fn revoke(
 }
 
 /// The live key whose hash is `secret_hash`: not revoked, not expired.
-pub async fn find_active(
-    db: &Database,
-    secret_hash: &str,
-) -> Result<Option<api_key::Model>, StorageError> {
+pub async fn find_active(db: &Database, secret_hash: &str) -> Result<Option<api_key::Model>, StorageError> {
     let now = Utc::now();
     let key = api_key::Entity::find()
         .filter(api_key::Column::SecretHash.eq(secret_hash))
@@ -102,17 +102,11 @@ pub async fn find_active(
 /// every read into a write.
 pub async fn touch(db: &Database, key: &api_key::Model) -> Result<(), StorageError> {
     let now = Utc::now();
-    if key
-        .last_used_at
-        .is_some_and(|t| now - t < Duration::minutes(1))
-    {
+    if key.last_used_at.is_some_and(|t| now - t < Duration::minutes(1)) {
         return Ok(());
     }
     api_key::Entity::update_many()
-        .col_expr(
-            api_key::Column::LastUsedAt,
-            sea_orm::sea_query::Expr::value(Some(now)),
-        )
+        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(Some(now)))
         .filter(api_key::Column::Id.eq(key.id))
         .exec(db.conn())
         .await?;

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 use uuid::Uuid;
 use vitalfarm_domain::{Email, MembershipId, Role, UserId};
@@ -45,24 +45,16 @@ pub async fn list(
         q = q.filter(member_role::Column::UserId.gt(after));
     }
     let rows = q.all(db.conn()).await?;
-    let members = rows
-        .into_iter()
-        .filter_map(|(r, u)| to_member(r, u?))
-        .collect();
+    let members = rows.into_iter().filter_map(|(r, u)| to_member(r, u?)).collect();
     Ok(Page::from_overfetch(members, limit, |m: &Member| m.user.id))
 }
 
-pub async fn get(
-    db: &Database,
-    membership: MembershipId,
-    user_id: UserId,
-) -> Result<Member, StorageError> {
+pub async fn get(db: &Database, membership: MembershipId, user_id: UserId) -> Result<Member, StorageError> {
     let row = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
         .find_also_related(user::Entity)
         .one(db.conn())
         .await?;
-    row.and_then(|(r, u)| to_member(r, u?))
-        .ok_or(StorageError::NotFound)
+    row.and_then(|(r, u)| to_member(r, u?)).ok_or(StorageError::NotFound)
 }
 
 fn to_member(r: member_role::Model, u: user::Model) -> Option<Member> {
@@ -104,9 +96,7 @@ pub async fn add(
             }
             .insert(&txn)
             .await
-            .map_err(|e| {
-                StorageError::unique(e, "a user with this email was created concurrently; retry")
-            })?;
+            .map_err(|e| StorageError::unique(e, "a user with this email was created concurrently; retry"))?;
             (u, true)
         }
     };
@@ -119,9 +109,7 @@ pub async fn add(
     .insert(&txn)
     .await
     .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            StorageError::Conflict("this user is already a member")
-        }
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StorageError::Conflict("this user is already a member"),
         _ => StorageError::Db(e),
     })?;
     txn.commit().await?;
@@ -133,6 +121,19 @@ pub async fn add(
         },
         invited,
     })
+}
+
+/// Serialises role changes within one membership: on PostgreSQL the
+/// membership row is locked for the transaction, so two owners demoting each
+/// other at once cannot both see the other as the remaining owner. (SQLite
+/// runs one write transaction at a time anyway.)
+async fn lock_membership(txn: &impl ConnectionTrait, membership: MembershipId) -> Result<(), StorageError> {
+    crate::entity::membership::Entity::find_by_id(membership.as_uuid())
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    Ok(())
 }
 
 /// Refuses a change that would leave the membership without an owner.
@@ -148,9 +149,7 @@ async fn ensure_owner_remains(
         .count(txn)
         .await?;
     if other_owners == 0 {
-        return Err(StorageError::Conflict(
-            "the last owner cannot be removed or demoted",
-        ));
+        return Err(StorageError::Conflict("the last owner cannot be removed or demoted"));
     }
     Ok(())
 }
@@ -162,6 +161,7 @@ pub async fn set_role(
     role: Role,
 ) -> Result<Member, StorageError> {
     let txn = db.conn().begin().await?;
+    lock_membership(&txn, membership).await?;
     let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
         .lock_exclusive()
         .one(&txn)
@@ -177,12 +177,9 @@ pub async fn set_role(
     get(db, membership, user_id).await
 }
 
-pub async fn remove(
-    db: &Database,
-    membership: MembershipId,
-    user_id: UserId,
-) -> Result<(), StorageError> {
+pub async fn remove(db: &Database, membership: MembershipId, user_id: UserId) -> Result<(), StorageError> {
     let txn = db.conn().begin().await?;
+    lock_membership(&txn, membership).await?;
     let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
         .lock_exclusive()
         .one(&txn)

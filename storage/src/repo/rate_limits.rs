@@ -19,9 +19,7 @@ pub struct Window {
 /// The current count for `key`, without counting anything.
 pub async fn peek(db: &Database, key: &str, window: Duration) -> Result<Window, StorageError> {
     let now = Utc::now();
-    let row = rate_limit::Entity::find_by_id(key.to_owned())
-        .one(db.conn())
-        .await?;
+    let row = rate_limit::Entity::find_by_id(key.to_owned()).one(db.conn()).await?;
     Ok(match row {
         Some(r) if r.window_start + window > now => Window {
             count: r.count,
@@ -44,17 +42,13 @@ pub async fn hit(db: &Database, key: &str, window: Duration) -> Result<Window, S
             other => return other,
         }
     }
-    Err(StorageError::Conflict(
-        "rate limit counter is contended; retry",
-    ))
+    Err(StorageError::Conflict("rate limit counter is contended; retry"))
 }
 
 async fn try_hit(db: &Database, key: &str, window: Duration) -> Result<Window, StorageError> {
     let now = Utc::now();
     let txn = db.conn().begin().await?;
-    let row = rate_limit::Entity::find_by_id(key.to_owned())
-        .one(&txn)
-        .await?;
+    let row = rate_limit::Entity::find_by_id(key.to_owned()).one(&txn).await?;
     let out = match row {
         Some(r) if r.window_start + window > now => {
             rate_limit::Entity::update_many()
@@ -100,9 +94,7 @@ async fn try_hit(db: &Database, key: &str, window: Duration) -> Result<Window, S
 }
 
 pub async fn reset(db: &Database, key: &str) -> Result<(), StorageError> {
-    rate_limit::Entity::delete_by_id(key.to_owned())
-        .exec(db.conn())
-        .await?;
+    rate_limit::Entity::delete_by_id(key.to_owned()).exec(db.conn()).await?;
     Ok(())
 }
 
