@@ -120,6 +120,7 @@ async fn login_and_wrong_credentials() {
         .await;
     res.problem(401, "invalid-credentials");
     assert_eq!(res.body["detail"], "wrong email or password");
+    // A malformed address is an unknown account, not a different answer.
     let res = app
         .post(
             "/v1/auth/login",
@@ -127,7 +128,12 @@ async fn login_and_wrong_credentials() {
             json!({"email": "not an email", "password": PASSWORD}),
         )
         .await;
+    res.problem(401, "invalid-credentials");
+    let res = app
+        .post("/v1/auth/login", None, json!({"email": "", "password": PASSWORD}))
+        .await;
     res.problem(422, "validation-failed");
+    assert_eq!(res.fields(), ["email"]);
 }
 
 #[tokio::test]

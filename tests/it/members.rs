@@ -53,13 +53,31 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
     res.problem(401, "invalid-credentials");
     // A wrong token is refused, and so is a password that is the email.
     let accept = "/v1/auth/accept-invitation";
-    let res = app.post(accept, None, json!({"invitation_token": "vf_inv_wrong", "password": PASSWORD, "display_name": "Newbie"})).await;
+    let res = app
+        .post(
+            accept,
+            None,
+            json!({"invitation_token": "vf_inv_wrong", "password": PASSWORD, "display_name": "Newbie"}),
+        )
+        .await;
     res.problem(422, "validation-failed");
     assert_eq!(res.fields(), ["invitation_token"]);
-    let res = app.post(accept, None, json!({"invitation_token": token, "password": "newbie@acme.example", "display_name": "Newbie"})).await;
+    let res = app
+        .post(
+            accept,
+            None,
+            json!({"invitation_token": token, "password": "newbie@acme.example", "display_name": "Newbie"}),
+        )
+        .await;
     assert_eq!(res.fields(), ["password"]);
 
-    let res = app.post(accept, None, json!({"invitation_token": token, "password": PASSWORD, "display_name": "Newbie"})).await;
+    let res = app
+        .post(
+            accept,
+            None,
+            json!({"invitation_token": token, "password": PASSWORD, "display_name": "Newbie"}),
+        )
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     assert_eq!(res.body["membership"]["id"], acme.membership_id.to_string());
     assert_eq!(res.body["user"]["email"], "newbie@acme.example");
@@ -68,7 +86,13 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
     assert_eq!(me.body["memberships"][0]["role"], "developer");
     app.login("newbie@acme.example").await;
     // The token worked once.
-    let res = app.post(accept, None, json!({"invitation_token": token, "password": PASSWORD, "display_name": "Again"})).await;
+    let res = app
+        .post(
+            accept,
+            None,
+            json!({"invitation_token": token, "password": PASSWORD, "display_name": "Again"}),
+        )
+        .await;
     res.problem(422, "validation-failed");
 
     let list = app.get(&members, &acme.token).await;
