@@ -11,6 +11,7 @@ pub mod doc;
 pub mod health;
 pub mod members;
 pub mod problem;
+pub mod serde_num;
 
 pub use doc::{TAGS, finalize};
 pub use problem::{FieldError, Problem, ProblemKind};

@@ -82,7 +82,7 @@ pub struct CreateApiKeyRequest {
     #[serde(default)]
     pub role: Option<ApiKeyRole>,
     /// Lifetime in days (1 to 3650); no expiry when omitted.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::serde_num::opt_u32")]
     #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }

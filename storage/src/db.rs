@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use vitalfarm_migrations::{Migrator, MigratorTrait};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,20 @@ impl Database {
             }
             DatabaseKind::Sqlite => Migrator::up(&self.conn, None).await,
         }
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write
+    /// lock at `BEGIN` (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first and writes later fails with "database is locked" when another
+    /// writer committed in between, whereas an immediate one waits its turn
+    /// under the busy timeout. PostgreSQL ignores the mode.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
     }
 
     /// Readiness: a round trip to the server.

@@ -322,3 +322,33 @@ async fn stored_credentials_are_hashed() {
         }
     }
 }
+
+/// Concurrent sign-ups, sign-ins, refreshes and failed attempts all hit
+/// write transactions at once; none may fail with a busy database.
+#[tokio::test]
+async fn concurrent_writes_never_fail() {
+    let app = std::sync::Arc::new(TestApp::spawn_with(|c| c.workers = Some(2)).await);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = app.individual(&format!("crowd{i}@example.org")).await;
+            let bad = app
+                .post(
+                    "/v1/auth/login",
+                    None,
+                    json!({"email": user.email, "password": "not the password"}),
+                )
+                .await;
+            bad.problem(401, "invalid-credentials");
+            let res = app
+                .post("/v1/auth/refresh", None, json!({"refresh_token": user.refresh_token}))
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+            app.login(&user.email).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}

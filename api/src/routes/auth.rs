@@ -7,7 +7,7 @@ use vitalfarm_domain::{Email, TokenFamilyId, UserId, ValidationErrors, password}
 use vitalfarm_openapi::accounts::{
     AcceptInvitationRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
 };
-use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, RateLimitedResponse};
+use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, NotFoundResponse, RateLimitedResponse};
 use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
 
 use super::RouteSet;
@@ -154,6 +154,7 @@ pub async fn signup(
 #[utoipa::path(post, path = "/v1/auth/accept-invitation", tag = "auth", request_body = AcceptInvitationRequest,
     responses(
         (status = 201, description = "Account completed; the caller is signed in and a member of the inviting company.", body = SignupResponse),
+        (status = 404, response = NotFoundResponse),
         (status = 409, response = ConflictResponse),
         (status = 429, response = RateLimitedResponse),
     ))]
@@ -169,7 +170,9 @@ pub async fn accept_invitation(
     }
     errors.into_result()?;
     check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
-    let invalid = || ApiError::field("invitation_token", "is invalid, expired or already used");
+    // An unknown, expired or spent token names no invitation: 404, like any
+    // other identifier that leads nowhere.
+    let invalid = || ApiError::NotFound("invitation (unknown, expired or already used)");
     let invited = accounts::find_invited(&state.db, &secrets::digest(body.invitation_token.trim()))
         .await?
         .filter(|u| u.invite_expires_at.is_some_and(|t| t > Utc::now()))

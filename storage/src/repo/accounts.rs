@@ -1,9 +1,7 @@
 //! Users, memberships and signup.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use vitalfarm_domain::{Email, MembershipId, MembershipKind, Role, SubjectKind, UserId};
 
 use crate::entity::{farm, member_role, membership, subject, user};
@@ -38,7 +36,7 @@ pub struct MembershipOfUser {
 /// for an individual the `self` subject, all or nothing.
 pub async fn signup(db: &Database, s: NewSignup<'_>) -> Result<Signup, StorageError> {
     let now = Utc::now();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let user = user::ActiveModel {
         id: Set(UserId::new().as_uuid()),
         email: Set(s.email.as_str().to_owned()),

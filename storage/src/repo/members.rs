@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    Set,
 };
 use uuid::Uuid;
 use vitalfarm_domain::{Email, MembershipId, Role, UserId};
@@ -76,7 +76,7 @@ pub async fn add(
     invite: Invite,
 ) -> Result<Added, StorageError> {
     let now = Utc::now();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&txn)
@@ -160,7 +160,7 @@ pub async fn set_role(
     user_id: UserId,
     role: Role,
 ) -> Result<Member, StorageError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     lock_membership(&txn, membership).await?;
     let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
         .lock_exclusive()
@@ -178,7 +178,7 @@ pub async fn set_role(
 }
 
 pub async fn remove(db: &Database, membership: MembershipId, user_id: UserId) -> Result<(), StorageError> {
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     lock_membership(&txn, membership).await?;
     let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
         .lock_exclusive()

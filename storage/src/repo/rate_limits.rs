@@ -3,7 +3,7 @@
 //! by the number of nodes).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use sea_orm::sea_query::ExprTrait;
 
@@ -47,7 +47,7 @@ pub async fn hit(db: &Database, key: &str, window: Duration) -> Result<Window, S
 
 async fn try_hit(db: &Database, key: &str, window: Duration) -> Result<Window, StorageError> {
     let now = Utc::now();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let row = rate_limit::Entity::find_by_id(key.to_owned()).one(&txn).await?;
     let out = match row {
         Some(r) if r.window_start + window > now => {

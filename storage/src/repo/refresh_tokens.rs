@@ -4,7 +4,7 @@
 //! was stolen, so the whole family dies.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{RefreshTokenId, TokenFamilyId, UserId};
 
@@ -55,7 +55,7 @@ pub async fn rotate(
     next_expires_at: DateTime<Utc>,
 ) -> Result<Rotation, StorageError> {
     let now = Utc::now();
-    let txn = db.conn().begin().await?;
+    let txn = db.begin_write().await?;
     let Some(token) = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(presented_hash))
         .one(&txn)
