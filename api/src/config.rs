@@ -297,20 +297,47 @@ mod tests {
 
     #[test]
     fn invalid_values_name_their_key() {
-        let mut c = Config::default();
-        c.bind = "nowhere".into();
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("`bind` (VITALFARM_BIND)")
-        );
-        let mut c = Config::default();
-        c.database_url = Some("mysql://x".into());
-        assert!(c.validate().unwrap_err().to_string().contains("database_url"));
-        let mut c = Config::default();
-        c.log_format = "xml".into();
-        assert!(c.validate().unwrap_err().to_string().contains("log_format"));
+        let cases = [
+            (
+                Config {
+                    bind: "nowhere".into(),
+                    ..Config::default()
+                },
+                "`bind` (VITALFARM_BIND)",
+            ),
+            (
+                Config {
+                    database_url: Some("mysql://x".into()),
+                    ..Config::default()
+                },
+                "database_url",
+            ),
+            (
+                Config {
+                    log_format: "xml".into(),
+                    ..Config::default()
+                },
+                "log_format",
+            ),
+            (
+                Config {
+                    refresh_token_ttl_secs: u64::MAX,
+                    ..Config::default()
+                },
+                "refresh_token_ttl_secs",
+            ),
+            (
+                Config {
+                    workers: Some(0),
+                    ..Config::default()
+                },
+                "workers",
+            ),
+        ];
+        for (config, key) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -1,0 +1,21 @@
+# Shortcuts for the commands the README describes.
+.PHONY: run test test-postgres openapi lint ci
+
+run:
+	cargo run --release -- serve
+
+test:
+	cargo test --workspace
+
+test-postgres:
+	VITALFARM_TEST_DATABASE_URL=$${VITALFARM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} cargo test --workspace
+
+openapi:
+	cargo run -q -- openapi --out openapi/openapi.json
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+ci:
+	bash .ci/run
