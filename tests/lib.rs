@@ -4,6 +4,7 @@
 //! database cloned from a migrated template), and gives typed principals.
 
 use std::net::TcpListener;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -19,6 +20,40 @@ use vitalfarm_api::server::{self, Running};
 pub const PASSWORD: &str = "correct horse battery staple";
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Everything the servers of this test process have logged so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        if std::env::var_os("VITALFARM_TEST_LOG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One subscriber for the whole test process, writing into `LOGS`, at the
+/// level production runs at (so the secrecy test sees what operators see),
+/// or `VITALFARM_TEST_LOG` when set (then also echoed to stderr).
+fn init_logging() {
+    let filter = std::env::var("VITALFARM_TEST_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(false)
+        .with_writer(|| LogWriter)
+        .try_init();
+}
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A PostgreSQL server URL when the suite runs against PostgreSQL.
@@ -132,12 +167,11 @@ impl TestApp {
             bind: "127.0.0.1:0".into(),
             workers: Some(1),
             no_mqtt: true,
-            log_level: std::env::var("VITALFARM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             ..Config::default()
         };
         tweak(&mut config);
         config.validate()?;
-        vitalfarm_api::telemetry::init_logging(&config);
+        init_logging();
         let state = server::prepare(config).await?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let running = server::start(state, listener, false)?;

@@ -123,6 +123,45 @@ mod tests {
         }
     }
 
+    /// Whether the JSON content `media` carries an example, inline or on the
+    /// schema it references.
+    fn has_example(spec: &serde_json::Value, media: &serde_json::Value) -> bool {
+        if media.get("example").is_some() || media.get("examples").is_some() {
+            return true;
+        }
+        let schema = &media["schema"];
+        if schema.get("example").is_some() || schema.get("examples").is_some() {
+            return true;
+        }
+        schema["$ref"]
+            .as_str()
+            .and_then(|r| spec.pointer(r.trim_start_matches('#')))
+            .is_some_and(|s| s.get("example").is_some() || s.get("examples").is_some())
+    }
+
+    #[test]
+    fn every_json_body_and_response_has_an_example() {
+        let spec = spec();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(media) = op.pointer("/requestBody/content/application~1json") {
+                    assert!(
+                        has_example(&spec, media),
+                        "{method} {path}: request body has no example"
+                    );
+                }
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if let Some(media) = response.pointer("/content/application~1json") {
+                        assert!(
+                            has_example(&spec, media),
+                            "{method} {path} {status}: response has no example"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn spec_is_openapi_3_1_with_security_schemes() {
         let spec = spec();

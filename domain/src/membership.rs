@@ -103,11 +103,6 @@ impl Role {
             _ => false,
         }
     }
-
-    /// Roles an API key may carry: a key is a machine, never an owner.
-    pub const fn fits_api_key(self) -> bool {
-        !matches!(self, Role::Owner)
-    }
 }
 
 #[cfg(test)]

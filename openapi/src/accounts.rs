@@ -121,6 +121,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"}))]
 pub struct User {
     pub id: Uuid,
     pub email: String,

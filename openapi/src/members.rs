@@ -28,6 +28,10 @@ pub struct Member {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{"user_id": "01935c6e-0000-7000-8000-000000000005", "email": "grace@acme.example", "display_name": "Grace Hopper", "role": "analyst", "status": "active", "since": "2026-11-21T10:00:00Z"}],
+    "next_cursor": null
+}))]
 pub struct MemberPage {
     pub items: Vec<Member>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
@@ -134,6 +138,10 @@ pub struct CreatedApiKey {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": "2026-11-21T11:00:00Z"}],
+    "next_cursor": "AZNcbgAAcACAAAAAAAAABg"
+}))]
 pub struct ApiKeyPage {
     pub items: Vec<ApiKey>,
     /// Pass as `cursor` to get the next page; `null` on the last page.

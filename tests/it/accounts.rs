@@ -352,3 +352,80 @@ async fn concurrent_writes_never_fail() {
         t.await.unwrap();
     }
 }
+
+/// Passwords, access and refresh tokens, API keys and invitation tokens never
+/// reach a log line, while the requests that carried them are logged.
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let app = TestApp::spawn().await;
+    let password = "zebra-quartz-9271-unique-passphrase";
+    let res = app
+        .post(
+            "/v1/auth/signup",
+            None,
+            json!({"email": "secretive@example.org", "password": password, "display_name": "S", "membership": {"kind": "company", "name": "Secretive"}}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let access = res.str("/tokens/access_token");
+    let refresh = res.str("/tokens/refresh_token");
+    let mid = res.id("/membership/id");
+    let login = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "secretive@example.org", "password": password}),
+        )
+        .await;
+    let wrong = "wrong-zebra-quartz-guess";
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": "secretive@example.org", "password": wrong}),
+    )
+    .await;
+    let rotated = app
+        .post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
+    app.post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await; // reuse, logged as a warning
+    let key = app
+        .post(
+            &format!("/v1/memberships/{mid}/api-keys"),
+            Some(&access),
+            json!({"name": "k"}),
+        )
+        .await
+        .str("/secret");
+    app.get(&format!("/v1/memberships/{mid}"), &key).await;
+    let invite = app
+        .post(
+            &format!("/v1/memberships/{mid}/members"),
+            Some(&access),
+            json!({"email": "invitee@example.org", "role": "viewer"}),
+        )
+        .await
+        .str("/invitation_token");
+    app.get("/v1/me", "not-a-valid-token-but-secret-looking").await;
+
+    let logs = vitalfarm_tests::captured_logs();
+    assert!(logs.contains("route=/v1/auth/login"), "requests are logged: {logs}");
+    assert!(
+        logs.contains("refresh token reuse detected"),
+        "the reuse warning is logged"
+    );
+    for secret in [
+        password,
+        wrong,
+        access.as_str(),
+        refresh.as_str(),
+        login.str("/access_token").as_str(),
+        login.str("/refresh_token").as_str(),
+        rotated.str("/refresh_token").as_str(),
+        key.as_str(),
+        invite.as_str(),
+        "not-a-valid-token-but-secret-looking",
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the logs: {secret}");
+    }
+}

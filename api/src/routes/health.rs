@@ -74,7 +74,8 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 
 /// This API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
-    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object)))]
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json", body = Object,
+        example = json!({"openapi": "3.1.0", "info": {"title": "vitalfarm API", "version": "0.1.0"}, "paths": {}}))))]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
