@@ -3,8 +3,9 @@
 //! standing in the membership gets 404 (the membership's existence is not
 //! revealed); one whose role falls short gets 403.
 
-use vitalfarm_domain::{MembershipId, Permission, Role};
-use vitalfarm_storage::repo::accounts;
+use vitalfarm_domain::{FarmId, MembershipId, Permission, Role};
+use vitalfarm_storage::entity::farm;
+use vitalfarm_storage::repo::{accounts, farms};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::auth::Principal;
@@ -42,4 +43,27 @@ pub async fn authorize(
         )));
     }
     Ok(Access { membership, role })
+}
+
+/// The farm `id` and the principal's access to it, or 404 when the farm
+/// does not exist or belongs to a membership the principal has no standing
+/// in (the two are indistinguishable).
+pub async fn farm(
+    state: &AppState,
+    principal: &Principal,
+    id: FarmId,
+    permission: Permission,
+) -> ApiResult<(farm::Model, Access)> {
+    let farm = farms::find(&state.db, id).await?.ok_or(ApiError::NotFound("farm"))?;
+    let membership = MembershipId::from_uuid(farm.membership_id);
+    let role = role_in(state, principal, membership)
+        .await
+        .map_err(|_| ApiError::NotFound("farm"))?;
+    if !role.allows(permission) {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) does not allow this",
+            role.as_str()
+        )));
+    }
+    Ok((farm, Access { membership, role }))
 }

@@ -30,6 +30,10 @@ pub const KEYS: &[&str] = &[
     "trust_forwarded_for",
     "max_json_body_bytes",
     "farm_quota_bytes",
+    "max_file_bytes",
+    "master_key_file",
+    "orphan_grace_secs",
+    "sweep_interval_secs",
     "workers",
     "log_format",
     "log_level",
@@ -76,6 +80,17 @@ pub struct Config {
     pub max_json_body_bytes: usize,
     /// Default quota of a new farm.
     pub farm_quota_bytes: u64,
+    /// The largest single file an upload may carry.
+    pub max_file_bytes: u64,
+    /// The master key (32 bytes, base64) that wraps every farm's data key;
+    /// default: generated into `data_dir/master.key`. Losing it loses every
+    /// farm's files.
+    pub master_key_file: Option<PathBuf>,
+    /// How long an upload may stay unfinished before its blob counts as
+    /// abandoned and is swept.
+    pub orphan_grace_secs: u64,
+    /// How often abandoned and replaced blobs are swept from the store.
+    pub sweep_interval_secs: u64,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
     /// `text` or `json`.
@@ -105,6 +120,10 @@ impl Default for Config {
             trust_forwarded_for: false,
             max_json_body_bytes: 1024 * 1024,
             farm_quota_bytes: 1024 * 1024 * 1024,
+            max_file_bytes: 1024 * 1024 * 1024,
+            master_key_file: None,
+            orphan_grace_secs: 24 * 3600,
+            sweep_interval_secs: 300,
             workers: None,
             log_format: "text".into(),
             log_level: "info".into(),
@@ -234,6 +253,18 @@ impl Config {
         if self.max_json_body_bytes < 1024 {
             return Err(invalid("max_json_body_bytes", "must be at least 1024"));
         }
+        if self.max_file_bytes == 0 || self.max_file_bytes > i64::MAX as u64 {
+            return Err(invalid("max_file_bytes", "must be between 1 and 2^63-1"));
+        }
+        if self.farm_quota_bytes > i64::MAX as u64 {
+            return Err(invalid("farm_quota_bytes", "must be at most 2^63-1"));
+        }
+        if self.sweep_interval_secs == 0 {
+            return Err(invalid("sweep_interval_secs", "must be greater than 0"));
+        }
+        if self.orphan_grace_secs > 30 * 24 * 3600 {
+            return Err(invalid("orphan_grace_secs", "must be at most 2592000"));
+        }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -274,6 +305,17 @@ impl Config {
         self.jwt_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The directory of farm blobs on embedded defaults.
+    pub fn farm_dir(&self) -> PathBuf {
+        self.data_dir.join("farms")
     }
 
     pub fn issuer(&self) -> String {

@@ -41,6 +41,18 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("length required")]
+    LengthRequired,
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable { len: u64 },
+    #[error("quota exceeded")]
+    QuotaExceeded { quota: i64, used: i64 },
+    #[error("gone: {0}")]
+    Gone(String),
+    #[error("stored data failed its integrity check")]
+    DataIntegrity,
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -63,6 +75,12 @@ impl ApiError {
             UnsupportedMediaType { .. } => ProblemKind::UnsupportedMediaType,
             RateLimited { .. } => ProblemKind::RateLimited,
             Unavailable(_) => ProblemKind::Unavailable,
+            PreconditionFailed(_) => ProblemKind::PreconditionFailed,
+            LengthRequired => ProblemKind::LengthRequired,
+            RangeNotSatisfiable { .. } => ProblemKind::RangeNotSatisfiable,
+            QuotaExceeded { .. } => ProblemKind::InsufficientStorage,
+            Gone(_) => ProblemKind::Gone,
+            DataIntegrity => ProblemKind::DataIntegrity,
             Internal(_) => ProblemKind::Internal,
         }
     }
@@ -96,6 +114,16 @@ impl ApiError {
                 format!("too many attempts; retry after {retry_after_secs} seconds")
             }
             Unavailable(d) => (*d).to_owned(),
+            PreconditionFailed(d) | Gone(d) => d.clone(),
+            LengthRequired => "uploads must declare their size in Content-Length".to_owned(),
+            RangeNotSatisfiable { len } => format!("the range is outside the file of {len} bytes"),
+            QuotaExceeded { quota, used } => {
+                format!("the farm's quota is {quota} bytes and {used} are used; delete files or ask for a larger quota")
+            }
+            DataIntegrity => {
+                "the stored file does not authenticate: it was altered or damaged in storage; it was not served"
+                    .to_owned()
+            }
             Internal(_) => "an unexpected error occurred; quote the request id when reporting it".to_owned(),
         }
     }
@@ -159,6 +187,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::DataIntegrity = self {
+            tracing::error!(
+                request_id = telemetry::current_request_id().as_deref(),
+                "stored data failed its integrity check"
+            );
+        }
         if let ApiError::Internal(cause) = self {
             // The cause chain goes to the log, keyed by request id; the client
             // gets an opaque problem. Causes are database or I/O errors, which
@@ -179,6 +213,9 @@ impl ResponseError for ApiError {
             }
             ApiError::RateLimited { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::RangeNotSatisfiable { len } => {
+                res.insert_header((header::CONTENT_RANGE, format!("bytes */{len}")));
             }
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"vitalfarm\""));

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod farm_keys;
 pub mod routes;
 pub mod server;
 pub mod state;

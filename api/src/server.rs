@@ -9,17 +9,21 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use utoipa_swagger_ui::SwaggerUi;
+use vitalfarm_domain::FarmId;
 use vitalfarm_storage::Database;
-use vitalfarm_storage::repo::{rate_limits, refresh_tokens};
+use vitalfarm_storage::blobs::BlobStore;
+use vitalfarm_storage::repo::{farms, rate_limits, refresh_tokens};
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::farm_keys;
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::{self, Metrics};
 
 /// Creates the data directory, connects to the database, brings the schema
-/// up to date and loads (or creates) the signing key.
+/// up to date, loads (or creates) the signing and master keys and opens the
+/// object store.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -28,10 +32,15 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
     db.migrate().await.context("applying migrations")?;
     let jwt = JwtKeys::load_or_generate(&config.jwt_key_path(), config.issuer(), config.access_token_ttl_secs)?;
+    let blobs = BlobStore::from_url(config.object_store_url.as_deref(), &config.farm_dir())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: `object_store_url` (VITALFARM_OBJECT_STORE_URL): {e}"))?;
+    let master_key = farm_keys::load_or_generate_master(&config.master_key_path())?;
     Ok(AppState {
         config,
         db,
         jwt: Arc::new(jwt),
+        blobs,
+        master_key: Arc::new(master_key),
     })
 }
 
@@ -73,6 +82,7 @@ pub fn start(state: AppState, listener: TcpListener, install_signals: bool) -> a
     let handle = server.handle();
     let task = tokio::spawn(server);
     tokio::spawn(janitor(state.db.clone()));
+    tokio::spawn(sweeper(state.clone()));
     Ok(Running {
         addr,
         handle,
@@ -96,11 +106,48 @@ async fn janitor(db: Database) {
     }
 }
 
+/// Removes the objects of replaced and deleted files and of uploads that
+/// died, on an interval. Claims are conditional deletes, so nodes running it
+/// at once never remove the same blob twice nor one that went live.
+async fn sweeper(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_secs));
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_blobs(&state).await {
+            tracing::warn!(error = format!("{e:#}"), "sweeping farm blobs failed");
+        }
+    }
+}
+
+/// One sweep; returns how many blobs were removed.
+pub async fn sweep_blobs(state: &AppState) -> anyhow::Result<usize> {
+    let grace = chrono::Duration::seconds(i64::try_from(state.config.orphan_grace_secs).unwrap_or(i64::MAX / 1000));
+    let cutoff = chrono::Utc::now() - grace;
+    let mut removed = 0;
+    loop {
+        let batch = farms::sweepable_blobs(&state.db, cutoff, 500).await?;
+        if batch.is_empty() {
+            return Ok(removed);
+        }
+        let mut claimed_any = false;
+        for blob in &batch {
+            if farms::claim_for_sweep(&state.db, blob, cutoff).await? {
+                claimed_any = true;
+                state.blobs.delete(FarmId::from_uuid(blob.farm_id), blob.id).await?;
+                removed += 1;
+            }
+        }
+        if !claimed_any {
+            return Ok(removed);
+        }
+    }
+}
+
 /// `vitalfarm serve`: runs until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init_logging(&config);
     let addr = config.bind_addr()?;
-    tracing::info!(database = %config.database_url_redacted(), data_dir = %config.data_dir.display(), "starting vitalfarm");
+    tracing::info!(database = %config.database_url_redacted(), data_dir = %config.data_dir.display(), object_store = config.object_store_url.as_deref().unwrap_or("local"), "starting vitalfarm");
     let state = prepare(config).await?;
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let running = start(state, listener, true)?;

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use vitalfarm_storage::Database;
+use vitalfarm_storage::blobs::BlobStore;
+use vitalfarm_storage::farm_crypto::MasterKey;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
@@ -12,4 +14,6 @@ pub struct AppState {
     pub config: Config,
     pub db: Database,
     pub jwt: Arc<JwtKeys>,
+    pub blobs: BlobStore,
+    pub master_key: Arc<MasterKey>,
 }

@@ -114,7 +114,12 @@ pub async fn observe(
     let elapsed = started.elapsed();
     let (route, status) = match &result {
         Ok(res) => (
-            res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+            // Label by the OpenAPI form of the route (`{path}`, not actix's
+            // `{path:.+}`), so metrics and the reference use one name.
+            res.request()
+                .match_pattern()
+                .map(|p| p.replace("{path:.+}", "{path}"))
+                .unwrap_or_else(|| "unmatched".to_owned()),
             res.status().as_u16(),
         ),
         Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),

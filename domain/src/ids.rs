@@ -84,6 +84,10 @@ typed_id!(
     ApiKeyId
 );
 typed_id!(
+    /// A link that lets anyone holding it download one file of a farm.
+    ShareLinkId
+);
+typed_id!(
     /// A family of rotating refresh tokens born from one sign-in.
     TokenFamilyId
 );

@@ -3,13 +3,16 @@
 //! everything here is cheap to test exhaustively.
 
 pub mod email;
+pub mod farm_path;
 pub mod ids;
 pub mod membership;
 pub mod password;
 pub mod subject;
 pub mod validation;
+pub mod zip;
 
 pub use email::Email;
+pub use farm_path::FarmPath;
 pub use ids::*;
 pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};

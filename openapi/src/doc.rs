@@ -15,6 +15,14 @@ pub const TAGS: &[(&str, &str)] = &[
     ("memberships", "Companies and individuals: the unit of tenancy."),
     ("members", "A company's staff and their roles."),
     ("api-keys", "Server-to-server keys of a company."),
+    (
+        "farms",
+        "Each membership's isolated, encrypted file space: upload, download, list, move, export.",
+    ),
+    (
+        "share-links",
+        "Time-limited links that let anyone download one file, with every use recorded.",
+    ),
     ("service", "Health, readiness, metrics, keys and this reference."),
 ];
 
@@ -184,6 +192,13 @@ problem_response! {
     InvalidCredentialsResponse => InvalidCredentials,
     UnavailableResponse => Unavailable,
     NotFoundResponse => NotFound,
+    PreconditionFailedResponse => PreconditionFailed,
+    LengthRequiredResponse => LengthRequired,
+    RangeNotSatisfiableResponse => RangeNotSatisfiable,
+    QuotaExceededResponse => InsufficientStorage,
+    GoneResponse => Gone,
+    DataIntegrityResponse => DataIntegrity,
+    PayloadTooLargeResponse => PayloadTooLarge,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod doc;
+pub mod farms;
 pub mod health;
 pub mod members;
 pub mod problem;

@@ -63,12 +63,18 @@ pub enum ProblemKind {
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    PreconditionFailed,
+    LengthRequired,
+    RangeNotSatisfiable,
+    InsufficientStorage,
+    Gone,
+    DataIntegrity,
     Internal,
     Unavailable,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 15] = [
+    pub const ALL: [ProblemKind; 21] = [
         ProblemKind::InvalidJson,
         ProblemKind::InvalidParameter,
         ProblemKind::ValidationFailed,
@@ -82,6 +88,12 @@ impl ProblemKind {
         ProblemKind::PayloadTooLarge,
         ProblemKind::UnsupportedMediaType,
         ProblemKind::RateLimited,
+        ProblemKind::PreconditionFailed,
+        ProblemKind::LengthRequired,
+        ProblemKind::RangeNotSatisfiable,
+        ProblemKind::InsufficientStorage,
+        ProblemKind::Gone,
+        ProblemKind::DataIntegrity,
         ProblemKind::Internal,
         ProblemKind::Unavailable,
     ];
@@ -107,6 +119,12 @@ impl ProblemKind {
                 "The request body has the wrong content type",
             ),
             RateLimited => (429, "rate-limited", "Too many requests"),
+            PreconditionFailed => (412, "precondition-failed", "A precondition header does not hold"),
+            LengthRequired => (411, "length-required", "The request needs a Content-Length"),
+            RangeNotSatisfiable => (416, "range-not-satisfiable", "The requested range is outside the file"),
+            InsufficientStorage => (507, "quota-exceeded", "The farm's storage quota would be exceeded"),
+            Gone => (410, "gone", "The resource existed but is no longer available"),
+            DataIntegrity => (500, "data-integrity", "Stored data failed its integrity check"),
             Internal => (500, "internal", "Internal server error"),
             Unavailable => (503, "unavailable", "The service is temporarily unavailable"),
         }
@@ -145,6 +163,12 @@ impl ProblemKind {
             PayloadTooLarge => "PayloadTooLarge",
             UnsupportedMediaType => "UnsupportedMediaType",
             RateLimited => "RateLimited",
+            PreconditionFailed => "PreconditionFailed",
+            LengthRequired => "LengthRequired",
+            RangeNotSatisfiable => "RangeNotSatisfiable",
+            InsufficientStorage => "QuotaExceeded",
+            Gone => "Gone",
+            DataIntegrity => "DataIntegrity",
             Internal => "InternalError",
             Unavailable => "Unavailable",
         }
@@ -166,6 +190,12 @@ impl ProblemKind {
             PayloadTooLarge => "the body exceeds 1048576 bytes",
             UnsupportedMediaType => "Content-Type must be application/json",
             RateLimited => "too many attempts; retry after 60 seconds",
+            PreconditionFailed => "If-Match \"9f86d081...\" does not match the current file",
+            LengthRequired => "uploads must declare their size in Content-Length",
+            RangeNotSatisfiable => "bytes=5000- is outside a file of 4096 bytes",
+            InsufficientStorage => "the farm has 1073741824 bytes of quota and 1073000000 are used",
+            Gone => "this share link expired at 2026-11-28T10:00:00Z",
+            DataIntegrity => "the stored file does not authenticate; it was altered or damaged in storage",
             Internal => "an unexpected error occurred; quote the request id when reporting it",
             Unavailable => "the database is not reachable",
         }

@@ -20,6 +20,11 @@ pub fn opt_u32<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error
         .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number from 0 to {}, got {n}", u32::MAX)))
 }
 
+/// For required `u32` fields, with the same leniency.
+pub fn u32_lenient<'de, D: Deserializer<'de>>(de: D) -> Result<u32, D::Error> {
+    opt_u32(de)?.ok_or_else(|| serde::de::Error::custom("expected a whole number, got null"))
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize)]

@@ -2,9 +2,11 @@
 //! repositories take the tenant (`MembershipId`) as an argument wherever a
 //! row belongs to one, so a query that forgets the tenant does not compile.
 
+pub mod blobs;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod farm_crypto;
 pub mod page;
 pub mod repo;
 

@@ -4,7 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{Ready, ready};
-use vitalfarm_domain::{ApiKeyId, MembershipId, UserId};
+use vitalfarm_domain::{ApiKeyId, FarmId, MembershipId, ShareLinkId, UserId};
 
 use crate::error::ApiError;
 
@@ -36,3 +36,5 @@ macro_rules! path_id {
 path_id!(PathMembershipId, MembershipId, "mid");
 path_id!(PathUserId, UserId, "uid");
 path_id!(PathApiKeyId, ApiKeyId, "kid");
+path_id!(PathFarmId, FarmId, "fid");
+path_id!(PathShareLinkId, ShareLinkId, "lid");

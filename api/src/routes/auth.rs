@@ -29,7 +29,7 @@ pub fn routes(r: &mut RouteSet) {
 /// The client's address for rate limiting: the socket peer, or, behind a
 /// trusted proxy, the last `X-Forwarded-For` entry: the one that proxy
 /// appended. Earlier entries come from the client and prove nothing.
-fn client_ip(req: &HttpRequest, state: &AppState) -> String {
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> String {
     if state.config.trust_forwarded_for
         && let Some(ip) = req
             .headers()

@@ -28,7 +28,7 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok".into() })
 }
 
-/// Readiness: the dependencies answer (the database).
+/// Readiness: the dependencies answer (the database and the object store).
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses(
         (status = 200, description = "Ready to serve.", body = Readiness),
@@ -37,15 +37,18 @@ pub async fn healthz() -> web::Json<Health> {
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db_ok = state.db.ping().await.is_ok();
-    let checks = vec![ReadinessCheck {
-        name: "database".into(),
-        status: if db_ok { "ok" } else { "failed" }.into(),
-    }];
+    let store_ok = state.blobs.ping().await.is_ok();
+    let check = |name: &str, ok: bool| ReadinessCheck {
+        name: name.into(),
+        status: if ok { "ok" } else { "failed" }.into(),
+    };
+    let checks = vec![check("database", db_ok), check("object_store", store_ok)];
+    let ready = db_ok && store_ok;
     let body = Readiness {
-        status: if db_ok { "ok" } else { "unavailable" }.into(),
+        status: if ready { "ok" } else { "unavailable" }.into(),
         checks,
     };
-    if db_ok {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

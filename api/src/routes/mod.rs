@@ -10,14 +10,23 @@ use crate::error::ApiError;
 
 pub mod api_keys;
 pub mod auth;
+pub mod farm_export;
+pub mod farms;
 pub mod health;
 pub mod me;
 pub mod members;
 pub mod memberships;
+pub mod share_links;
 
 #[derive(Default)]
 pub struct RouteSet {
     routes: Vec<(Method, &'static str, Route)>,
+}
+
+/// The actix pattern of an OpenAPI path: `{path}` (a farm file path) takes
+/// the rest of the URL, slashes included.
+fn actix_pattern(path: &str) -> String {
+    path.replace("{path}", "{path:.+}")
 }
 
 impl RouteSet {
@@ -46,7 +55,7 @@ impl RouteSet {
         }
         for (path, routes) in by_path {
             let allow = routes.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join(", ");
-            let mut resource = web::resource(path);
+            let mut resource = web::resource(actix_pattern(path));
             for (_, route) in routes {
                 resource = resource.route(route);
             }
@@ -68,6 +77,9 @@ pub fn all() -> RouteSet {
     memberships::routes(&mut r);
     members::routes(&mut r);
     api_keys::routes(&mut r);
+    farms::routes(&mut r);
+    farm_export::routes(&mut r);
+    share_links::routes(&mut r);
     r
 }
 

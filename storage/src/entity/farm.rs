@@ -11,6 +11,13 @@ pub struct Model {
     pub used_bytes: i64,
     pub file_count: i64,
     pub created_at: DateTimeUtc,
+    /// The farm's data key, encrypted by the master key (base64). Created on
+    /// first upload; destroying it makes every blob of the farm unreadable.
+    pub wrapped_key: Option<String>,
+    /// Which master key wrapped `wrapped_key`.
+    pub master_key_id: Option<String>,
+    /// Per-farm override of the largest file accepted.
+    pub max_file_bytes: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,9 +3,13 @@
 
 pub mod api_key;
 pub mod farm;
+pub mod farm_blob;
+pub mod farm_file;
 pub mod member_role;
 pub mod membership;
 pub mod rate_limit;
 pub mod refresh_token;
+pub mod share_link;
+pub mod share_link_use;
 pub mod subject;
 pub mod user;

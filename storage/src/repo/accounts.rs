@@ -92,6 +92,9 @@ async fn create_membership(
         used_bytes: Set(0),
         file_count: Set(0),
         created_at: Set(now),
+        wrapped_key: Set(None),
+        master_key_id: Set(None),
+        max_file_bytes: Set(None),
     }
     .insert(txn)
     .await?;

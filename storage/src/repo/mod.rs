@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod farms;
 pub mod members;
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod share_links;

@@ -1,0 +1,730 @@
+//! A membership's farm: its files, streamed in and out, encrypted at rest.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+use vitalfarm_domain::{FarmId, FarmPath, Permission, farm_path};
+use vitalfarm_openapi::doc::{
+    ConflictResponse, ForbiddenResponse, LengthRequiredResponse, PayloadTooLargeResponse, PreconditionFailedResponse,
+    QuotaExceededResponse, RangeNotSatisfiableResponse,
+};
+use vitalfarm_openapi::farms::{EntryKind, FileInfo, FileList, ListEntry, MoveRequest};
+use vitalfarm_storage::blobs::BlobError;
+use vitalfarm_storage::entity::{farm, farm_file};
+use vitalfarm_storage::repo::farms::{self, Entry, Precondition, WriteError};
+
+use super::RouteSet;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, Json, PathFarmId, Query};
+use crate::state::AppState;
+use crate::{authz, farm_keys};
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::GET, "/v1/farms/{fid}", farm_info);
+    r.add(Method::PUT, "/v1/farms/{fid}/files/{path}", upload);
+    r.add(Method::GET, "/v1/farms/{fid}/files/{path}", download);
+    r.add(Method::HEAD, "/v1/farms/{fid}/files/{path}", head);
+    r.add(Method::DELETE, "/v1/farms/{fid}/files/{path}", delete);
+    r.add(Method::GET, "/v1/farms/{fid}/list", list);
+    r.add(Method::POST, "/v1/farms/{fid}/move", move_file);
+}
+
+pub fn farm_dto(f: &farm::Model, default_max: u64) -> vitalfarm_openapi::farms::Farm {
+    vitalfarm_openapi::farms::Farm {
+        id: f.id,
+        membership_id: f.membership_id,
+        quota_bytes: u64::try_from(f.quota_bytes).unwrap_or(0),
+        used_bytes: u64::try_from(f.used_bytes).unwrap_or(0),
+        file_count: u64::try_from(f.file_count).unwrap_or(0),
+        max_file_bytes: f
+            .max_file_bytes
+            .and_then(|m| u64::try_from(m).ok())
+            .unwrap_or(default_max),
+        encryption: "aes-256-gcm".into(),
+        created_at: f.created_at,
+    }
+}
+
+pub fn etag(file: &farm_file::Model) -> String {
+    format!("\"{}\"", file.sha256)
+}
+
+pub fn file_dto(f: &farm_file::Model) -> FileInfo {
+    FileInfo {
+        path: f.path.clone(),
+        size: u64::try_from(f.size).unwrap_or(0),
+        sha256: f.sha256.clone(),
+        etag: etag(f),
+        version: u64::try_from(f.version).unwrap_or(0),
+        content_type: f.content_type.clone(),
+        created_at: f.created_at,
+        updated_at: f.updated_at,
+    }
+}
+
+fn path_error(field: &str, e: farm_path::PathError) -> ApiError {
+    ApiError::InvalidParameter {
+        field: field.into(),
+        message: e.to_string(),
+    }
+}
+
+/// The `{path}` of `/v1/farms/{fid}/files/{path}`, decoded once from the raw
+/// URI (so `%2F` is a `/` like any other and nothing is decoded twice).
+fn file_path(req: &HttpRequest) -> ApiResult<FarmPath> {
+    let raw = req.uri().path();
+    let tail = raw
+        .strip_prefix("/v1/farms/")
+        .and_then(|r| r.split_once("/files/"))
+        .map(|(_, t)| t)
+        .ok_or_else(|| path_error("path", farm_path::PathError::Empty))?;
+    let decoded = percent_encoding::percent_decode_str(tail)
+        .decode_utf8()
+        .map_err(|_| ApiError::InvalidParameter {
+            field: "path".into(),
+            message: "must be valid UTF-8 once percent-decoded".into(),
+        })?;
+    FarmPath::parse(&decoded).map_err(|e| path_error("path", e))
+}
+
+/// Entity tags of an `If-Match` / `If-None-Match` header, unquoted; `*`
+/// stays `*`. Weak tags compare like strong ones (ours are all strong).
+fn tags(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
+    let values: Vec<&str> = headers.get_all(name).filter_map(|v| v.to_str().ok()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(
+        values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"').to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
+    )
+}
+
+fn upload_precondition(headers: &HeaderMap) -> ApiResult<Precondition> {
+    match (tags(headers, header::IF_MATCH), tags(headers, header::IF_NONE_MATCH)) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidParameter {
+            field: "If-Match".into(),
+            message: "send If-Match or If-None-Match, not both".into(),
+        }),
+        (Some(m), None) => Ok(Precondition::Matches(m)),
+        (None, Some(n)) if n == ["*"] => Ok(Precondition::Absent),
+        (None, Some(_)) => Err(ApiError::InvalidParameter {
+            field: "If-None-Match".into(),
+            message: "on upload only `*` (refuse to overwrite) is supported".into(),
+        }),
+        (None, None) => Ok(Precondition::None),
+    }
+}
+
+fn write_error(e: WriteError) -> ApiError {
+    match e {
+        WriteError::Precondition => {
+            ApiError::PreconditionFailed("the file does not match the precondition headers".into())
+        }
+        WriteError::Quota { quota, used } => ApiError::QuotaExceeded { quota, used },
+        WriteError::NotFound => ApiError::NotFound("file"),
+        WriteError::Exists => {
+            ApiError::Conflict("a file already exists at the destination; set overwrite to replace it".into())
+        }
+        WriteError::Storage(e) => e.into(),
+    }
+}
+
+pub fn blob_error(e: BlobError) -> ApiError {
+    match e {
+        BlobError::Integrity => ApiError::DataIntegrity,
+        other => ApiError::Internal(anyhow::Error::new(other).context("object store")),
+    }
+}
+
+/// The farm: quota, usage and file count.
+#[utoipa::path(get, path = "/v1/farms/{fid}", tag = "farms",
+    params(("fid" = Uuid, Path, description = "Farm id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The farm.", body = vitalfarm_openapi::farms::Farm)))]
+pub async fn farm_info(
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+) -> ApiResult<web::Json<vitalfarm_openapi::farms::Farm>> {
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    Ok(web::Json(farm_dto(&farm, state.config.max_file_bytes)))
+}
+
+/// Uploads a file, streamed: the body goes to storage encrypted as it
+/// arrives, and the file becomes visible only once every byte is stored and
+/// its metadata committed. `Content-Length` is required. `If-None-Match: *`
+/// refuses to overwrite; `If-Match: "<etag>"` overwrites only that version.
+#[utoipa::path(put, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
+    params(
+        ("fid" = Uuid, Path, description = "Farm id"),
+        ("path" = String, Path, description = "File path, `/`-separated (percent-encode reserved characters)", example = "ecg/2026-11-21/lead1.csv"),
+        ("If-Match" = Option<String>, Header, description = "Overwrite only if the current ETag is one of these (`*`: any existing file)"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, never overwrite"),
+    ),
+    request_body(content = String, content_type = "application/octet-stream", description = "The file's bytes; its `Content-Type` header is kept and served back."),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "An existing file was replaced.", body = FileInfo, headers(("ETag" = String, description = "The new entity tag"))),
+        (status = 201, description = "The file was created.", body = FileInfo, headers(("ETag" = String, description = "The entity tag"))),
+        (status = 403, response = ForbiddenResponse),
+        (status = 411, response = LengthRequiredResponse),
+        (status = 412, response = PreconditionFailedResponse),
+        (status = 413, response = PayloadTooLargeResponse),
+        (status = 507, response = QuotaExceededResponse),
+    ))]
+pub async fn upload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+    mut payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let path = file_path(&req)?;
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let len = match req.headers().get(header::CONTENT_LENGTH) {
+        None => return Err(ApiError::LengthRequired),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "Content-Length".into(),
+                message: "must be a whole number of bytes".into(),
+            })?,
+    };
+    let max = farm
+        .max_file_bytes
+        .and_then(|m| u64::try_from(m).ok())
+        .unwrap_or(state.config.max_file_bytes);
+    if len > max {
+        return Err(ApiError::PayloadTooLarge {
+            limit: usize::try_from(max).unwrap_or(usize::MAX),
+        });
+    }
+    let content_type = match req.headers().get(header::CONTENT_TYPE) {
+        None => "application/octet-stream".to_owned(),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|v| {
+                !v.is_empty() && v.len() <= 255 && v.contains('/') && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+            })
+            .ok_or_else(|| ApiError::InvalidParameter {
+                field: "Content-Type".into(),
+                message: "must be a media type such as text/csv, at most 255 printable ASCII characters".into(),
+            })?
+            .to_owned(),
+    };
+    let pre = upload_precondition(req.headers())?;
+    let size = i64::try_from(len).map_err(|_| ApiError::PayloadTooLarge { limit: usize::MAX })?;
+
+    // Fail fast on what the commit would refuse anyway; the commit checks
+    // again under a lock, so these are an optimisation, not the guarantee.
+    let existing = farms::find_file(&state.db, fid.0, &path).await?;
+    if !pre.holds(existing.as_ref()) {
+        return Err(ApiError::PreconditionFailed(
+            "the file does not match the precondition headers".into(),
+        ));
+    }
+    if farm.used_bytes + size - existing.as_ref().map_or(0, |f| f.size) > farm.quota_bytes {
+        return Err(ApiError::QuotaExceeded {
+            quota: farm.quota_bytes,
+            used: farm.used_bytes,
+        });
+    }
+
+    let key = farm_keys::data_key(&state.db, &state.master_key, &farm).await?;
+    let blob = Uuid::now_v7();
+    farms::begin_blob(&state.db, fid.0, blob, size).await?;
+    let mut writer = state.blobs.writer(fid.0, blob, &key, len).map_err(blob_error)?;
+    let mut received: u64 = 0;
+    let mut failure: Option<ApiError> = None;
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(ApiError::InvalidParameter {
+                    field: "body".into(),
+                    message: format!("the upload was interrupted: {e}"),
+                });
+                break;
+            }
+        };
+        received += chunk.len() as u64;
+        if received > len {
+            failure = Some(ApiError::InvalidParameter {
+                field: "body".into(),
+                message: "the body is longer than Content-Length".into(),
+            });
+            break;
+        }
+        if let Err(e) = writer.write(&chunk).await {
+            failure = Some(blob_error(e));
+            break;
+        }
+    }
+    if failure.is_none() && received != len {
+        failure = Some(ApiError::InvalidParameter {
+            field: "body".into(),
+            message: format!("the body ended after {received} of {len} bytes"),
+        });
+    }
+    if let Some(err) = failure {
+        writer.abort().await;
+        farms::abandon_blob(&state.db, blob).await?;
+        return Err(err);
+    }
+    let sha256 = match writer.finish().await {
+        Ok(sha) => sha,
+        Err(e) => {
+            farms::abandon_blob(&state.db, blob).await?;
+            return Err(blob_error(e));
+        }
+    };
+    let committed = farms::commit_upload(
+        &state.db,
+        fid.0,
+        farms::NewFile {
+            path: &path,
+            blob,
+            size,
+            sha256,
+            content_type,
+        },
+        &pre,
+    )
+    .await;
+    let committed = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            // The bytes are stored but will never be referenced: let the
+            // sweeper take them.
+            farms::abandon_blob(&state.db, blob).await?;
+            return Err(write_error(e));
+        }
+    };
+    let file = committed.file;
+    let mut res = if committed.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.insert_header((header::ETAG, etag(&file))).json(file_dto(&file)))
+}
+
+/// What a `Range` header asks of a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    Full,
+    /// Inclusive byte positions.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 §14). A malformed header or a
+/// multi-range request is ignored (the whole file is served), as the RFC
+/// allows; a well-formed range wholly outside the file is unsatisfiable.
+pub fn parse_range(value: Option<&str>, len: u64) -> RangeRequest {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(a), Ok(b)) if a <= b => {
+            if a >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(a, b.min(len - 1))
+            }
+        }
+        (Ok(a), Err(_)) if last.is_empty() => {
+            if a >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(a, len - 1)
+            }
+        }
+        (Err(_), Ok(n)) if first.is_empty() => {
+            if n == 0 || len == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(len.saturating_sub(n), len - 1)
+            }
+        }
+        _ => RangeRequest::Full,
+    }
+}
+
+/// `attachment`, so a browser never renders an uploaded page in our origin.
+fn disposition(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or("file");
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Serves `file` (for a download, a HEAD, or a share link): conditional
+/// `If-None-Match` (304), `Range` (206/416) with `If-Range`, streamed and
+/// decrypted chunk by chunk. The first chunk is authenticated before the
+/// status line goes out, so a damaged blob is a clean error response.
+pub async fn serve(
+    state: &AppState,
+    req: &HttpRequest,
+    farm: &farm::Model,
+    file: &farm_file::Model,
+) -> ApiResult<HttpResponse> {
+    let tag = etag(file);
+    let len = u64::try_from(file.size).unwrap_or(0);
+    let head_only = req.method() == Method::HEAD;
+    let common = |b: &mut HttpResponseBuilder| {
+        b.insert_header((header::ETAG, tag.clone()))
+            .insert_header((header::ACCEPT_RANGES, "bytes"))
+            .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+            .insert_header((
+                header::LAST_MODIFIED,
+                header::HttpDate::from(std::time::SystemTime::from(file.updated_at)).to_string(),
+            ));
+    };
+    if let Some(tags) = tags(req.headers(), header::IF_NONE_MATCH)
+        && tags.iter().any(|t| t == "*" || *t == file.sha256)
+    {
+        let mut b = HttpResponse::NotModified();
+        common(&mut b);
+        return Ok(b.finish());
+    }
+    let if_range_ok = match req.headers().get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => v.trim().trim_matches('"') == file.sha256,
+    };
+    let range_header = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = if if_range_ok {
+        parse_range(range_header, len)
+    } else {
+        RangeRequest::Full
+    };
+    let (status, span) = match range {
+        RangeRequest::Full => (StatusCode::OK, None),
+        RangeRequest::Part(a, b) => (StatusCode::PARTIAL_CONTENT, Some((a, b))),
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { len });
+        }
+    };
+    let body_len = span.map_or(len, |(a, b)| b - a + 1);
+    let mut builder = HttpResponse::build(status);
+    common(&mut builder);
+    builder
+        .insert_header((header::CONTENT_TYPE, file.content_type.clone()))
+        .insert_header((header::CONTENT_DISPOSITION, disposition(&file.path)))
+        .insert_header(("Content-Security-Policy", "sandbox; default-src 'none'"));
+    if let Some((a, b)) = span {
+        builder.insert_header((header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}")));
+    }
+    if head_only {
+        return Ok(builder
+            .no_chunking(body_len)
+            .streaming(stream::empty::<Result<Bytes, actix_web::Error>>()));
+    }
+    let key = farm_keys::data_key(&state.db, &state.master_key, farm).await?;
+    let mut body = state
+        .blobs
+        .read(FarmId::from_uuid(farm.id), file.blob_id, &key, len, span)
+        .await
+        .map_err(blob_error)?;
+    let first = match body.next().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => return Err(blob_error(e)),
+        None => Bytes::new(),
+    };
+    let farm_id = farm.id;
+    let rest: BoxStream<'static, Result<Bytes, actix_web::Error>> = body
+        .map(move |item| {
+            item.map_err(|e| {
+                // Headers are gone: all that is left is to cut the response
+                // short, which the client sees as a failed transfer.
+                tracing::error!(farm_id = %farm_id, error = %e, "download aborted");
+                actix_web::error::ErrorInternalServerError("stored data failed its integrity check")
+            })
+        })
+        .boxed();
+    let stream = stream::once(async move { Ok::<_, actix_web::Error>(first) }).chain(rest);
+    Ok(builder.no_chunking(body_len).streaming(stream))
+}
+
+/// Downloads a file, streamed, with `Range` (206) and `If-None-Match` (304).
+#[utoipa::path(get, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
+    params(
+        ("fid" = Uuid, Path, description = "Farm id"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`, `bytes=1024-`, `bytes=-500`"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has: 304 if one is current"),
+        ("If-Range" = Option<String>, Header, description = "Apply `Range` only if this ETag is current"),
+    ),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The whole file, with its stored `Content-Type`.", content_type = "application/octet-stream", body = String,
+            headers(("ETag" = String), ("Accept-Ranges" = String), ("Content-Length" = u64))),
+        (status = 206, description = "The requested range.", content_type = "application/octet-stream", body = String,
+            headers(("Content-Range" = String, description = "e.g. `bytes 0-1023/48213`"), ("ETag" = String))),
+        (status = 304, description = "The client's copy is current.", headers(("ETag" = String))),
+        (status = 403, response = ForbiddenResponse),
+        (status = 416, response = RangeNotSatisfiableResponse),
+    ))]
+pub async fn download(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+) -> ApiResult<HttpResponse> {
+    let path = file_path(&req)?;
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let file = farms::find_file(&state.db, fid.0, &path)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+    serve(&state, &req, &farm, &file).await
+}
+
+/// A file's headers (size, type, ETag) without its body.
+#[utoipa::path(head, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
+    params(
+        ("fid" = Uuid, Path, description = "Farm id"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+    ),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The file exists; headers as for GET.", headers(("ETag" = String), ("Content-Length" = u64), ("Content-Type" = String))),
+        (status = 304, description = "The client's copy is current."),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn head(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+) -> ApiResult<HttpResponse> {
+    download(req, state, auth, fid).await
+}
+
+/// Deletes a file; `If-Match` makes it conditional.
+#[utoipa::path(delete, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
+    params(
+        ("fid" = Uuid, Path, description = "Farm id"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+        ("If-Match" = Option<String>, Header, description = "Delete only if the current ETag is one of these"),
+    ),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, response = ForbiddenResponse),
+        (status = 412, response = PreconditionFailedResponse),
+    ))]
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+) -> ApiResult<HttpResponse> {
+    let path = file_path(&req)?;
+    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let pre = match tags(req.headers(), header::IF_MATCH) {
+        Some(t) => Precondition::Matches(t),
+        None => Precondition::None,
+    };
+    farms::delete_file(&state.db, fid.0, &path, &pre)
+        .await
+        .map_err(write_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The directory to list (default `/`).
+    #[param(example = "/ecg/")]
+    pub prefix: Option<String>,
+    /// Every file below the directory instead of one level.
+    pub recursive: Option<bool>,
+    /// Entries per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+/// Lists a directory: its files and sub-directories (or, `recursive`, every
+/// file below it), in path order, paginated.
+#[utoipa::path(get, path = "/v1/farms/{fid}/list", tag = "farms",
+    params(("fid" = Uuid, Path, description = "Farm id"), ListQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of entries.", body = FileList), (status = 403, response = ForbiddenResponse)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<web::Json<FileList>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let prefix =
+        farm_path::parse_dir_prefix(q.prefix.as_deref().unwrap_or("/")).map_err(|e| path_error("prefix", e))?;
+    let limit = crate::extract::PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let bad_cursor = || ApiError::InvalidParameter {
+        field: "cursor".into(),
+        message: "is not a cursor this API returned".into(),
+    };
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(bad_cursor)?,
+        ),
+    };
+    authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let (entries, more) = farms::list(
+        &state.db,
+        fid.0,
+        &prefix,
+        after.as_deref(),
+        limit,
+        q.recursive.unwrap_or(false),
+    )
+    .await?;
+    let next_cursor = if more {
+        entries.last().map(|e| URL_SAFE_NO_PAD.encode(cursor_key(e)))
+    } else {
+        None
+    };
+    Ok(web::Json(FileList {
+        prefix,
+        items: entries.iter().map(entry_dto).collect(),
+        next_cursor,
+    }))
+}
+
+/// Where a listing resumes after `e`: past every file of a directory entry.
+fn cursor_key(e: &Entry) -> String {
+    match e {
+        Entry::File(f) => f.path.clone(),
+        Entry::Dir(d) => format!("{d}\u{10FFFF}"),
+    }
+}
+
+fn entry_dto(e: &Entry) -> ListEntry {
+    match e {
+        Entry::File(f) => ListEntry {
+            kind: EntryKind::File,
+            path: f.path.clone(),
+            size: u64::try_from(f.size).ok(),
+            content_type: Some(f.content_type.clone()),
+            etag: Some(etag(f)),
+            updated_at: Some(f.updated_at),
+        },
+        Entry::Dir(d) => ListEntry {
+            kind: EntryKind::Directory,
+            path: d.clone(),
+            size: None,
+            content_type: None,
+            etag: None,
+            updated_at: None,
+        },
+    }
+}
+
+/// Moves (renames) a file. Only metadata changes: no byte is copied.
+#[utoipa::path(post, path = "/v1/farms/{fid}/move", tag = "farms",
+    params(("fid" = Uuid, Path, description = "Farm id")),
+    request_body = MoveRequest,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The file at its new path.", body = FileInfo),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn move_file(
+    state: web::Data<AppState>,
+    auth: Auth,
+    fid: PathFarmId,
+    Json(body): Json<MoveRequest>,
+) -> ApiResult<web::Json<FileInfo>> {
+    let mut errors = vitalfarm_domain::ValidationErrors::new();
+    let from = errors.check("from", FarmPath::parse(&body.from));
+    let to = errors.check("to", FarmPath::parse(&body.to));
+    errors.into_result()?;
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(ApiError::field("from", "is invalid"));
+    };
+    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let (file, _) = farms::move_file(&state.db, fid.0, &from, &to, body.overwrite)
+        .await
+        .map_err(write_error)?;
+    Ok(web::Json(file_dto(&file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        let r = |h: &str, len| parse_range(Some(h), len);
+        assert_eq!(parse_range(None, 10), Full);
+        assert_eq!(r("bytes=0-3", 10), Part(0, 3));
+        assert_eq!(r("bytes=5-", 10), Part(5, 9));
+        assert_eq!(r("bytes=-3", 10), Part(7, 9));
+        assert_eq!(r("bytes=-30", 10), Part(0, 9));
+        assert_eq!(r("bytes=8-100", 10), Part(8, 9));
+        assert_eq!(r("bytes=10-", 10), Unsatisfiable);
+        assert_eq!(r("bytes=10-12", 10), Unsatisfiable);
+        assert_eq!(r("bytes=-0", 10), Unsatisfiable);
+        assert_eq!(r("bytes=0-0", 0), Unsatisfiable);
+        assert_eq!(r("bytes=3-1", 10), Full, "malformed: ignored");
+        assert_eq!(r("bytes=0-1,4-5", 10), Full, "multiple ranges: whole file");
+        assert_eq!(r("items=0-1", 10), Full);
+        assert_eq!(r("bytes=x-y", 10), Full);
+    }
+
+    #[test]
+    fn dispositions_are_attachments_with_safe_names() {
+        assert_eq!(
+            disposition("/a/report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report%2Epdf"
+        );
+        assert!(disposition("/a/\"x\";.html").starts_with("attachment; filename=\"_x__.html\""));
+        assert!(disposition("/é.txt").contains("filename*=UTF-8''%C3%A9%2Etxt"));
+    }
+}

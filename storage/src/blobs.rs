@@ -1,0 +1,320 @@
+//! Farm bytes in an object store: the embedded default is a local directory,
+//! production any S3-compatible store. Every blob is encrypted with its
+//! farm's data key (`farm_crypto`) before it leaves the process, stored at
+//! `{farm_id}/{blob_id}` under the store's root, and authenticated chunk by chunk on the way
+//! back, so a blob altered in storage is an error, never data.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use vitalfarm_domain::FarmId;
+
+use crate::farm_crypto::{BlobDecryptor, BlobEncryptor, BlobHeader, CHUNK_SIZE, CryptoError, DataKey};
+
+/// Ciphertext is sent to the store in parts of this size: S3 needs at least
+/// 5 MiB per part, and two parts in flight bound an upload's memory.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The stored bytes do not authenticate: altered, truncated or not ours.
+    #[error("stored data failed its integrity check")]
+    Integrity,
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("encryption: {0}")]
+    Crypto(CryptoError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl From<CryptoError> for BlobError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Integrity => BlobError::Integrity,
+            other => BlobError::Crypto(other),
+        }
+    }
+}
+
+/// Where farm blobs live.
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    description: String,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore").field("store", &self.description).finish()
+    }
+}
+
+impl BlobStore {
+    /// `None` or `file:///dir`: a local directory (`default_dir` when
+    /// `None`). `s3://bucket/prefix`: S3 or a compatible server, configured
+    /// by the usual `AWS_*` variables (`AWS_ENDPOINT` for a custom endpoint,
+    /// `AWS_ALLOW_HTTP=true` for plain HTTP).
+    pub fn from_url(url: Option<&str>, default_dir: &FsPath) -> Result<Self, BlobError> {
+        match url {
+            None => Self::local(default_dir),
+            Some(url) if url.starts_with("file://") => Self::local(FsPath::new(&url["file://".len()..])),
+            Some(url) if url.starts_with("s3://") => {
+                let rest = &url["s3://".len()..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(BlobError::Config("s3:// URL needs a bucket".into()));
+                }
+                let s3 = AmazonS3Builder::from_env().with_bucket_name(bucket).build()?;
+                let prefix = prefix.trim_matches('/');
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix))
+                };
+                Ok(Self {
+                    store,
+                    description: format!("s3://{bucket}/{prefix}"),
+                })
+            }
+            Some(other) => Err(BlobError::Config(format!("unsupported object store URL {other}"))),
+        }
+    }
+
+    fn local(dir: &FsPath) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::Config(format!("creating {}: {e}", dir.display())))?;
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
+            description: format!("file://{}", dir.display()),
+        })
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn location(farm: FarmId, blob: Uuid) -> Path {
+        Path::from(format!("{farm}/{blob}"))
+    }
+
+    /// Readiness: the store answers (a missing object is an answer).
+    pub async fn ping(&self) -> Result<(), BlobError> {
+        match self.store.head(&Path::from("readiness-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts writing the encrypted blob of `plain_len` plaintext bytes.
+    pub fn writer(&self, farm: FarmId, blob: Uuid, key: &DataKey, plain_len: u64) -> Result<BlobWriter, BlobError> {
+        let encryptor = BlobEncryptor::new(key, blob.as_bytes(), plain_len, CHUNK_SIZE)?;
+        let header = encryptor.header();
+        let mut buffer = Vec::with_capacity(PART_SIZE.min(usize::try_from(plain_len).unwrap_or(PART_SIZE) + 1024));
+        buffer.extend_from_slice(&header);
+        Ok(BlobWriter {
+            store: self.store.clone(),
+            location: Self::location(farm, blob),
+            encryptor,
+            sha256: Sha256::new(),
+            buffer,
+            upload: None,
+        })
+    }
+
+    /// Removes a blob's object; a missing object is already removed.
+    pub async fn delete(&self, farm: FarmId, blob: Uuid) -> Result<(), BlobError> {
+        match self.store.delete(&Self::location(farm, blob)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The raw stored bytes of a blob (tests use it to tamper and to copy).
+    pub async fn raw(&self, farm: FarmId, blob: Uuid) -> Result<Bytes, BlobError> {
+        Ok(self.store.get(&Self::location(farm, blob)).await?.bytes().await?)
+    }
+
+    /// Overwrites the raw stored bytes of a blob (tests use it to tamper).
+    pub async fn put_raw(&self, farm: FarmId, blob: Uuid, bytes: Bytes) -> Result<(), BlobError> {
+        self.store
+            .put(&Self::location(farm, blob), PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+
+    /// Streams the plaintext bytes `start..=end` (`None`: the whole blob) of
+    /// a blob holding `plain_len` bytes. Only the chunks the range touches
+    /// are fetched and decrypted; each is authenticated before any of its
+    /// bytes is yielded.
+    pub async fn read(
+        &self,
+        farm: FarmId,
+        blob: Uuid,
+        key: &DataKey,
+        plain_len: u64,
+        range: Option<(u64, u64)>,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let location = Self::location(farm, blob);
+        let head = self.store.get_range(&location, 0..BlobHeader::LEN as u64).await?;
+        let header = BlobHeader::decode(&head).map_err(|_| BlobError::Integrity)?;
+        if header.plain_len != plain_len {
+            return Err(BlobError::Integrity);
+        }
+        let decryptor = BlobDecryptor::new(key, blob.as_bytes(), header)?;
+        let (start, end) = match range {
+            Some(r) => r,
+            None if plain_len == 0 => (0, 0),
+            None => (0, plain_len - 1),
+        };
+        let span = header.chunk_span(
+            start.min(plain_len.saturating_sub(1)),
+            end.min(plain_len.saturating_sub(1)),
+        );
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(span.object_start..span.object_end_exclusive)),
+            ..GetOptions::default()
+        };
+        let body = self.store.get_opts(&location, opts).await?.into_stream();
+        let chunk_size = u64::from(header.chunk_size);
+        let state = ReadState {
+            body,
+            decryptor,
+            pending: Vec::new(),
+            chunk: span.first_chunk,
+            last_chunk: span.last_chunk,
+            start,
+            end,
+            chunk_size,
+            empty: plain_len == 0,
+            done: false,
+        };
+        Ok(stream::unfold(state, next_plain).boxed())
+    }
+}
+
+struct ReadState {
+    body: BoxStream<'static, object_store::Result<Bytes>>,
+    decryptor: BlobDecryptor,
+    pending: Vec<u8>,
+    chunk: u64,
+    last_chunk: u64,
+    start: u64,
+    end: u64,
+    chunk_size: u64,
+    empty: bool,
+    done: bool,
+}
+
+/// Yields the plaintext of the next chunk, cut to the requested range.
+async fn next_plain(mut s: ReadState) -> Option<(Result<Bytes, BlobError>, ReadState)> {
+    if s.done || s.chunk > s.last_chunk {
+        return None;
+    }
+    let need = s.decryptor.stored_chunk_len(s.chunk);
+    while s.pending.len() < need {
+        match s.body.next().await {
+            Some(Ok(bytes)) => s.pending.extend_from_slice(&bytes),
+            Some(Err(e)) => {
+                s.done = true;
+                return Some((Err(e.into()), s));
+            }
+            None => {
+                s.done = true;
+                return Some((Err(BlobError::Integrity), s));
+            }
+        }
+    }
+    let stored: Vec<u8> = s.pending.drain(..need).collect();
+    let plain = match s.decryptor.open_chunk(s.chunk, &stored) {
+        Ok(p) => p,
+        Err(e) => {
+            s.done = true;
+            return Some((Err(e.into()), s));
+        }
+    };
+    let chunk_start = s.chunk * s.chunk_size;
+    s.chunk += 1;
+    if s.empty {
+        // The single empty chunk authenticated the header: nothing to send.
+        return Some((Ok(Bytes::new()), s));
+    }
+    let from = usize::try_from(s.start.saturating_sub(chunk_start))
+        .unwrap_or(0)
+        .min(plain.len());
+    let to = usize::try_from((s.end + 1).saturating_sub(chunk_start))
+        .unwrap_or(usize::MAX)
+        .min(plain.len());
+    let slice = Bytes::from(plain).slice(from..to.max(from));
+    Some((Ok(slice), s))
+}
+
+/// An encrypted upload in progress.
+pub struct BlobWriter {
+    store: Arc<dyn ObjectStore>,
+    location: Path,
+    encryptor: BlobEncryptor,
+    sha256: Sha256,
+    buffer: Vec<u8>,
+    upload: Option<WriteMultipart>,
+}
+
+impl BlobWriter {
+    /// Encrypts and sends `plain`; blocks (asynchronously) when the store
+    /// falls behind, so a fast client cannot fill memory.
+    pub async fn write(&mut self, plain: &[u8]) -> Result<(), BlobError> {
+        self.sha256.update(plain);
+        let cipher = self.encryptor.update(plain)?;
+        self.buffer.extend_from_slice(&cipher);
+        if self.buffer.len() >= PART_SIZE {
+            self.flush_part().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_part(&mut self) -> Result<(), BlobError> {
+        if self.upload.is_none() {
+            let upload = self.store.put_multipart(&self.location).await?;
+            self.upload = Some(WriteMultipart::new_with_chunk_size(upload, PART_SIZE));
+        }
+        if let Some(upload) = &mut self.upload {
+            upload.wait_for_capacity(2).await?;
+            upload.write(&std::mem::take(&mut self.buffer));
+        }
+        Ok(())
+    }
+
+    /// Completes the blob; returns the hex SHA-256 of the plaintext. The
+    /// object exists only after this returns.
+    pub async fn finish(mut self) -> Result<String, BlobError> {
+        let tail = self.encryptor.finish()?;
+        self.buffer.extend_from_slice(&tail);
+        match self.upload.take() {
+            None => {
+                self.store
+                    .put(&self.location, PutPayload::from(std::mem::take(&mut self.buffer)))
+                    .await?;
+            }
+            Some(mut upload) => {
+                upload.write(&std::mem::take(&mut self.buffer));
+                upload.finish().await?;
+            }
+        }
+        Ok(hex::encode(self.sha256.finalize()))
+    }
+
+    /// Gives up: removes whatever was sent.
+    pub async fn abort(mut self) {
+        if let Some(upload) = self.upload.take() {
+            let _ = upload.abort().await;
+        }
+    }
+}
