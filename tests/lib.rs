@@ -138,6 +138,7 @@ async fn fresh_postgres(server: &str) -> anyhow::Result<String> {
 
 /// A running vitalfarm with its own database and data directory.
 pub struct TestApp {
+    pub config: Config,
     pub base: String,
     pub client: reqwest::Client,
     pub running: Running,
@@ -161,8 +162,15 @@ impl TestApp {
             Some(server) => fresh_postgres(&server).await?,
             None => format!("sqlite://{}?mode=rwc", data_dir.path().join("vitalfarm.db").display()),
         };
+        // With VITALFARM_TEST_OBJECT_STORE_URL=s3://bucket/prefix the farm
+        // blobs go to that S3-compatible server, under a prefix of their own.
+        let object_store_url = std::env::var("VITALFARM_TEST_OBJECT_STORE_URL")
+            .ok()
+            .filter(|u| u.starts_with("s3://"))
+            .map(|u| format!("{}/{}", u.trim_end_matches('/'), Uuid::now_v7()));
         let mut config = Config {
             data_dir: data_dir.path().to_path_buf(),
+            object_store_url,
             database_url: Some(database_url),
             bind: "127.0.0.1:0".into(),
             workers: Some(1),
@@ -170,9 +178,13 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
+        Self::start(config, data_dir).await
+    }
+
+    async fn start(config: Config, data_dir: tempfile::TempDir) -> anyhow::Result<Self> {
         config.validate()?;
         init_logging();
-        let state = server::prepare(config).await?;
+        let state = server::prepare(config.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let running = server::start(state, listener, false)?;
         let base = format!("http://{}", running.addr);
@@ -180,11 +192,23 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
+            config,
             base,
             client,
             running,
             data_dir,
         })
+    }
+
+    /// Stops the server abruptly (in-flight requests are dropped, as in a
+    /// crash) and starts a new one on the same database and data directory,
+    /// after `tweak` adjusted the configuration.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
+        self.running.handle.stop(false).await;
+        let _ = self.running.task.await;
+        let mut config = self.config.clone();
+        tweak(&mut config);
+        Self::start(config, self.data_dir).await.expect("test server restarts")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -213,6 +237,74 @@ impl TestApp {
 
     pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> Resp {
         self.call(Method::PATCH, path, Some(bearer), Some(body)).await
+    }
+
+    /// Uploads `bytes` to `path` of `farm` with extra headers.
+    pub async fn upload(&self, bearer: &str, farm: Uuid, path: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self
+            .client
+            .put(self.url(&format!("/v1/farms/{farm}/files/{path}")))
+            .bearer_auth(bearer)
+            .body(bytes);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Resp::from(req.send().await.expect("request is sent")).await
+    }
+
+    /// Downloads `path` of `farm` as raw bytes, with extra headers.
+    pub async fn download(
+        &self,
+        bearer: &str,
+        farm: Uuid,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self
+            .client
+            .get(self.url(&format!("/v1/farms/{farm}/files/{path}")))
+            .bearer_auth(bearer);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("request is sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        (status, headers, body)
+    }
+
+    /// Sends a request with `target` exactly as given (no URL normalisation,
+    /// as a hostile client would) over a plain TCP connection; returns the
+    /// status and body.
+    pub async fn raw_request(&self, method: &str, target: &str, bearer: &str, body: &[u8]) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.running.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {bearer}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.running.addr,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.expect("read");
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Runs one sweep of abandoned and replaced blobs now.
+    pub async fn sweep(&self) -> usize {
+        vitalfarm_api::server::sweep_blobs(&self.running.state)
+            .await
+            .expect("sweep")
     }
 
     pub async fn delete(&self, path: &str, bearer: &str) -> Resp {

@@ -93,7 +93,10 @@ impl BlobStore {
     fn local(dir: &FsPath) -> Result<Self, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| BlobError::Config(format!("creating {}: {e}", dir.display())))?;
         Ok(Self {
-            store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
+            // fsync before an object is published: a file becomes visible
+            // only after its metadata commit, which must find the bytes on
+            // disk even after a power cut.
+            store: Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_fsync(true)),
             description: format!("file://{}", dir.display()),
         })
     }

@@ -31,6 +31,27 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let acme_key = key_res.str("/secret");
     let acme_key_id = key_res.id("/key/id");
 
+    // Something in Acme's farm, and a share link to it.
+    let up = app
+        .upload(
+            &acme.token,
+            acme.farm_id,
+            "fleet/roster.csv",
+            b"device,subject\n".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED);
+    let acme_etag = up.str("/etag");
+    let link = app
+        .post(
+            &format!("/v1/farms/{}/share-links", acme.farm_id),
+            Some(&acme.token),
+            json!({"path": "/fleet/roster.csv", "expires_in": 3600}),
+        )
+        .await;
+    let link_id = link.str("/link/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -42,11 +63,14 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.contains("{mid}") {
+        if !path.contains("{mid}") && !path.contains("{fid}") {
             continue;
         }
         let concrete = path
             .replace("{mid}", &acme.membership_id.to_string())
+            .replace("{fid}", &acme.farm_id.to_string())
+            .replace("{path}", "fleet/roster.csv")
+            .replace("{lid}", &link_id)
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string());
         for (method, op) in item.as_object().unwrap() {
@@ -71,7 +95,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             }
         }
     }
-    assert!(checked >= 7 * 3, "walked {checked} operation/principal pairs");
+    assert!(checked >= 20 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app
@@ -84,6 +108,17 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .await
             .status,
         StatusCode::OK
+    );
+    let (status, headers, body) = app.download(&acme.token, acme.farm_id, "fleet/roster.csv", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["etag"], acme_etag.as_str());
+    assert_eq!(body, b"device,subject\n");
+    let links = app
+        .get(&format!("/v1/farms/{}/share-links", acme.farm_id), &acme.token)
+        .await;
+    assert!(
+        links.body["items"][0]["revoked_at"].is_null(),
+        "the link was not revoked by a stranger"
     );
 }
 

@@ -4,6 +4,8 @@
 mod accounts;
 mod api_keys;
 mod errors;
+mod farms;
 mod isolation;
 mod members;
 mod service;
+mod share_links;

@@ -193,7 +193,10 @@ pub async fn upload(
     let path = file_path(&req)?;
     let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     let len = match req.headers().get(header::CONTENT_LENGTH) {
-        None => return Err(ApiError::LengthRequired),
+        // Without Content-Length, a body is either chunked (length unknown:
+        // refused, the encryption header needs it) or empty (RFC 9112 §6.3).
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => return Err(ApiError::LengthRequired),
+        None => 0,
         Some(v) => v
             .to_str()
             .ok()

@@ -31,6 +31,18 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/shared/{token}", download);
 }
 
+/// Where clients reach this service: `public_url` when configured, else the
+/// scheme and host the request came in on.
+fn public_base(req: &HttpRequest, state: &AppState) -> String {
+    match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
 fn link_dto(v: &share_links::LinkView) -> ShareLink {
     ShareLink {
         id: v.link.id,
@@ -54,6 +66,7 @@ fn link_dto(v: &share_links::LinkView) -> ShareLink {
         (status = 403, response = ForbiddenResponse),
     ))]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     auth: Auth,
     fid: PathFarmId,
@@ -83,7 +96,7 @@ pub async fn create(
     tracing::info!(farm_id = %fid.0, link_id = %link.id, "share link created");
     Ok(HttpResponse::Created().json(CreatedShareLink {
         link: link_dto(&view),
-        url: format!("{}/v1/shared/{token}", state.config.issuer().trim_end_matches('/')),
+        url: format!("{}/v1/shared/{token}", public_base(&req, &state)),
         expires_at,
     }))
 }
