@@ -22,6 +22,7 @@ signup=$(curl -fsS -X POST "$base/v1/auth/signup" -H 'content-type: application/
 token=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens"]["access_token"])' "$signup")
 mid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["membership"]["id"])' "$signup")
 uid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["user"]["id"])' "$signup")
+fid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["membership"]["farm_id"])' "$signup")
 key=$(curl -fsS -X POST "$base/v1/memberships/$mid/api-keys" -H 'content-type: application/json' \
   -H "Authorization: Bearer $token" -d '{"name":"fuzz key","role":"viewer"}')
 kid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"]["id"])' "$key")
@@ -31,12 +32,20 @@ cat >"$work/schemathesis.toml" <<TOML
 "path.mid" = "$mid"
 "path.uid" = "$uid"
 "path.kid" = "$kid"
+"path.fid" = "$fid"
 TOML
 
+# Every check but the two data-acceptance heuristics: some rules cannot be
+# said in JSON Schema (farm path limits are in UTF-8 bytes, the schema's
+# maxLength counts characters), and some refusals are the right answer to
+# schema-valid input (`If-Match` naming a version that does not exist is a
+# 412 by RFC 9110). Server errors, response schemas, status codes, content
+# types, headers, auth and 405/Allow are all checked.
 status=0
 schemathesis --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \
+  --exclude-checks positive_data_acceptance,negative_data_rejection \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
   --workers 2 \
   --seed 1 || status=$?

@@ -79,9 +79,17 @@ pub struct FileList {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"from": "/inbox/report.pdf", "to": "/reports/2026/report.pdf"}))]
 pub struct MoveRequest {
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]+$"
+    )]
     pub from: String,
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]+$"
+    )]
     pub to: String,
     /// Replace a file already at `to` (default: refuse with 409).
     #[serde(default)]
@@ -93,7 +101,11 @@ pub struct MoveRequest {
 #[schema(example = json!({"path": "/reports/2026/report.pdf", "expires_in": 86400}))]
 pub struct CreateShareLinkRequest {
     /// The file to share.
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]+$"
+    )]
     pub path: String,
     /// Seconds until the link stops working: 60 to 2592000 (30 days).
     #[serde(deserialize_with = "crate::serde_num::u32_lenient")]

@@ -773,7 +773,7 @@ async fn export_streams_every_file_as_a_zip() {
         ("labs/résumé.pdf".into(), bytes(70_000, 2)),
     ];
     for (p, d) in &files {
-        let encoded: String = p.split('/').map(|s| urlencode(s)).collect::<Vec<_>>().join("/");
+        let encoded: String = p.split('/').map(urlencode).collect::<Vec<_>>().join("/");
         assert_eq!(
             app.upload(&ada.token, ada.farm_id, &encoded, d.clone(), &[])
                 .await

@@ -110,19 +110,11 @@ fn tags(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
     )
 }
 
-fn upload_precondition(headers: &HeaderMap) -> ApiResult<Precondition> {
-    match (tags(headers, header::IF_MATCH), tags(headers, header::IF_NONE_MATCH)) {
-        (Some(_), Some(_)) => Err(ApiError::InvalidParameter {
-            field: "If-Match".into(),
-            message: "send If-Match or If-None-Match, not both".into(),
-        }),
-        (Some(m), None) => Ok(Precondition::Matches(m)),
-        (None, Some(n)) if n == ["*"] => Ok(Precondition::Absent),
-        (None, Some(_)) => Err(ApiError::InvalidParameter {
-            field: "If-None-Match".into(),
-            message: "on upload only `*` (refuse to overwrite) is supported".into(),
-        }),
-        (None, None) => Ok(Precondition::None),
+/// `If-Match` / `If-None-Match` of a write. An empty header is no header.
+fn precondition(headers: &HeaderMap) -> Precondition {
+    Precondition {
+        if_match: tags(headers, header::IF_MATCH).filter(|t| !t.is_empty()),
+        if_none_match: tags(headers, header::IF_NONE_MATCH).filter(|t| !t.is_empty()),
     }
 }
 
@@ -168,9 +160,9 @@ pub async fn farm_info(
 #[utoipa::path(put, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
     params(
         ("fid" = Uuid, Path, description = "Farm id"),
-        ("path" = String, Path, description = "File path, `/`-separated (percent-encode reserved characters)", example = "ecg/2026-11-21/lead1.csv"),
+        ("path" = String, Path, description = "File path, `/`-separated (percent-encode reserved characters)", example = "ecg/2026-11-21/lead1.csv", pattern = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]{1,1024}$"),
         ("If-Match" = Option<String>, Header, description = "Overwrite only if the current ETag is one of these (`*`: any existing file)"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, never overwrite"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only, never overwrite; ETags: not over these versions"),
     ),
     request_body(content = String, content_type = "application/octet-stream", description = "The file's bytes; its `Content-Type` header is kept and served back."),
     security(("bearer_jwt" = []), ("api_key" = [])),
@@ -230,7 +222,7 @@ pub async fn upload(
             })?
             .to_owned(),
     };
-    let pre = upload_precondition(req.headers())?;
+    let pre = precondition(req.headers());
     let size = i64::try_from(len).map_err(|_| ApiError::PayloadTooLarge { limit: usize::MAX })?;
 
     // Fail fast on what the commit would refuse anyway; the commit checks
@@ -484,16 +476,16 @@ pub async fn serve(
 #[utoipa::path(get, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
     params(
         ("fid" = Uuid, Path, description = "Farm id"),
-        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv", pattern = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]{1,1024}$"),
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`, `bytes=1024-`, `bytes=-500`"),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client has: 304 if one is current"),
         ("If-Range" = Option<String>, Header, description = "Apply `Range` only if this ETag is current"),
     ),
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The whole file, with its stored `Content-Type`.", content_type = "application/octet-stream", body = String,
+        (status = 200, description = "The whole file, with its stored `Content-Type`.", content_type = "*/*", body = String,
             headers(("ETag" = String), ("Accept-Ranges" = String), ("Content-Length" = u64))),
-        (status = 206, description = "The requested range.", content_type = "application/octet-stream", body = String,
+        (status = 206, description = "The requested range.", content_type = "*/*", body = String,
             headers(("Content-Range" = String, description = "e.g. `bytes 0-1023/48213`"), ("ETag" = String))),
         (status = 304, description = "The client's copy is current.", headers(("ETag" = String))),
         (status = 403, response = ForbiddenResponse),
@@ -517,7 +509,7 @@ pub async fn download(
 #[utoipa::path(head, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
     params(
         ("fid" = Uuid, Path, description = "Farm id"),
-        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv", pattern = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]{1,1024}$"),
     ),
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
@@ -538,7 +530,7 @@ pub async fn head(
 #[utoipa::path(delete, path = "/v1/farms/{fid}/files/{path}", tag = "farms",
     params(
         ("fid" = Uuid, Path, description = "Farm id"),
-        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv"),
+        ("path" = String, Path, description = "File path", example = "ecg/2026-11-21/lead1.csv", pattern = r"^(?!/)(?!.*//)(?!.*/$)(?!(?:.*/)?\.\.?(?:/|$))(?!.*[^/]{256})[^\u0000-\u001f\u007f-\u009f\\]{1,1024}$"),
         ("If-Match" = Option<String>, Header, description = "Delete only if the current ETag is one of these"),
     ),
     security(("bearer_jwt" = []), ("api_key" = [])),
@@ -555,10 +547,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let path = file_path(&req)?;
     authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
-    let pre = match tags(req.headers(), header::IF_MATCH) {
-        Some(t) => Precondition::Matches(t),
-        None => Precondition::None,
-    };
+    let pre = precondition(req.headers());
     farms::delete_file(&state.db, fid.0, &path, &pre)
         .await
         .map_err(write_error)?;
@@ -577,7 +566,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    #[param(pattern = "^(?:[0-9a-f]{2})+$")]
     pub cursor: Option<String>,
 }
 
@@ -593,8 +582,6 @@ pub async fn list(
     fid: PathFarmId,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<web::Json<FileList>> {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let prefix =
         farm_path::parse_dir_prefix(q.prefix.as_deref().unwrap_or("/")).map_err(|e| path_error("prefix", e))?;
     let limit = crate::extract::PageQuery {
@@ -606,15 +593,11 @@ pub async fn list(
         field: "cursor".into(),
         message: "is not a cursor this API returned".into(),
     };
+    // Any string is a valid lower bound, so any hex decodes to a cursor.
     let after = match &q.cursor {
         None => None,
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(bad_cursor)?,
-        ),
+        Some(c) if c.is_empty() => return Err(bad_cursor()),
+        Some(c) => Some(String::from_utf8_lossy(&hex::decode(c).map_err(|_| bad_cursor())?).into_owned()),
     };
     authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
     let (entries, more) = farms::list(
@@ -627,7 +610,7 @@ pub async fn list(
     )
     .await?;
     let next_cursor = if more {
-        entries.last().map(|e| URL_SAFE_NO_PAD.encode(cursor_key(e)))
+        entries.last().map(|e| hex::encode(cursor_key(e)))
     } else {
         None
     };

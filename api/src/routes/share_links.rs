@@ -184,8 +184,8 @@ pub async fn uses(
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1023`"),
     ),
     responses(
-        (status = 200, description = "The file.", content_type = "application/octet-stream", body = String, headers(("ETag" = String), ("Content-Length" = u64))),
-        (status = 206, description = "The requested range.", content_type = "application/octet-stream", body = String, headers(("Content-Range" = String))),
+        (status = 200, description = "The file.", content_type = "*/*", body = String, headers(("ETag" = String), ("Content-Length" = u64))),
+        (status = 206, description = "The requested range.", content_type = "*/*", body = String, headers(("Content-Range" = String))),
         (status = 304, description = "The client's copy is current."),
         (status = 404, response = vitalfarm_openapi::doc::NotFoundResponse),
         (status = 410, response = GoneResponse),

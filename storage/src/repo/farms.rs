@@ -125,23 +125,28 @@ pub async fn abandon_blob(db: &Database, blob: Uuid) -> Result<(), StorageError>
     Ok(())
 }
 
-/// What an upload asks of the file already at its path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    None,
-    /// `If-None-Match: *`: there must be no file.
-    Absent,
-    /// `If-Match`: the file must exist with one of these ETags (`*` = any).
-    Matches(Vec<String>),
+/// The conditions of `If-Match` and `If-None-Match` (RFC 9110 §13.1) on
+/// the file currently at a path; `*` stands for any existing file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// The file must exist with one of these ETags.
+    pub if_match: Option<Vec<String>>,
+    /// The file must not exist (`*`), or not have one of these ETags.
+    pub if_none_match: Option<Vec<String>>,
 }
 
 impl Precondition {
     pub fn holds(&self, existing: Option<&farm_file::Model>) -> bool {
-        match self {
-            Precondition::None => true,
-            Precondition::Absent => existing.is_none(),
-            Precondition::Matches(tags) => existing.is_some_and(|f| tags.iter().any(|t| t == "*" || *t == f.sha256)),
-        }
+        let matches = |tags: &[String], f: &farm_file::Model| tags.iter().any(|t| t == "*" || *t == f.sha256);
+        let if_match = self
+            .if_match
+            .as_ref()
+            .is_none_or(|tags| existing.is_some_and(|f| matches(tags, f)));
+        let if_none_match = self
+            .if_none_match
+            .as_ref()
+            .is_none_or(|tags| existing.is_none_or(|f| !matches(tags, f)));
+        if_match && if_none_match
     }
 }
 
