@@ -1,5 +1,5 @@
 # Shortcuts for the commands the README describes.
-.PHONY: run test test-postgres openapi lint ci
+.PHONY: run test test-postgres openapi lint ci bench
 
 run:
 	cargo run --release -- serve
@@ -19,3 +19,6 @@ lint:
 
 ci:
 	bash .ci/run
+
+bench:
+	cargo run --release -- bench farm

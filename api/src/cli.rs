@@ -45,6 +45,18 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Benchmarks; each prints its figures beside the same run's baseline.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+    /// Operator tasks.
+    Admin {
+        #[command(subcommand)]
+        task: AdminCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Prints the OpenAPI document, or writes it to a file.
     Openapi {
         #[arg(long, value_name = "FILE")]
@@ -52,6 +64,33 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Upload and download of 1 MiB and 100 MiB files through the HTTP API,
+    /// beside the raw write and read speed of the same disk.
+    Farm {
+        /// Directory on the disk to measure (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 20)]
+        small_runs: usize,
+        #[arg(long, default_value_t = 3)]
+        large_runs: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Sets the storage quota of a membership's farm.
+    SetQuota {
+        /// The membership whose farm it is.
+        membership: uuid::Uuid,
+        /// The new quota in bytes.
+        bytes: u64,
+    },
+}
+
+#[allow(clippy::print_stdout, reason = "commands report to the operator on stdout")]
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -85,6 +124,45 @@ pub async fn run() -> anyhow::Result<()> {
             let db = vitalfarm_storage::Database::connect(&config.database_url()).await?;
             db.migrate().await?;
             tracing::info!(database = %config.database_url_redacted(), "migrations applied");
+            Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Farm {
+                    dir,
+                    small_runs,
+                    large_runs,
+                },
+        } => {
+            crate::bench::farm(crate::bench::FarmBench {
+                dir,
+                small_runs,
+                large_runs,
+            })
+            .await
+        }
+        Command::Admin {
+            task: AdminCommand::SetQuota { membership, bytes },
+            common,
+        } => {
+            let config = Config::load(
+                common.config.as_deref(),
+                Overrides {
+                    data_dir: common.data_dir,
+                    ..Overrides::default()
+                },
+            )?;
+            let db = vitalfarm_storage::Database::connect(&config.database_url()).await?;
+            db.migrate().await?;
+            let farm = vitalfarm_storage::repo::farms::find_by_membership(
+                &db,
+                vitalfarm_domain::MembershipId::from_uuid(membership),
+            )
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no membership {membership}"))?;
+            let quota = i64::try_from(bytes).map_err(|_| anyhow::anyhow!("quota too large"))?;
+            vitalfarm_storage::repo::farms::set_quota(&db, vitalfarm_domain::FarmId::from_uuid(farm.id), quota).await?;
+            println!("farm {} of membership {membership}: quota {bytes} bytes", farm.id);
             Ok(())
         }
         Command::Openapi { out } => {

@@ -5,6 +5,7 @@
 pub mod apidoc;
 pub mod auth;
 pub mod authz;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;
