@@ -586,24 +586,34 @@ async fn uploads_need_a_length_and_a_sane_content_type() {
     assert_eq!(res.fields(), ["Content-Type"]);
 }
 
+/// Starts an upload that declares 20 MiB and sends what is pushed into the
+/// returned sender, so a test can stop it half-way.
+fn stalled_upload(
+    app: &TestApp,
+    who: &Member,
+    path: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let req = app
+        .client
+        .put(app.url(&format!("/v1/farms/{}/files/{path}", who.farm_id)))
+        .bearer_auth(&who.token)
+        .header("content-length", (20 * 1024 * 1024).to_string())
+        .body(reqwest::Body::wrap_stream(body));
+    (tx, tokio::spawn(async move { req.send().await }))
+}
+
 #[tokio::test]
 async fn an_interrupted_upload_leaves_no_file_and_no_charge() {
     let app = TestApp::spawn_with(|c| c.orphan_grace_secs = 0).await;
     let ada = app.individual("interrupted@example.org").await;
-    // Declare 20 MiB, send 9 MiB (so a multipart upload is under way), then
+    // Send 9 of the 20 MiB declared (a multipart upload is under way), then
     // drop the connection.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    let url = app.url(&format!("/v1/farms/{}/files/big.bin", ada.farm_id));
-    let req = app
-        .client
-        .put(url)
-        .bearer_auth(&ada.token)
-        .header("content-length", (20 * 1024 * 1024).to_string())
-        .body(reqwest::Body::wrap_stream(futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-        )));
-    let sending = tokio::spawn(async move { req.send().await });
+    let (tx, sending) = stalled_upload(&app, &ada, "big.bin");
     for i in 0..9u8 {
         tx.send(Ok(bytes(1024 * 1024, i))).await.unwrap();
     }
@@ -627,17 +637,7 @@ async fn an_interrupted_upload_leaves_no_file_and_no_charge() {
 async fn a_crash_mid_upload_leaves_nothing_visible_and_the_sweeper_cleans_up() {
     let app = TestApp::spawn().await;
     let ada = app.individual("crash@example.org").await;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    let req = app
-        .client
-        .put(app.url(&format!("/v1/farms/{}/files/doomed.bin", ada.farm_id)))
-        .bearer_auth(&ada.token)
-        .header("content-length", (20 * 1024 * 1024).to_string())
-        .body(reqwest::Body::wrap_stream(futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
-        )));
-    let sending = tokio::spawn(async move { req.send().await });
+    let (tx, sending) = stalled_upload(&app, &ada, "doomed.bin");
     for i in 0..10u8 {
         tx.send(Ok(bytes(1024 * 1024, i))).await.unwrap();
     }
