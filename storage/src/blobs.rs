@@ -13,7 +13,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vitalfarm_domain::FarmId;
@@ -182,16 +182,14 @@ impl BlobStore {
             start.min(plain_len.saturating_sub(1)),
             end.min(plain_len.saturating_sub(1)),
         );
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(span.object_start..span.object_end_exclusive)),
-            ..GetOptions::default()
-        };
-        let body = self.store.get_opts(&location, opts).await?.into_stream();
         let chunk_size = u64::from(header.chunk_size);
         let state = ReadState {
-            body,
+            store: self.store.clone(),
+            location,
             decryptor,
-            pending: Vec::new(),
+            pending: Bytes::new(),
+            next_offset: span.object_start,
+            object_end: span.object_end_exclusive,
             chunk: span.first_chunk,
             last_chunk: span.last_chunk,
             start,
@@ -204,10 +202,19 @@ impl BlobStore {
     }
 }
 
+/// Stored bytes are fetched in windows of this size: one read (locally) or
+/// one ranged GET (S3) per window, instead of object_store's 8 KiB reads.
+const READ_WINDOW: u64 = 4 * 1024 * 1024;
+
 struct ReadState {
-    body: BoxStream<'static, object_store::Result<Bytes>>,
+    store: Arc<dyn ObjectStore>,
+    location: Path,
     decryptor: BlobDecryptor,
-    pending: Vec<u8>,
+    /// Stored bytes fetched but not yet decrypted.
+    pending: Bytes,
+    /// Where the next window starts in the stored object.
+    next_offset: u64,
+    object_end: u64,
     chunk: u64,
     last_chunk: u64,
     start: u64,
@@ -223,20 +230,27 @@ async fn next_plain(mut s: ReadState) -> Option<(Result<Bytes, BlobError>, ReadS
         return None;
     }
     let need = s.decryptor.stored_chunk_len(s.chunk);
-    while s.pending.len() < need {
-        match s.body.next().await {
-            Some(Ok(bytes)) => s.pending.extend_from_slice(&bytes),
-            Some(Err(e)) => {
+    if s.pending.len() < need {
+        // Windows end on chunk boundaries, so a chunk never spans two.
+        let stored_chunk = s.chunk_size + crate::farm_crypto::TAG_LEN as u64;
+        let window = (READ_WINDOW / stored_chunk).max(1) * stored_chunk;
+        let until = (s.next_offset + window).min(s.object_end);
+        match s.store.get_range(&s.location, s.next_offset..until).await {
+            Ok(bytes) => {
+                s.next_offset = until;
+                s.pending = bytes;
+            }
+            Err(e) => {
                 s.done = true;
                 return Some((Err(e.into()), s));
             }
-            None => {
-                s.done = true;
-                return Some((Err(BlobError::Integrity), s));
-            }
+        }
+        if s.pending.len() < need {
+            s.done = true;
+            return Some((Err(BlobError::Integrity), s));
         }
     }
-    let stored: Vec<u8> = s.pending.drain(..need).collect();
+    let stored = s.pending.split_to(need);
     let plain = match s.decryptor.open_chunk(s.chunk, &stored) {
         Ok(p) => p,
         Err(e) => {
