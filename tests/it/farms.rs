@@ -588,14 +588,10 @@ async fn uploads_need_a_length_and_a_sane_content_type() {
 
 /// Starts an upload that declares 20 MiB and sends what is pushed into the
 /// returned sender, so a test can stop it half-way.
-fn stalled_upload(
-    app: &TestApp,
-    who: &Member,
-    path: &str,
-) -> (
-    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-) {
+type BodySender = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+type PendingResponse = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+fn stalled_upload(app: &TestApp, who: &Member, path: &str) -> (BodySender, PendingResponse) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let req = app
