@@ -501,7 +501,7 @@ async fn quotas_and_size_limits_leave_nothing_behind() {
         .problem(404, "not-found");
     // The replaced blob is swept; only the live one remains.
     app.sweep().await;
-    assert_eq!(stored_objects(&app), 1);
+    assert_eq!(stored_objects(&app).await, 1);
     let res = app
         .client
         .delete(app.url(&format!("/v1/farms/{}/files/a.bin", ada.farm_id)))
@@ -511,15 +511,25 @@ async fn quotas_and_size_limits_leave_nothing_behind() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     app.sweep().await;
-    assert_eq!(stored_objects(&app), 0);
+    assert_eq!(stored_objects(&app).await, 0);
     assert_eq!(farm_of(&app, &ada).await["used_bytes"], 0);
 }
 
-/// Objects in the local farm directory (0 checks are skipped on S3, where
-/// the store is remote; the database-side assertions still run).
-fn stored_objects(app: &TestApp) -> usize {
+/// Blobs left in storage: the objects in the local farm directory, or,
+/// on S3 (a remote store), the blob rows that would point at objects.
+async fn stored_objects(app: &TestApp) -> usize {
     if app.config.object_store_url.is_some() {
-        return count_blob_rows_blocking(app);
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = app.running.state.db.conn();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM farm_blobs".to_owned(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        return usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap();
     }
     fn walk(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir)
@@ -531,32 +541,6 @@ fn stored_objects(app: &TestApp) -> usize {
             .unwrap_or(0)
     }
     walk(&app.config.farm_dir())
-}
-
-fn count_blob_rows_blocking(app: &TestApp) -> usize {
-    use sea_orm::{ConnectionTrait, Statement};
-    let db = app.running.state.db.conn().clone();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let row = db
-                    .query_one_raw(Statement::from_string(
-                        db.get_database_backend(),
-                        "SELECT COUNT(*) AS n FROM farm_blobs".to_owned(),
-                    ))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                row.try_get::<i64>("", "n").unwrap() as usize
-            })
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 #[tokio::test]
@@ -626,7 +610,7 @@ async fn an_interrupted_upload_leaves_no_file_and_no_charge() {
     assert_eq!(farm["used_bytes"], 0);
     assert_eq!(farm["file_count"], 0);
     app.sweep().await;
-    assert_eq!(stored_objects(&app), 0, "no bytes left behind");
+    assert_eq!(stored_objects(&app).await, 0, "no bytes left behind");
 }
 
 #[tokio::test]
@@ -650,7 +634,7 @@ async fn a_crash_mid_upload_leaves_nothing_visible_and_the_sweeper_cleans_up() {
     let farm = app.get(&format!("/v1/farms/{}", ada.farm_id), &token).await;
     assert_eq!(farm.body["used_bytes"], 0);
     app.sweep().await;
-    assert_eq!(stored_objects(&app), 0, "the abandoned blob is swept");
+    assert_eq!(stored_objects(&app).await, 0, "the abandoned blob is swept");
     // The farm works normally afterwards.
     let res = app
         .upload(&token, ada.farm_id, "doomed.bin", b"second try".to_vec(), &[])
