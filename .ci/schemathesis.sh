@@ -26,6 +26,9 @@ fid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["membership"]["
 key=$(curl -fsS -X POST "$base/v1/memberships/$mid/api-keys" -H 'content-type: application/json' \
   -H "Authorization: Bearer $token" -d '{"name":"fuzz key","role":"viewer"}')
 kid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"]["id"])' "$key")
+subject=$(curl -fsS -X POST "$base/v1/memberships/$mid/subjects" -H 'content-type: application/json' \
+  -H "Authorization: Bearer $token" -d '{"kind":"enrollee","display_name":"Fuzz Subject"}')
+sid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$subject")
 
 cat >"$work/schemathesis.toml" <<TOML
 [parameters]
@@ -33,6 +36,7 @@ cat >"$work/schemathesis.toml" <<TOML
 "path.uid" = "$uid"
 "path.kid" = "$kid"
 "path.fid" = "$fid"
+"path.sid" = "$sid"
 TOML
 
 # Every check but the two data-acceptance heuristics: some rules cannot be

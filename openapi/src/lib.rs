@@ -13,6 +13,7 @@ pub mod health;
 pub mod members;
 pub mod problem;
 pub mod serde_num;
+pub mod subjects;
 
 pub use doc::{TAGS, finalize};
 pub use problem::{FieldError, Problem, ProblemKind};

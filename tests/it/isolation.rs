@@ -52,6 +52,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await;
     let link_id = link.str("/link/id");
 
+    let enrollee = app
+        .post(
+            &format!("/v1/memberships/{}/subjects", acme.membership_id),
+            Some(&acme.token),
+            json!({"kind": "enrollee", "display_name": "Mr. Brown"}),
+        )
+        .await
+        .str("/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -63,7 +72,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.contains("{mid}") && !path.contains("{fid}") {
+        if !path.contains("{mid}") && !path.contains("{fid}") && !path.contains("{sid}") {
             continue;
         }
         let concrete = path
@@ -71,6 +80,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{fid}", &acme.farm_id.to_string())
             .replace("{path}", "fleet/roster.csv")
             .replace("{lid}", &link_id)
+            .replace("{sid}", &enrollee)
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string());
         for (method, op) in item.as_object().unwrap() {
@@ -95,7 +105,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             }
         }
     }
-    assert!(checked >= 20 * 3, "walked {checked} operation/principal pairs");
+    assert!(checked >= 24 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app

@@ -9,3 +9,4 @@ mod isolation;
 mod members;
 mod service;
 mod share_links;
+mod subjects;

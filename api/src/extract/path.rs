@@ -4,7 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{Ready, ready};
-use vitalfarm_domain::{ApiKeyId, FarmId, MembershipId, ShareLinkId, UserId};
+use vitalfarm_domain::{ApiKeyId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId};
 
 use crate::error::ApiError;
 
@@ -38,3 +38,4 @@ path_id!(PathUserId, UserId, "uid");
 path_id!(PathApiKeyId, ApiKeyId, "kid");
 path_id!(PathFarmId, FarmId, "fid");
 path_id!(PathShareLinkId, ShareLinkId, "lid");
+path_id!(PathSubjectId, SubjectId, "sid");

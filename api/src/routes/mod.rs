@@ -17,6 +17,7 @@ pub mod me;
 pub mod members;
 pub mod memberships;
 pub mod share_links;
+pub mod subjects;
 
 #[derive(Default)]
 pub struct RouteSet {
@@ -77,6 +78,7 @@ pub fn all() -> RouteSet {
     memberships::routes(&mut r);
     members::routes(&mut r);
     api_keys::routes(&mut r);
+    subjects::routes(&mut r);
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);

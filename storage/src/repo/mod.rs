@@ -8,3 +8,4 @@ pub mod members;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod share_links;
+pub mod subjects;
