@@ -29,6 +29,9 @@ kid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"]["id"])' 
 subject=$(curl -fsS -X POST "$base/v1/memberships/$mid/subjects" -H 'content-type: application/json' \
   -H "Authorization: Bearer $token" -d '{"kind":"enrollee","display_name":"Fuzz Subject"}')
 sid=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$subject")
+device=$(curl -fsS -X POST "$base/v1/memberships/$mid/devices" -H 'content-type: application/json' \
+  -H "Authorization: Bearer $token" -d '{"serial":"FUZZ-1"}')
+did=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["devices"][0]["device_id"])' "$device")
 
 cat >"$work/schemathesis.toml" <<TOML
 [parameters]
@@ -37,6 +40,7 @@ cat >"$work/schemathesis.toml" <<TOML
 "path.kid" = "$kid"
 "path.fid" = "$fid"
 "path.sid" = "$sid"
+"path.did" = "$did"
 TOML
 
 # Every check but the two data-acceptance heuristics: some rules cannot be

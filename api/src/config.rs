@@ -31,6 +31,8 @@ pub const KEYS: &[&str] = &[
     "max_json_body_bytes",
     "farm_quota_bytes",
     "max_file_bytes",
+    "max_bulk_body_bytes",
+    "claim_code_ttl_secs",
     "master_key_file",
     "orphan_grace_secs",
     "sweep_interval_secs",
@@ -82,6 +84,10 @@ pub struct Config {
     pub farm_quota_bytes: u64,
     /// The largest single file an upload may carry.
     pub max_file_bytes: u64,
+    /// The largest body of a bulk request (device registration).
+    pub max_bulk_body_bytes: usize,
+    /// How long a device's claim code works after registration.
+    pub claim_code_ttl_secs: u64,
     /// The master key (32 bytes, base64) that wraps every farm's data key;
     /// default: generated into `data_dir/master.key`. Losing it loses every
     /// farm's files.
@@ -121,6 +127,8 @@ impl Default for Config {
             max_json_body_bytes: 1024 * 1024,
             farm_quota_bytes: 1024 * 1024 * 1024,
             max_file_bytes: 1024 * 1024 * 1024,
+            max_bulk_body_bytes: 16 * 1024 * 1024,
+            claim_code_ttl_secs: 3 * 365 * 24 * 3600,
             master_key_file: None,
             orphan_grace_secs: 24 * 3600,
             sweep_interval_secs: 300,
@@ -258,6 +266,12 @@ impl Config {
         }
         if self.farm_quota_bytes > i64::MAX as u64 {
             return Err(invalid("farm_quota_bytes", "must be at most 2^63-1"));
+        }
+        if self.max_bulk_body_bytes < 1024 {
+            return Err(invalid("max_bulk_body_bytes", "must be at least 1024"));
+        }
+        if self.claim_code_ttl_secs == 0 || self.claim_code_ttl_secs > 10 * 365 * 24 * 3600 {
+            return Err(invalid("claim_code_ttl_secs", "must be between 1 and 315360000"));
         }
         if self.sweep_interval_secs == 0 {
             return Err(invalid("sweep_interval_secs", "must be greater than 0"));

@@ -84,6 +84,14 @@ typed_id!(
     ApiKeyId
 );
 typed_id!(
+    /// A health device of a fleet.
+    DeviceId
+);
+typed_id!(
+    /// A kind of device a company makes or uses.
+    DeviceModelId
+);
+typed_id!(
     /// A link that lets anyone holding it download one file of a farm.
     ShareLinkId
 );

@@ -2,15 +2,18 @@
 //! that decide what a member may do. No I/O, no async, no framework types, so
 //! everything here is cheap to test exhaustively.
 
+pub mod device;
 pub mod email;
 pub mod farm_path;
 pub mod ids;
 pub mod membership;
+pub mod metrics;
 pub mod password;
 pub mod subject;
 pub mod validation;
 pub mod zip;
 
+pub use device::DeviceStatus;
 pub use email::Email;
 pub use farm_path::FarmPath;
 pub use ids::*;

@@ -61,6 +61,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .str("/id");
 
+    let device = app
+        .post(
+            &format!("/v1/memberships/{}/devices", acme.membership_id),
+            Some(&acme.token),
+            json!({"serial": "ACME-1"}),
+        )
+        .await
+        .str("/devices/0/device_id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -72,7 +81,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !path.contains("{mid}") && !path.contains("{fid}") && !path.contains("{sid}") {
+        if !["{mid}", "{fid}", "{sid}", "{did}"].iter().any(|p| path.contains(p)) {
             continue;
         }
         let concrete = path
@@ -81,6 +90,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{path}", "fleet/roster.csv")
             .replace("{lid}", &link_id)
             .replace("{sid}", &enrollee)
+            .replace("{did}", &device)
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string());
         for (method, op) in item.as_object().unwrap() {
@@ -105,7 +115,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             }
         }
     }
-    assert!(checked >= 24 * 3, "walked {checked} operation/principal pairs");
+    assert!(checked >= 32 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app

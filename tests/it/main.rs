@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_keys;
+mod devices;
 mod errors;
 mod farms;
 mod isolation;

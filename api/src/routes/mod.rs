@@ -10,12 +10,14 @@ use crate::error::ApiError;
 
 pub mod api_keys;
 pub mod auth;
+pub mod devices;
 pub mod farm_export;
 pub mod farms;
 pub mod health;
 pub mod me;
 pub mod members;
 pub mod memberships;
+pub mod metrics_catalog;
 pub mod share_links;
 pub mod subjects;
 
@@ -78,7 +80,9 @@ pub fn all() -> RouteSet {
     memberships::routes(&mut r);
     members::routes(&mut r);
     api_keys::routes(&mut r);
+    metrics_catalog::routes(&mut r);
     subjects::routes(&mut r);
+    devices::routes(&mut r);
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);

@@ -2,6 +2,8 @@
 //! public API never serialises them directly (see `vitalfarm-openapi`).
 
 pub mod api_key;
+pub mod device;
+pub mod device_model;
 pub mod farm;
 pub mod farm_blob;
 pub mod farm_file;
