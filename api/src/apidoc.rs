@@ -46,6 +46,8 @@ use crate::routes;
         routes::devices::update,
         routes::devices::rotate_secret,
         routes::devices::assign,
+        routes::readings::ingest,
+        routes::readings::list,
         routes::farms::farm_info,
         routes::farms::upload,
         routes::farms::download,

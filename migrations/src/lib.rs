@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261121_000002_farms;
 mod m20261121_000003_devices;
+mod m20261121_000004_readings;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_farms::Migration),
             Box::new(m20261121_000003_devices::Migration),
+            Box::new(m20261121_000004_readings::Migration),
         ]
     }
 }

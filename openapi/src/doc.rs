@@ -29,6 +29,7 @@ pub const TAGS: &[(&str, &str)] = &[
 /// Security scheme names, as handlers reference them.
 pub const BEARER_JWT: &str = "bearer_jwt";
 pub const API_KEY: &str = "api_key";
+pub const DEVICE: &str = "device";
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -62,6 +63,12 @@ pub fn finalize(doc: &mut Value) {
                 "scheme": "bearer",
                 "bearerFormat": "vf_key_...",
                 "description": "A company API key from `/v1/memberships/{mid}/api-keys`, sent as `Authorization: Bearer vf_key_...`."
+            },
+            DEVICE: {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "A device's credentials, `Device <device_id>:<secret>`, from registration or `/v1/devices/{did}/rotate-secret`."
             }
         });
         components["responses"] = problem_responses();

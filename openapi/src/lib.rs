@@ -13,6 +13,7 @@ pub mod farms;
 pub mod health;
 pub mod members;
 pub mod problem;
+pub mod readings;
 pub mod serde_num;
 pub mod subjects;
 

@@ -81,6 +81,21 @@ async fn a_key_never_outranks_its_creator_and_never_mints_keys() {
     let viewer_key = app.api_key(&acme, "viewer").await;
     app.get(&keys, &viewer_key).await.problem(403, "forbidden");
     assert_eq!(app.get(&keys, &key).await.status, StatusCode::OK);
+    // Nor does anyone revoke a key stronger than themself.
+    let listed = app.get(&keys, &acme.token).await;
+    let admin_key_id = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete(&format!("{keys}/{admin_key_id}"), &dev)
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(app.get(&keys, &key).await.status, StatusCode::OK, "still alive");
 }
 
 #[tokio::test]

@@ -98,12 +98,39 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             let body = op
                 .pointer("/requestBody/content/application~1json/schema")
                 .map(|_| example_body(&op["requestBody"]));
+            // Required query parameters get their documented example, so the
+            // request reaches the authorisation check.
+            let query: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "query" && p["required"] == true)
+                        .map(|p| {
+                            format!(
+                                "{}={}",
+                                p["name"].as_str().unwrap(),
+                                p["example"].as_str().unwrap_or("x")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let target = if query.is_empty() {
+                concrete.clone()
+            } else {
+                format!("{concrete}?{}", query.join("&"))
+            };
             for (who, token) in [
                 ("foreign user", &rival.token),
                 ("foreign API key", &rival_key),
                 ("individual", &person.token),
             ] {
-                let res = app.call(method.clone(), &concrete, Some(token), body.clone()).await;
+                let res = if path.ends_with("{path}") && method == Method::PUT {
+                    app.upload(token, acme.farm_id, "fleet/roster.csv", b"overwritten".to_vec(), &[])
+                        .await
+                } else {
+                    app.call(method.clone(), &target, Some(token), body.clone()).await
+                };
                 assert_eq!(
                     res.status,
                     StatusCode::NOT_FOUND,
@@ -111,11 +138,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
                     res.text
                 );
                 assert!(!res.text.contains(&acme.email), "{who}: {method} {path} leaks");
+                assert!(
+                    !res.text.contains("device,subject"),
+                    "{who}: {method} {path} leaks file content"
+                );
                 checked += 1;
             }
         }
     }
-    assert!(checked >= 32 * 3, "walked {checked} operation/principal pairs");
+    assert!(checked >= 33 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app
@@ -139,6 +170,16 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     assert!(
         links.body["items"][0]["revoked_at"].is_null(),
         "the link was not revoked by a stranger"
+    );
+    let subject = app.get(&format!("/v1/subjects/{enrollee}"), &acme.token).await;
+    assert_eq!(
+        subject.body["display_name"], "Mr. Brown",
+        "the subject was not changed by a stranger"
+    );
+    let dev = app.get(&format!("/v1/devices/{device}"), &acme.token).await;
+    assert_eq!(
+        dev.body["status"], "provisioned",
+        "the device was not changed by a stranger"
     );
 }
 

@@ -8,6 +8,7 @@ mod errors;
 mod farms;
 mod isolation;
 mod members;
+mod readings;
 mod service;
 mod share_links;
 mod subjects;

@@ -70,7 +70,13 @@ async fn every_documented_operation_is_routed() {
         let concrete = path
             .replace("{mid}", &nil)
             .replace("{uid}", &nil)
-            .replace("{kid}", &nil);
+            .replace("{kid}", &nil)
+            .replace("{fid}", &nil)
+            .replace("{lid}", &nil)
+            .replace("{sid}", &nil)
+            .replace("{did}", &nil)
+            .replace("{path}", "a/b.txt")
+            .replace("{token}", "vf_share_x");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res = app.call(method.clone(), &concrete, None, None).await;

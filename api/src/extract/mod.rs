@@ -2,6 +2,7 @@
 //! naming what was wrong.
 
 pub mod auth;
+pub mod device;
 pub mod json;
 pub mod path;
 pub mod query;

@@ -135,7 +135,20 @@ pub async fn revoke_key(
     mid: PathMembershipId,
     kid: PathApiKeyId,
 ) -> ApiResult<HttpResponse> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let key = api_keys::find_in(&state.db, mid.0, kid.0)
+        .await?
+        .ok_or(ApiError::NotFound("API key"))?;
+    let key_role = Role::parse(&key.role).unwrap_or(Role::Admin);
+    // The same rule as creation: nobody disarms a key stronger than
+    // themself (a developer cannot revoke the admins' keys).
+    if key_role < access.role {
+        return Err(ApiError::Forbidden(format!(
+            "your role ({}) may not revoke a key with the role {}",
+            access.role.as_str(),
+            key_role.as_str()
+        )));
+    }
     api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
         vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
         other => other.into(),

@@ -14,7 +14,9 @@ use vitalfarm_openapi::devices::{
     AssignRequest, ClaimRequest, CreateDeviceModelRequest, Device, DeviceModel, DeviceModelPage, DevicePage, NewDevice,
     NewDevices, RegisterDevicesRequest, RegisteredDevice, RegisteredDevices, RotatedSecret, UpdateDeviceRequest,
 };
-use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse, GoneResponse, NotFoundResponse, PayloadTooLargeResponse};
+use vitalfarm_openapi::doc::{
+    ConflictResponse, ForbiddenResponse, GoneResponse, NotFoundResponse, PayloadTooLargeResponse,
+};
 use vitalfarm_storage::entity::{device, device_model};
 use vitalfarm_storage::repo::{devices, subjects};
 

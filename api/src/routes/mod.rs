@@ -18,6 +18,7 @@ pub mod me;
 pub mod members;
 pub mod memberships;
 pub mod metrics_catalog;
+pub mod readings;
 pub mod share_links;
 pub mod subjects;
 
@@ -83,6 +84,7 @@ pub fn all() -> RouteSet {
     metrics_catalog::routes(&mut r);
     subjects::routes(&mut r);
     devices::routes(&mut r);
+    readings::routes(&mut r);
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);

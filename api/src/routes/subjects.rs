@@ -67,7 +67,7 @@ fn check_ref(errors: &mut ValidationErrors, r: Option<&str>) {
 
 /// The subject and the caller's access to its membership; 404 for a
 /// subject of a membership the caller has no standing in.
-async fn subject_access(
+pub(crate) async fn subject_access(
     state: &AppState,
     auth: &Auth,
     id: SubjectId,

@@ -10,6 +10,7 @@ pub mod farm_file;
 pub mod member_role;
 pub mod membership;
 pub mod rate_limit;
+pub mod reading;
 pub mod refresh_token;
 pub mod share_link;
 pub mod share_link_use;

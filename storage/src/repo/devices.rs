@@ -288,3 +288,18 @@ pub async fn assign(
         .await?;
     find(db, id).await?.ok_or(StorageError::NotFound)
 }
+
+/// Records contact from the device at most once a minute, so a chatty
+/// device does not turn every message into an extra write.
+pub async fn touch(db: &Database, dev: &device::Model) -> Result<(), StorageError> {
+    let now = Utc::now();
+    if dev.last_seen_at.is_some_and(|t| now - t < chrono::Duration::minutes(1)) {
+        return Ok(());
+    }
+    device::Entity::update_many()
+        .col_expr(device::Column::LastSeenAt, Expr::value(Some(now)))
+        .filter(device::Column::Id.eq(dev.id))
+        .exec(db.conn())
+        .await?;
+    Ok(())
+}

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod farms;
 pub mod members;
 pub mod rate_limits;
+pub mod readings;
 pub mod refresh_tokens;
 pub mod share_links;
 pub mod subjects;

@@ -1,0 +1,322 @@
+//! Readings: devices send them (`POST /v1/ingest/readings`), members read
+//! them (`GET /v1/subjects/{sid}/readings`).
+
+use std::collections::{BTreeMap, HashSet};
+
+use actix_web::http::Method;
+use actix_web::web;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+use vitalfarm_domain::{DeviceId, Permission, metrics};
+use vitalfarm_openapi::FieldError;
+use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
+use vitalfarm_openapi::readings::{IngestRequest, IngestResponse, Reading, ReadingIn, ReadingPage, Rejected};
+use vitalfarm_storage::entity::reading;
+use vitalfarm_storage::repo::{devices, readings};
+
+use super::RouteSet;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::device::DeviceAuth;
+use crate::extract::{Auth, Json, PathSubjectId, Query};
+use crate::state::AppState;
+
+/// Most readings in one request.
+pub const MAX_BATCH: usize = 5000;
+/// Device clocks drift: a reading this far in the future is still accepted.
+const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/ingest/readings", ingest);
+    r.add(Method::GET, "/v1/subjects/{sid}/readings", list);
+}
+
+/// A reading that passed validation, in canonical units.
+pub struct Valid {
+    pub index: usize,
+    pub ts_ms: i64,
+    pub seq: Option<i64>,
+    pub normalized: metrics::Normalized,
+}
+
+/// Validates one reading of a batch: its shape, time and value.
+pub fn validate(index: usize, raw: &serde_json::Value, now_ms: i64) -> Result<Valid, Rejected> {
+    let reject = |errors: Vec<FieldError>| Rejected { index, errors };
+    let reading: ReadingIn = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = match message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            Some(name) => name.to_owned(),
+            None if path == "." => "reading".to_owned(),
+            None => path,
+        };
+        reject(vec![FieldError { field, message }])
+    })?;
+    let mut errors = Vec::new();
+    let ts_ms = match DateTime::parse_from_rfc3339(&reading.ts) {
+        Ok(t) => {
+            let ms = t.with_timezone(&Utc).timestamp_millis();
+            if ms > now_ms + FUTURE_SKEW_MS {
+                errors.push(FieldError {
+                    field: "ts".into(),
+                    message: "must not be in the future".into(),
+                });
+            }
+            if ms < -2_208_988_800_000 {
+                errors.push(FieldError {
+                    field: "ts".into(),
+                    message: "must be after 1900".into(),
+                });
+            }
+            ms
+        }
+        Err(_) => {
+            errors.push(FieldError {
+                field: "ts".into(),
+                message: "must be an RFC 3339 timestamp such as 2026-11-21T08:00:00Z".into(),
+            });
+            0
+        }
+    };
+    let components: Option<Vec<(String, f64)>> = reading.components.map(|c| c.into_iter().collect());
+    let normalized = metrics::normalize(
+        &reading.metric,
+        reading.value,
+        components.as_deref(),
+        reading.unit.as_deref(),
+    );
+    match normalized {
+        Ok(n) if errors.is_empty() => Ok(Valid {
+            index,
+            ts_ms,
+            seq: reading.seq,
+            normalized: n,
+        }),
+        Ok(_) => Err(reject(errors)),
+        Err(e) => {
+            errors.extend(e.into_errors().into_iter().map(|f| FieldError {
+                field: f.field,
+                message: f.message,
+            }));
+            Err(reject(errors))
+        }
+    }
+}
+
+/// Receives readings from a device: up to 5,000 per request, each
+/// identified by (device, metric, ts). Valid readings are stored even when
+/// others are rejected; a reading stored before (a retry) is counted as a
+/// duplicate and not stored again. Readings land with the subject the
+/// device is bound to.
+#[utoipa::path(post, path = "/v1/ingest/readings", tag = "ingest",
+    request_body = IngestRequest,
+    security(("device" = [])),
+    responses(
+        (status = 200, description = "What was stored, what was a duplicate, and what was rejected with why.", body = IngestResponse),
+        (status = 403, response = ForbiddenResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn ingest(
+    state: web::Data<AppState>,
+    device: DeviceAuth,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<web::Json<IngestResponse>> {
+    let items = body
+        .get("readings")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| ApiError::field("readings", "must be an array of readings"))?;
+    if let Some(extra) = body.as_object().and_then(|o| o.keys().find(|k| *k != "readings")) {
+        return Err(ApiError::field(extra.clone(), "unknown field"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "readings",
+            format!("at most {MAX_BATCH} readings per request"),
+        ));
+    }
+    let outcome = store(&state, &device.0, items).await?;
+    devices::touch(&state.db, &device.0).await?;
+    Ok(web::Json(outcome))
+}
+
+/// Validates and stores a device's batch; shared by HTTP and MQTT ingest.
+pub async fn store(
+    state: &AppState,
+    device: &vitalfarm_storage::entity::device::Model,
+    items: &[serde_json::Value],
+) -> ApiResult<IngestResponse> {
+    let (Some(subject), Some(membership)) = (device.subject_id, device.bound_membership_id) else {
+        return Err(ApiError::Conflict(
+            "this device is not claimed or assigned to a subject yet".into(),
+        ));
+    };
+    let now_ms = Utc::now().timestamp_millis();
+    let mut rejected = Vec::new();
+    let mut valid = Vec::new();
+    for (i, raw) in items.iter().enumerate() {
+        match validate(i, raw, now_ms) {
+            Ok(v) => valid.push(v),
+            Err(r) => rejected.push(r),
+        }
+    }
+    let device_id = DeviceId::from_uuid(device.id);
+    let keys: Vec<(&str, i64)> = valid.iter().map(|v| (v.normalized.metric.code, v.ts_ms)).collect();
+    let stored = readings::existing(&state.db, device_id, &keys).await?;
+    let mut seen: HashSet<(&str, i64)> = HashSet::new();
+    let mut duplicates = 0u64;
+    let mut rows = Vec::new();
+    let mut accepted = 0u64;
+    for v in &valid {
+        let key = (v.normalized.metric.code, v.ts_ms);
+        if stored.contains(&(key.0.to_owned(), key.1)) || !seen.insert(key) {
+            duplicates += 1;
+            continue;
+        }
+        accepted += 1;
+        for (component, value) in &v.normalized.values {
+            rows.push(readings::NewRow {
+                membership_id: membership,
+                subject_id: subject,
+                device_id: Some(device.id),
+                metric: v.normalized.metric.code,
+                component,
+                ts_ms: v.ts_ms,
+                value: *value,
+                unit: v.normalized.unit,
+                source: "device",
+                seq: v.seq,
+            });
+        }
+    }
+    readings::insert(&state.db, rows).await?;
+    Ok(IngestResponse {
+        accepted,
+        duplicates,
+        rejected,
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadingQuery {
+    /// A metric code from `GET /v1/metrics`.
+    #[param(example = "heart_rate")]
+    pub metric: String,
+    /// From this time (inclusive, RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (exclusive, RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Readings per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+fn encode_cursor(ts_ms: i64, device: Option<Uuid>) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{ts_ms}_{}", device.unwrap_or_default()))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let (ts, dev) = text.split_once('_')?;
+    Some((ts.parse().ok()?, dev.parse().ok()?))
+}
+
+/// Rows of one reading are adjacent (same time and device): folds them.
+fn group(rows: Vec<reading::Model>) -> Vec<Reading> {
+    let mut out: Vec<(i64, Option<Uuid>, Reading)> = Vec::new();
+    for r in rows {
+        let ts = DateTime::from_timestamp_millis(r.ts_ms).unwrap_or_default();
+        match out.last_mut() {
+            Some((t, d, reading)) if *t == r.ts_ms && *d == r.device_id && !r.component.is_empty() => {
+                reading
+                    .components
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(r.component, r.value);
+            }
+            _ => {
+                let (value, components) = if r.component.is_empty() {
+                    (Some(r.value), None)
+                } else {
+                    (None, Some(BTreeMap::from([(r.component.clone(), r.value)])))
+                };
+                out.push((
+                    r.ts_ms,
+                    r.device_id,
+                    Reading {
+                        metric: r.metric,
+                        ts,
+                        value,
+                        components,
+                        unit: r.unit,
+                        device_id: r.device_id,
+                        source: r.source,
+                    },
+                ));
+            }
+        }
+    }
+    out.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// A subject's readings of one metric, in time order, paginated.
+#[utoipa::path(get, path = "/v1/subjects/{sid}/readings", tag = "readings",
+    params(("sid" = Uuid, Path, description = "Subject id"), ReadingQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of readings.", body = ReadingPage)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Auth,
+    sid: PathSubjectId,
+    Query(q): Query<ReadingQuery>,
+) -> ApiResult<web::Json<ReadingPage>> {
+    let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
+        field: "metric".into(),
+        message: "unknown metric; see GET /v1/metrics".into(),
+    })?;
+    let limit = crate::extract::PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::InvalidParameter {
+            field: "cursor".into(),
+            message: "is not a cursor this API returned".into(),
+        })?),
+    };
+    let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
+    let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
+    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
+    let per_reading = metric.components.len().max(1) as u64;
+    let rows = readings::list(
+        &state.db,
+        sid.0,
+        metric.code,
+        from,
+        to,
+        after,
+        (limit + 1) * per_reading,
+    )
+    .await?;
+    let mut items = group(rows);
+    let more = items.len() as u64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = if more {
+        items
+            .last()
+            .map(|r| encode_cursor(r.ts.timestamp_millis(), r.device_id))
+    } else {
+        None
+    };
+    Ok(web::Json(ReadingPage { items, next_cursor }))
+}
