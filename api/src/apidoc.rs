@@ -48,6 +48,8 @@ use crate::routes;
         routes::devices::assign,
         routes::readings::ingest,
         routes::readings::list,
+        routes::readings::aggregate,
+        routes::readings::summary,
         routes::farms::farm_info,
         routes::farms::upload,
         routes::farms::download,

@@ -83,3 +83,80 @@ pub struct ReadingPage {
     pub items: Vec<Reading>,
     pub next_cursor: Option<String>,
 }
+
+/// Width of an aggregation bucket.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub enum BucketWidth {
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "1h")]
+    Hour,
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl BucketWidth {
+    pub const fn millis(self) -> i64 {
+        match self {
+            BucketWidth::FiveMinutes => 5 * 60 * 1000,
+            BucketWidth::Hour => 60 * 60 * 1000,
+            BucketWidth::Day => 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AggregateBucket {
+    /// Start of the bucket (buckets align to the Unix epoch, UTC).
+    pub start: DateTime<Utc>,
+    /// For metrics with components (blood pressure: systolic, diastolic).
+    pub component: Option<String>,
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"metric": "heart_rate", "unit": "/min", "bucket": "1h", "from": "2026-11-20T08:00:00Z", "to": "2026-11-21T08:00:00Z",
+    "buckets": [{"start": "2026-11-21T07:00:00Z", "component": null, "count": 60, "min": 58.0, "max": 91.0, "mean": 71.4}]}))]
+pub struct AggregateResponse {
+    pub metric: String,
+    pub unit: String,
+    pub bucket: BucketWidth,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Buckets with readings, in time order.
+    pub buckets: Vec<AggregateBucket>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LatestValue {
+    pub ts: DateTime<Utc>,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MetricSummary {
+    pub metric: String,
+    pub component: Option<String>,
+    pub unit: String,
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Median (nearest rank).
+    pub p50: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+    pub latest: LatestValue,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"subject_id": "01935c6e-0000-7000-8000-000000000004", "metrics": [
+    {"metric": "heart_rate", "component": null, "unit": "/min", "count": 1440, "min": 52.0, "max": 121.0, "mean": 70.2, "p50": 69.0, "p95": 96.0, "latest": {"ts": "2026-11-21T08:00:00Z", "value": 72.0}}
+]}))]
+pub struct SummaryResponse {
+    pub subject_id: Uuid,
+    pub metrics: Vec<MetricSummary>,
+}

@@ -276,3 +276,100 @@ async fn a_claimed_devices_readings_belong_to_the_buyer_alone() {
     .await
     .problem(404, "not-found");
 }
+
+#[tokio::test]
+async fn aggregates_and_summary_match_the_readings() {
+    let app = TestApp::spawn().await;
+    let care = app.company("stats@acme.example").await;
+    let (cred, subject, _) = monitored(&app, &care).await;
+    // Heart rate once a minute from 08:00 to 09:59: 60..=119 in the first
+    // hour, then 120 in the second; blood pressure twice.
+    let mut readings: Vec<Value> = (0..120)
+        .map(|m| {
+            let value = if m < 60 { 60 + m } else { 120 };
+            json!({"metric": "heart_rate", "ts": format!("2026-11-21T{:02}:{:02}:00Z", 8 + m / 60, m % 60), "value": value})
+        })
+        .collect();
+    readings.push(json!({"metric": "blood_pressure", "ts": "2026-11-21T08:30:00Z", "components": {"systolic": 120, "diastolic": 80}}));
+    readings.push(json!({"metric": "blood_pressure", "ts": "2026-11-21T09:30:00Z", "components": {"systolic": 140, "diastolic": 90}}));
+    let res = send(&app, &cred, json!({"readings": readings})).await;
+    assert_eq!(res.body["accepted"], 122, "{}", res.text);
+
+    let window = "from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z";
+    let agg = app
+        .get(
+            &format!("/v1/subjects/{subject}/readings/aggregate?metric=heart_rate&bucket=1h&{window}"),
+            &care.token,
+        )
+        .await;
+    assert_eq!(agg.status, StatusCode::OK, "{}", agg.text);
+    let b = agg.body["buckets"].as_array().unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0]["start"], "2026-11-21T08:00:00Z");
+    assert_eq!(
+        (b[0]["count"].as_u64(), b[0]["min"].as_f64(), b[0]["max"].as_f64()),
+        (Some(60), Some(60.0), Some(119.0))
+    );
+    assert!((b[0]["mean"].as_f64().unwrap() - 89.5).abs() < 1e-9);
+    assert_eq!((b[1]["count"].as_u64(), b[1]["mean"].as_f64()), (Some(60), Some(120.0)));
+    let five = app
+        .get(
+            &format!("/v1/subjects/{subject}/readings/aggregate?metric=heart_rate&bucket=5m&{window}"),
+            &care.token,
+        )
+        .await;
+    assert_eq!(five.body["buckets"].as_array().unwrap().len(), 24);
+    let bp = app
+        .get(
+            &format!("/v1/subjects/{subject}/readings/aggregate?metric=blood_pressure&bucket=1d&{window}"),
+            &care.token,
+        )
+        .await;
+    let bp = bp.body["buckets"].as_array().unwrap();
+    assert_eq!(bp.len(), 2, "one bucket per component");
+    assert_eq!(bp[0]["component"], "diastolic");
+    assert_eq!(bp[0]["mean"], 85.0);
+    assert_eq!(bp[1]["component"], "systolic");
+    assert_eq!(bp[1]["max"], 140.0);
+
+    let res = app
+        .get(&format!("/v1/subjects/{subject}/readings/aggregate?metric=heart_rate&bucket=5m&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"), &care.token)
+        .await;
+    res.problem(400, "invalid-parameter");
+    assert_eq!(res.fields(), ["bucket"]);
+    let res = app
+        .get(
+            &format!("/v1/subjects/{subject}/readings/aggregate?metric=heart_rate&bucket=2h"),
+            &care.token,
+        )
+        .await;
+    assert_eq!(res.fields(), ["bucket"]);
+
+    let sum = app.get(&format!("/v1/subjects/{subject}/summary"), &care.token).await;
+    assert_eq!(sum.status, StatusCode::OK, "{}", sum.text);
+    let metrics = sum.body["metrics"].as_array().unwrap();
+    let hr = metrics.iter().find(|m| m["metric"] == "heart_rate").unwrap();
+    assert_eq!(hr["count"], 120);
+    assert_eq!((hr["min"].as_f64(), hr["max"].as_f64()), (Some(60.0), Some(120.0)));
+    // Sorted values: 60..=119 then sixty 120s; ranks 60 and 114 (nearest rank).
+    assert_eq!(hr["p50"], 119.0);
+    assert_eq!(hr["p95"], 120.0);
+    assert_eq!(hr["latest"]["ts"], "2026-11-21T09:59:00Z");
+    let systolic = metrics.iter().find(|m| m["component"] == "systolic").unwrap();
+    assert_eq!(systolic["latest"]["value"], 140.0);
+    let first_hour = app
+        .get(
+            &format!("/v1/subjects/{subject}/summary?from=2026-11-21T08:00:00Z&to=2026-11-21T09:00:00Z"),
+            &care.token,
+        )
+        .await;
+    let hr = first_hour.body["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "heart_rate")
+        .unwrap()
+        .clone();
+    assert_eq!(hr["count"], 60);
+    assert_eq!(hr["p50"], 89.0);
+}

@@ -14,7 +14,10 @@ use uuid::Uuid;
 use vitalfarm_domain::{DeviceId, Permission, metrics};
 use vitalfarm_openapi::FieldError;
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
-use vitalfarm_openapi::readings::{IngestRequest, IngestResponse, Reading, ReadingIn, ReadingPage, Rejected};
+use vitalfarm_openapi::readings::{
+    AggregateBucket, AggregateResponse, BucketWidth, IngestRequest, IngestResponse, LatestValue, MetricSummary,
+    Reading, ReadingIn, ReadingPage, Rejected, SummaryResponse,
+};
 use vitalfarm_storage::entity::reading;
 use vitalfarm_storage::repo::{devices, readings};
 
@@ -32,6 +35,8 @@ const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/ingest/readings", ingest);
     r.add(Method::GET, "/v1/subjects/{sid}/readings", list);
+    r.add(Method::GET, "/v1/subjects/{sid}/readings/aggregate", aggregate);
+    r.add(Method::GET, "/v1/subjects/{sid}/summary", summary);
 }
 
 /// A reading that passed validation, in canonical units.
@@ -319,4 +324,125 @@ pub async fn list(
         None
     };
     Ok(web::Json(ReadingPage { items, next_cursor }))
+}
+
+/// Most buckets one aggregate request may span.
+const MAX_BUCKETS: i64 = 10_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AggregateQuery {
+    /// A metric code from `GET /v1/metrics`.
+    #[param(example = "heart_rate")]
+    pub metric: String,
+    /// Default: 24 hours before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// Default: now.
+    pub to: Option<DateTime<Utc>>,
+    /// `5m`, `1h` (default) or `1d`; at most 10,000 buckets per request.
+    pub bucket: Option<BucketWidth>,
+}
+
+/// A subject's readings of one metric in time buckets: count, min, max and
+/// mean per bucket (per component for blood pressure).
+#[utoipa::path(get, path = "/v1/subjects/{sid}/readings/aggregate", tag = "readings",
+    params(("sid" = Uuid, Path, description = "Subject id"), AggregateQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The buckets that have readings.", body = AggregateResponse)))]
+pub async fn aggregate(
+    state: web::Data<AppState>,
+    auth: Auth,
+    sid: PathSubjectId,
+    Query(q): Query<AggregateQuery>,
+) -> ApiResult<web::Json<AggregateResponse>> {
+    let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
+        field: "metric".into(),
+        message: "unknown metric; see GET /v1/metrics".into(),
+    })?;
+    let bucket = q.bucket.unwrap_or(BucketWidth::Hour);
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q.from.unwrap_or(to - chrono::Duration::hours(24));
+    let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+    if from_ms >= to_ms {
+        return Err(ApiError::InvalidParameter {
+            field: "from".into(),
+            message: "must be before `to`".into(),
+        });
+    }
+    if (to_ms - from_ms) / bucket.millis() > MAX_BUCKETS {
+        return Err(ApiError::InvalidParameter {
+            field: "bucket".into(),
+            message: format!(
+                "the period spans more than {MAX_BUCKETS} buckets; use a wider bucket or a shorter period"
+            ),
+        });
+    }
+    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
+    let rows = readings::aggregate(&state.db, sid.0, metric.code, from_ms, to_ms, bucket.millis()).await?;
+    Ok(web::Json(AggregateResponse {
+        metric: metric.code.to_owned(),
+        unit: metric.unit.to_owned(),
+        bucket,
+        from,
+        to,
+        buckets: rows
+            .into_iter()
+            .map(|b| AggregateBucket {
+                start: DateTime::from_timestamp_millis(b.start_ms).unwrap_or_default(),
+                component: (!b.component.is_empty()).then_some(b.component),
+                count: u64::try_from(b.count).unwrap_or(0),
+                min: b.min,
+                max: b.max,
+                mean: b.mean,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// Default: all time.
+    pub from: Option<DateTime<Utc>>,
+    /// Default: all time.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Per metric (and component): count, min, max, mean, p50, p95 and the
+/// latest value of a subject over a period.
+#[utoipa::path(get, path = "/v1/subjects/{sid}/summary", tag = "readings",
+    params(("sid" = Uuid, Path, description = "Subject id"), SummaryQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The summary.", body = SummaryResponse)))]
+pub async fn summary(
+    state: web::Data<AppState>,
+    auth: Auth,
+    sid: PathSubjectId,
+    Query(q): Query<SummaryQuery>,
+) -> ApiResult<web::Json<SummaryResponse>> {
+    let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
+    let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
+    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
+    let stats = readings::summary(&state.db, sid.0, from, to).await?;
+    Ok(web::Json(SummaryResponse {
+        subject_id: sid.0.as_uuid(),
+        metrics: stats
+            .into_iter()
+            .map(|s| MetricSummary {
+                component: (!s.component.is_empty()).then_some(s.component),
+                metric: s.metric,
+                unit: s.unit,
+                count: u64::try_from(s.count).unwrap_or(0),
+                min: s.min,
+                max: s.max,
+                mean: s.mean,
+                p50: s.p50,
+                p95: s.p95,
+                latest: LatestValue {
+                    ts: DateTime::from_timestamp_millis(s.latest_ms).unwrap_or_default(),
+                    value: s.latest,
+                },
+            })
+            .collect(),
+    }))
 }
