@@ -1,6 +1,5 @@
 //! Device models, fleets, claiming and assignment.
 
-use actix_web::dev::Payload;
 use actix_web::http::Method;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -26,7 +25,7 @@ use crate::authz::{self, Access};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::json::{is_json, parse};
 use crate::extract::query::encode_cursor;
-use crate::extract::{Auth, Json, PageQuery, PathMembershipId, Query};
+use crate::extract::{Auth, Json, PageQuery, PathDeviceId, PathMembershipId, Query};
 use crate::state::AppState;
 
 pub const DEVICE_SECRET_PREFIX: &str = "vf_dev_";
@@ -44,27 +43,6 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::PATCH, "/v1/devices/{did}", update);
     r.add(Method::POST, "/v1/devices/{did}/rotate-secret", rotate_secret);
     r.add(Method::POST, "/v1/devices/{did}/assign", assign);
-}
-
-/// The `{did}` path segment.
-pub struct PathDeviceId(pub DeviceId);
-
-impl actix_web::FromRequest for PathDeviceId {
-    type Error = ApiError;
-    type Future = futures_util::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        futures_util::future::ready(
-            req.match_info()
-                .get("did")
-                .and_then(|s| s.parse::<DeviceId>().ok())
-                .map(PathDeviceId)
-                .ok_or_else(|| ApiError::InvalidParameter {
-                    field: "did".into(),
-                    message: "must be a UUID".into(),
-                }),
-        )
-    }
 }
 
 fn model_dto(m: &device_model::Model) -> DeviceModel {
@@ -306,17 +284,18 @@ pub async fn register(
         });
     }
     let body = read_body(&mut payload, state.config.max_bulk_body_bytes).await?;
-    let rows: Vec<NewDevice> = if is_csv {
-        parse_csv(&body)?
+    // One device answers with field names as sent (`serial`); a list names
+    // the row (`devices[3].serial`).
+    let (rows, single): (Vec<NewDevice>, bool) = if is_csv {
+        (parse_csv(&body)?, false)
     } else {
         let value: serde_json::Value = parse(&body)?;
         if value.get("devices").is_some() {
-            parse::<NewDevices>(&body)?.devices
+            (parse::<NewDevices>(&body)?.devices, false)
         } else {
-            vec![parse::<NewDevice>(&body)?]
+            (vec![parse::<NewDevice>(&body)?], true)
         }
     };
-    let single = !is_csv && rows.len() == 1 && !body.windows(9).any(|w| w == b"\"devices\"");
     if rows.is_empty() {
         return Err(ApiError::field("devices", "must list at least one device"));
     }

@@ -226,29 +226,8 @@ pub async fn claim(
     if dev.status == DeviceStatus::Retired.as_str() {
         return Ok(Err(ClaimError::Retired));
     }
-    let status = if dev.status == DeviceStatus::Provisioned.as_str() {
-        DeviceStatus::Active.as_str()
-    } else {
-        dev.status.as_str()
-    };
-    let res = device::Entity::update_many()
-        .col_expr(device::Column::ClaimCodeHash, Expr::value(Option::<String>::None))
-        .col_expr(
-            device::Column::ClaimExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            device::Column::BoundMembershipId,
-            Expr::value(Some(membership.as_uuid())),
-        )
-        .col_expr(device::Column::SubjectId, Expr::value(Some(subject.as_uuid())))
-        .col_expr(device::Column::Status, Expr::value(status))
-        .col_expr(device::Column::UpdatedAt, Expr::value(now))
-        .filter(device::Column::Id.eq(dev.id))
-        .filter(device::Column::ClaimCodeHash.eq(claim_code_hash))
-        .exec(db.conn())
-        .await?;
-    if res.rows_affected != 1 {
+    let changed = bind(db.conn(), &dev, membership, subject, Some(claim_code_hash)).await?;
+    if changed != 1 {
         return Ok(Err(ClaimError::Unknown));
     }
     Ok(Ok(find(db, DeviceId::from_uuid(dev.id))
@@ -265,12 +244,27 @@ pub async fn assign(
     subject: SubjectId,
 ) -> Result<device::Model, StorageError> {
     let dev = find(db, id).await?.ok_or(StorageError::NotFound)?;
+    bind(db.conn(), &dev, membership, subject, None).await?;
+    find(db, id).await?.ok_or(StorageError::NotFound)
+}
+
+/// Binds `dev` to `subject` of `membership` and spends its claim code; a
+/// provisioned device becomes active. With `only_with_code`, only while the
+/// device still has that code (so a claim code works once); returns the
+/// rows changed.
+async fn bind(
+    db: &impl sea_orm::ConnectionTrait,
+    dev: &device::Model,
+    membership: MembershipId,
+    subject: SubjectId,
+    only_with_code: Option<&str>,
+) -> Result<u64, StorageError> {
     let status = if dev.status == DeviceStatus::Provisioned.as_str() {
         DeviceStatus::Active.as_str()
     } else {
         dev.status.as_str()
     };
-    device::Entity::update_many()
+    let mut q = device::Entity::update_many()
         .col_expr(device::Column::ClaimCodeHash, Expr::value(Option::<String>::None))
         .col_expr(
             device::Column::ClaimExpiresAt,
@@ -283,10 +277,11 @@ pub async fn assign(
         .col_expr(device::Column::SubjectId, Expr::value(Some(subject.as_uuid())))
         .col_expr(device::Column::Status, Expr::value(status))
         .col_expr(device::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(device::Column::Id.eq(id.as_uuid()))
-        .exec(db.conn())
-        .await?;
-    find(db, id).await?.ok_or(StorageError::NotFound)
+        .filter(device::Column::Id.eq(dev.id));
+    if let Some(code) = only_with_code {
+        q = q.filter(device::Column::ClaimCodeHash.eq(code));
+    }
+    Ok(q.exec(db).await?.rows_affected)
 }
 
 /// Records contact from the device at most once a minute, so a chatty
