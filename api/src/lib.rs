@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod farm_keys;
+pub mod mqtt;
 pub mod routes;
 pub mod server;
 pub mod state;

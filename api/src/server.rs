@@ -41,6 +41,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         jwt: Arc::new(jwt),
         blobs,
         master_key: Arc::new(master_key),
+        mqtt: std::sync::OnceLock::new(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! What every handler can reach. Nothing in here is the only copy of any
 //! state: the database holds it, so any number of API nodes can serve.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use vitalfarm_storage::Database;
 use vitalfarm_storage::blobs::BlobStore;
@@ -9,6 +9,7 @@ use vitalfarm_storage::farm_crypto::MasterKey;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::mqtt::MqttLink;
 
 pub struct AppState {
     pub config: Config,
@@ -16,4 +17,12 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub blobs: BlobStore,
     pub master_key: Arc<MasterKey>,
+    /// vitalfarm's link to the MQTT broker, once it is up (none with MQTT off).
+    pub mqtt: OnceLock<Arc<MqttLink>>,
+}
+
+impl AppState {
+    pub fn mqtt_link(&self) -> Option<&Arc<MqttLink>> {
+        self.mqtt.get()
+    }
 }
