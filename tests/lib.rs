@@ -56,6 +56,13 @@ fn init_logging() {
 }
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// An external MQTT broker when the suite runs against one.
+pub fn external_mqtt_url() -> Option<String> {
+    std::env::var("VITALFARM_TEST_MQTT_URL")
+        .ok()
+        .filter(|u| u.starts_with("mqtt"))
+}
+
 /// A PostgreSQL server URL when the suite runs against PostgreSQL.
 pub fn postgres_url() -> Option<String> {
     std::env::var("VITALFARM_TEST_DATABASE_URL")
@@ -186,7 +193,7 @@ impl TestApp {
         init_logging();
         let state = server::prepare(config.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let running = server::start(state, listener, false)?;
+        let running = server::start(state, listener, false).await?;
         let base = format!("http://{}", running.addr);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -209,6 +216,65 @@ impl TestApp {
         let mut config = self.config.clone();
         tweak(&mut config);
         Self::start(config, self.data_dir).await.expect("test server restarts")
+    }
+
+    /// Starts a server with MQTT on: the embedded broker on a free port, or,
+    /// with `VITALFARM_TEST_MQTT_URL`, that external broker under a mount
+    /// point of this test's own (so parallel tests do not see each other's
+    /// messages) and a client id of its own.
+    pub async fn spawn_mqtt() -> Self {
+        Self::spawn_with(|c| Self::mqtt_config(c)).await
+    }
+
+    pub fn mqtt_config(c: &mut Config) {
+        c.no_mqtt = false;
+        c.mqtt_bind = "127.0.0.1:0".into();
+        if let Some(url) = external_mqtt_url() {
+            let tag = Uuid::now_v7().simple().to_string();
+            c.mqtt_url = Some(url);
+            c.mqtt_mountpoint = format!("t{tag}/");
+            c.mqtt_client_id = format!("vft-{tag}");
+        }
+    }
+
+    /// Whether MQTT goes through an external broker in this run.
+    pub fn external_mqtt(&self) -> bool {
+        self.config.mqtt_url.is_some()
+    }
+
+    /// Where devices connect: the embedded front, or the external broker.
+    pub fn mqtt_endpoint(&self) -> (String, u16) {
+        if let Some(url) = &self.config.mqtt_url {
+            let parsed = reqwest::Url::parse(url).expect("valid mqtt url");
+            return (
+                parsed.host_str().unwrap_or("127.0.0.1").to_owned(),
+                parsed.port().unwrap_or(1883),
+            );
+        }
+        let addr = self
+            .running
+            .mqtt
+            .as_ref()
+            .and_then(|m| m.front_addr)
+            .expect("MQTT is on");
+        (addr.ip().to_string(), addr.port())
+    }
+
+    /// A topic as devices of this server see it (under the mount point).
+    pub fn topic(&self, rest: &str) -> String {
+        format!("{}vitalfarm/v1/{rest}", self.config.mqtt_mountpoint)
+    }
+
+    /// MQTT options for a device: client id and username its id, password
+    /// its secret, a persistent session.
+    pub fn device_mqtt_options(&self, device: &str, secret: &str) -> rumqttc::MqttOptions {
+        let (host, port) = self.mqtt_endpoint();
+        let mut o = rumqttc::MqttOptions::new(device, host, port);
+        o.set_credentials(device, secret)
+            .set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(4 << 20, 4 << 20);
+        o
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -379,6 +445,40 @@ impl TestApp {
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
         res.str("/secret")
+    }
+
+    // ---- Device commands: the service side, called in-process (these
+    // servers run with MQTT off, so nothing arrives over a broker). ----
+
+    /// Hands `payload` to the command-result handler as if `device` had
+    /// published it on `.../devices/{device}/commands/{command}/result`.
+    pub async fn command_result(&self, device: Uuid, command: Uuid, payload: &[u8]) {
+        vitalfarm_api::commands::on_result(&self.running.state, device, command, payload).await;
+    }
+
+    /// Runs one expiry sweep of device commands now.
+    pub async fn expire_commands(&self) -> u64 {
+        vitalfarm_api::commands::expire_due(&self.running.state)
+            .await
+            .expect("expiry sweep")
+    }
+
+    /// Publishes queued commands now, as on a broker (re)connect.
+    pub async fn dispatch_pending_commands(&self) -> usize {
+        vitalfarm_api::commands::dispatch_pending(&self.running.state)
+            .await
+            .expect("dispatch")
+    }
+
+    /// Records command `command` as handed to the broker, as a dispatch
+    /// with a live link would.
+    pub async fn mark_command_sent(&self, command: Uuid) -> bool {
+        vitalfarm_storage::repo::commands::mark_sent(
+            &self.running.state.db,
+            vitalfarm_domain::CommandId::from_uuid(command),
+        )
+        .await
+        .expect("mark sent")
     }
 }
 

@@ -89,7 +89,7 @@ pub async fn farm(opts: FarmBench) -> anyhow::Result<()> {
         ..Config::default()
     };
     let state = server::prepare(config).await?;
-    let running = server::start(state, TcpListener::bind("127.0.0.1:0")?, false)?;
+    let running = server::start(state, TcpListener::bind("127.0.0.1:0")?, false).await?;
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
 

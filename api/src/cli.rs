@@ -62,6 +62,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// A fleet of simulated devices sending realistic vital signs, for
+    /// demos, load and benchmarks.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +168,7 @@ pub async fn run() -> anyhow::Result<()> {
             println!("farm {} of membership {membership}: quota {bytes} bytes", farm.id);
             Ok(())
         }
+        Command::Simulate(args) => crate::simulate::command(args).await,
         Command::Openapi { out } => {
             match out {
                 Some(path) => std::fs::write(&path, apidoc::spec_json())?,

@@ -19,6 +19,12 @@ pub const KEYS: &[&str] = &[
     "mqtt_url",
     "mqtt_bind",
     "no_mqtt",
+    "mqtt_client_id",
+    "mqtt_shared_group",
+    "mqtt_mountpoint",
+    "ingest_batch_rows",
+    "ingest_queue",
+    "ingest_writers",
     "object_store_url",
     "jwt_key_file",
     "access_token_ttl_secs",
@@ -61,6 +67,24 @@ pub struct Config {
     pub mqtt_bind: String,
     /// Runs without any MQTT link.
     pub no_mqtt: bool,
+    /// vitalfarm's client id at an external broker. The broker keeps this
+    /// session's messages while the node is down, so it must be stable per
+    /// node and different between nodes.
+    pub mqtt_client_id: String,
+    /// With several nodes on one external broker: the shared-subscription
+    /// group (`$share/GROUP/...`) that splits device messages among them.
+    pub mqtt_shared_group: Option<String>,
+    /// A prefix in front of every topic on an external broker, for brokers
+    /// shared between environments (`staging/` gives
+    /// `staging/vitalfarm/v1/...`). Devices publish under it too.
+    pub mqtt_mountpoint: String,
+    /// The most reading rows one coalesced write carries.
+    pub ingest_batch_rows: usize,
+    /// Ingest requests waiting for the writer; beyond it senders wait
+    /// (back-pressure reaches HTTP clients and MQTT connections).
+    pub ingest_queue: usize,
+    /// Concurrent writer tasks.
+    pub ingest_writers: usize,
     /// Where farm blobs live: `file:///path` or `s3://bucket/prefix`; default
     /// `data_dir/farms`.
     pub object_store_url: Option<String>,
@@ -115,6 +139,12 @@ impl Default for Config {
             mqtt_url: None,
             mqtt_bind: "127.0.0.1:1883".into(),
             no_mqtt: false,
+            mqtt_client_id: "vitalfarm".into(),
+            mqtt_shared_group: None,
+            mqtt_mountpoint: String::new(),
+            ingest_batch_rows: 20_000,
+            ingest_queue: 1024,
+            ingest_writers: 1,
             object_store_url: None,
             jwt_key_file: None,
             access_token_ttl_secs: 15 * 60,
@@ -219,6 +249,32 @@ impl Config {
             && !(url.starts_with("mqtt://") || url.starts_with("mqtts://"))
         {
             return Err(invalid("mqtt_url", "must start with mqtt:// or mqtts://"));
+        }
+        if self.mqtt_client_id.is_empty() || self.mqtt_client_id.len() > 64 {
+            return Err(invalid("mqtt_client_id", "must be 1 to 64 characters"));
+        }
+        if let Some(group) = &self.mqtt_shared_group
+            && (group.is_empty() || group.contains(['/', '+', '#']))
+        {
+            return Err(invalid(
+                "mqtt_shared_group",
+                "must be a non-empty name without `/`, `+` or `#`",
+            ));
+        }
+        if self.mqtt_mountpoint.contains(['+', '#']) || self.mqtt_mountpoint.starts_with('$') {
+            return Err(invalid(
+                "mqtt_mountpoint",
+                "must not contain `+` or `#` nor start with `$`",
+            ));
+        }
+        if !(100..=1_000_000).contains(&self.ingest_batch_rows) {
+            return Err(invalid("ingest_batch_rows", "must be between 100 and 1000000"));
+        }
+        if self.ingest_queue == 0 {
+            return Err(invalid("ingest_queue", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.ingest_writers) {
+            return Err(invalid("ingest_writers", "must be between 1 and 64"));
         }
         if let Some(url) = &self.object_store_url
             && !(url.starts_with("file://") || url.starts_with("s3://"))

@@ -7,13 +7,16 @@ pub mod auth;
 pub mod authz;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod farm_keys;
+pub mod ingest;
 pub mod mqtt;
 pub mod routes;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod telemetry;
 

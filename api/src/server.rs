@@ -35,12 +35,19 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let blobs = BlobStore::from_url(config.object_store_url.as_deref(), &config.farm_dir())
         .map_err(|e| anyhow::anyhow!("invalid configuration: `object_store_url` (VITALFARM_OBJECT_STORE_URL): {e}"))?;
     let master_key = farm_keys::load_or_generate_master(&config.master_key_path())?;
+    let ingest = crate::ingest::Writer::start(
+        db.clone(),
+        config.ingest_writers,
+        config.ingest_queue,
+        config.ingest_batch_rows,
+    );
     Ok(AppState {
         config,
         db,
         jwt: Arc::new(jwt),
         blobs,
         master_key: Arc::new(master_key),
+        ingest,
         mqtt: std::sync::OnceLock::new(),
     })
 }
@@ -51,10 +58,13 @@ pub struct Running {
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     pub state: web::Data<AppState>,
+    /// The MQTT broker front or external link, when MQTT is on; dropping it
+    /// stops them.
+    pub mqtt: Option<crate::mqtt::Mqtt>,
 }
 
 /// Binds `listener` and serves the API on it until stopped.
-pub fn start(state: AppState, listener: TcpListener, install_signals: bool) -> anyhow::Result<Running> {
+pub async fn start(state: AppState, listener: TcpListener, install_signals: bool) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let workers = state
         .config
@@ -84,11 +94,14 @@ pub fn start(state: AppState, listener: TcpListener, install_signals: bool) -> a
     let task = tokio::spawn(server);
     tokio::spawn(janitor(state.db.clone()));
     tokio::spawn(sweeper(state.clone()));
+    tokio::spawn(expirer(state.clone()));
+    let mqtt = crate::mqtt::start(state.clone()).await?;
     Ok(Running {
         addr,
         handle,
         task,
         state,
+        mqtt,
     })
 }
 
@@ -103,6 +116,18 @@ async fn janitor(db: Database) {
         }
         if let Err(e) = rate_limits::purge_stale(&db, chrono::Duration::days(1)).await {
             tracing::warn!(error = %e, "purging rate-limit counters failed");
+        }
+    }
+}
+
+/// Marks commands past their expiry as expired, every few seconds, so a
+/// device that comes back late is not sent stale commands. Idempotent.
+async fn expirer(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::commands::expire_due(&state).await {
+            tracing::warn!(error = format!("{e:#}"), "expiring commands failed");
         }
     }
 }
@@ -151,7 +176,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(database = %config.database_url_redacted(), data_dir = %config.data_dir.display(), object_store = config.object_store_url.as_deref().unwrap_or("local"), "starting vitalfarm");
     let state = prepare(config).await?;
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    let running = start(state, listener, true)?;
+    let running = start(state, listener, true).await?;
     tracing::info!(addr = %running.addr, "vitalfarm listening; API reference at http://{}/docs", running.addr);
     running.task.await??;
     Ok(())

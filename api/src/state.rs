@@ -17,6 +17,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub blobs: BlobStore,
     pub master_key: Arc<MasterKey>,
+    /// The coalescing writer every ingest path stores readings through.
+    pub ingest: crate::ingest::Writer,
     /// vitalfarm's link to the MQTT broker, once it is up (none with MQTT off).
     pub mqtt: OnceLock<Arc<MqttLink>>,
 }

@@ -88,6 +88,10 @@ typed_id!(
     DeviceId
 );
 typed_id!(
+    /// A command sent to a device over MQTT.
+    CommandId
+);
+typed_id!(
     /// A kind of device a company makes or uses.
     DeviceModelId
 );

@@ -2,6 +2,7 @@
 //! that decide what a member may do. No I/O, no async, no framework types, so
 //! everything here is cheap to test exhaustively.
 
+pub mod command;
 pub mod device;
 pub mod email;
 pub mod farm_path;
@@ -11,8 +12,10 @@ pub mod metrics;
 pub mod password;
 pub mod subject;
 pub mod validation;
+pub mod vitals;
 pub mod zip;
 
+pub use command::{CommandName, CommandStatus};
 pub use device::DeviceStatus;
 pub use email::Email;
 pub use farm_path::FarmPath;

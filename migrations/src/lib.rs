@@ -8,6 +8,7 @@ mod m20261121_000001_accounts;
 mod m20261121_000002_farms;
 mod m20261121_000003_devices;
 mod m20261121_000004_readings;
+mod m20261121_000005_commands;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_farms::Migration),
             Box::new(m20261121_000003_devices::Migration),
             Box::new(m20261121_000004_readings::Migration),
+            Box::new(m20261121_000005_commands::Migration),
         ]
     }
 }

@@ -69,6 +69,14 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         )
         .await
         .str("/devices/0/device_id");
+    let command = app
+        .post(
+            &format!("/v1/devices/{device}/commands"),
+            Some(&acme.token),
+            json!({"name": "MEASURE"}),
+        )
+        .await
+        .str("/id");
 
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
@@ -91,6 +99,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{lid}", &link_id)
             .replace("{sid}", &enrollee)
             .replace("{did}", &device)
+            .replace("{cid}", &command)
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string());
         for (method, op) in item.as_object().unwrap() {
@@ -146,7 +155,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             }
         }
     }
-    assert!(checked >= 33 * 3, "walked {checked} operation/principal pairs");
+    assert!(checked >= 38 * 3, "walked {checked} operation/principal pairs");
 
     // Nothing changed: same members, the key still works.
     let after_members = app
@@ -180,6 +189,12 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     assert_eq!(
         dev.body["status"], "provisioned",
         "the device was not changed by a stranger"
+    );
+    let commands = app.get(&format!("/v1/devices/{device}/commands"), &acme.token).await;
+    assert_eq!(
+        commands.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "no stranger's command was stored"
     );
 }
 

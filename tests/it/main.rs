@@ -3,11 +3,13 @@
 
 mod accounts;
 mod api_keys;
+mod commands;
 mod devices;
 mod errors;
 mod farms;
 mod isolation;
 mod members;
+mod mqtt;
 mod readings;
 mod service;
 mod share_links;

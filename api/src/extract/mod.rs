@@ -9,5 +9,7 @@ pub mod query;
 
 pub use auth::Auth;
 pub use json::Json;
-pub use path::{PathApiKeyId, PathDeviceId, PathFarmId, PathMembershipId, PathShareLinkId, PathSubjectId, PathUserId};
+pub use path::{
+    PathApiKeyId, PathCommandId, PathDeviceId, PathFarmId, PathMembershipId, PathShareLinkId, PathSubjectId, PathUserId,
+};
 pub use query::{PageQuery, Query};

@@ -4,7 +4,7 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{Ready, ready};
-use vitalfarm_domain::{ApiKeyId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId};
+use vitalfarm_domain::{ApiKeyId, CommandId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId};
 
 use crate::error::ApiError;
 
@@ -40,3 +40,4 @@ path_id!(PathFarmId, FarmId, "fid");
 path_id!(PathShareLinkId, ShareLinkId, "lid");
 path_id!(PathSubjectId, SubjectId, "sid");
 path_id!(PathDeviceId, DeviceId, "did");
+path_id!(PathCommandId, CommandId, "cid");

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 
 pub mod api_keys;
 pub mod auth;
+pub mod commands;
 pub mod devices;
 pub mod farm_export;
 pub mod farms;
@@ -84,6 +85,7 @@ pub fn all() -> RouteSet {
     metrics_catalog::routes(&mut r);
     subjects::routes(&mut r);
     devices::routes(&mut r);
+    commands::routes(&mut r);
     readings::routes(&mut r);
     farms::routes(&mut r);
     farm_export::routes(&mut r);

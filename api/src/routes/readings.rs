@@ -1,7 +1,7 @@
 //! Readings: devices send them (`POST /v1/ingest/readings`), members read
 //! them (`GET /v1/subjects/{sid}/readings`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use actix_web::http::Method;
 use actix_web::web;
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
-use vitalfarm_domain::{DeviceId, Permission, metrics};
+use vitalfarm_domain::{Permission, metrics};
 use vitalfarm_openapi::FieldError;
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::readings::{
@@ -145,66 +145,14 @@ pub async fn ingest(
             format!("at most {MAX_BATCH} readings per request"),
         ));
     }
-    let outcome = store(&state, &device.0, items).await?;
+    let outcome = state
+        .ingest
+        .ingest(&device.0, items)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or_else(|| ApiError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
     devices::touch(&state.db, &device.0).await?;
     Ok(web::Json(outcome))
-}
-
-/// Validates and stores a device's batch; shared by HTTP and MQTT ingest.
-pub async fn store(
-    state: &AppState,
-    device: &vitalfarm_storage::entity::device::Model,
-    items: &[serde_json::Value],
-) -> ApiResult<IngestResponse> {
-    let (Some(subject), Some(membership)) = (device.subject_id, device.bound_membership_id) else {
-        return Err(ApiError::Conflict(
-            "this device is not claimed or assigned to a subject yet".into(),
-        ));
-    };
-    let now_ms = Utc::now().timestamp_millis();
-    let mut rejected = Vec::new();
-    let mut valid = Vec::new();
-    for (i, raw) in items.iter().enumerate() {
-        match validate(i, raw, now_ms) {
-            Ok(v) => valid.push(v),
-            Err(r) => rejected.push(r),
-        }
-    }
-    let device_id = DeviceId::from_uuid(device.id);
-    let keys: Vec<(&str, i64)> = valid.iter().map(|v| (v.normalized.metric.code, v.ts_ms)).collect();
-    let stored = readings::existing(&state.db, device_id, &keys).await?;
-    let mut seen: HashSet<(&str, i64)> = HashSet::new();
-    let mut duplicates = 0u64;
-    let mut rows = Vec::new();
-    let mut accepted = 0u64;
-    for v in &valid {
-        let key = (v.normalized.metric.code, v.ts_ms);
-        if stored.contains(&(key.0.to_owned(), key.1)) || !seen.insert(key) {
-            duplicates += 1;
-            continue;
-        }
-        accepted += 1;
-        for (component, value) in &v.normalized.values {
-            rows.push(readings::NewRow {
-                membership_id: membership,
-                subject_id: subject,
-                device_id: Some(device.id),
-                metric: v.normalized.metric.code,
-                component,
-                ts_ms: v.ts_ms,
-                value: *value,
-                unit: v.normalized.unit,
-                source: "device",
-                seq: v.seq,
-            });
-        }
-    }
-    readings::insert(&state.db, rows).await?;
-    Ok(IngestResponse {
-        accepted,
-        duplicates,
-        rejected,
-    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

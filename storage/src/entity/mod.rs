@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod device;
+pub mod device_command;
 pub mod device_model;
 pub mod farm;
 pub mod farm_blob;

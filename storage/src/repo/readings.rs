@@ -3,16 +3,13 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
-use vitalfarm_domain::{DeviceId, SubjectId};
+use vitalfarm_domain::SubjectId;
 
 use crate::entity::reading;
 use crate::{Database, StorageError};
-
-/// Rows per INSERT statement (13 parameters each).
-const BATCH: usize = 1000;
 
 pub struct NewRow {
     pub membership_id: Uuid,
@@ -27,72 +24,140 @@ pub struct NewRow {
     pub seq: Option<i64>,
 }
 
-/// The `(metric, ts_ms)` of this device's readings already stored among
-/// `keys`: what a retry would send again.
-pub async fn existing(
-    db: &Database,
-    device: DeviceId,
-    keys: &[(&str, i64)],
-) -> Result<HashSet<(String, i64)>, StorageError> {
-    let mut found = HashSet::new();
-    for chunk in keys.chunks(BATCH) {
-        let times: Vec<i64> = chunk.iter().map(|(_, t)| *t).collect();
-        let rows: Vec<(String, i64)> = reading::Entity::find()
-            .select_only()
-            .column(reading::Column::Metric)
-            .column(reading::Column::TsMs)
-            .filter(reading::Column::DeviceId.eq(device.as_uuid()))
-            .filter(reading::Column::TsMs.is_in(times))
-            .into_tuple()
-            .all(db.conn())
-            .await?;
-        found.extend(rows);
+/// A stored reading's identity: device, metric, time.
+pub type ReadingKey = (Uuid, &'static str, i64);
+
+/// Rows per SQLite INSERT: 12 parameters each, well under SQLite's 32,766.
+const SQLITE_ROWS: usize = 2000;
+
+/// Stores `rows` in one transaction, skipping every row whose identity
+/// (device, metric, component, time) is already stored, so that replays of
+/// a batch, or two nodes handling the same message, never store a value
+/// twice. Returns the identities of the readings that were new.
+///
+/// Rows are written in key order: two writers inserting overlapping keys
+/// then wait on each other in the same order and cannot deadlock.
+pub async fn insert_new(db: &Database, mut rows: Vec<NewRow>) -> Result<HashSet<ReadingKey>, StorageError> {
+    if rows.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(found)
+    rows.sort_unstable_by(|a, b| {
+        (a.device_id, a.metric, a.component, a.ts_ms).cmp(&(b.device_id, b.metric, b.component, b.ts_ms))
+    });
+    match db.kind() {
+        crate::DatabaseKind::Postgres => insert_new_pg(db, &rows).await,
+        crate::DatabaseKind::Sqlite => insert_new_sqlite(db, &rows).await,
+    }
 }
 
-/// Stores `rows` in one transaction, batched. A row whose identity (device,
-/// metric, component, time) is already stored is skipped, so replays of a
-/// batch, or two nodes handling the same message, never store a value
-/// twice. Returns how many rows were new.
-pub async fn insert(db: &Database, rows: Vec<NewRow>) -> Result<u64, StorageError> {
-    if rows.is_empty() {
-        return Ok(0);
+/// The metric code as the catalog's `&'static str`, for a key read back.
+fn intern(rows: &[NewRow], metric: &str) -> Option<&'static str> {
+    rows.iter().map(|r| r.metric).find(|m| *m == metric)
+}
+
+/// PostgreSQL: the whole batch is one statement whose parameters are
+/// column arrays (`UNNEST`), so a batch of any size costs one round trip
+/// and one plan.
+async fn insert_new_pg(db: &Database, rows: &[NewRow]) -> Result<HashSet<ReadingKey>, StorageError> {
+    let pool = db.conn().get_postgres_connection_pool();
+    let n = rows.len();
+    let mut ids = Vec::with_capacity(n);
+    let (mut memberships, mut subjects, mut devices) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut metrics, mut components, mut times) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut values, mut units, mut sources, mut seqs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for r in rows {
+        ids.push(Uuid::now_v7());
+        memberships.push(r.membership_id);
+        subjects.push(r.subject_id);
+        devices.push(r.device_id);
+        metrics.push(r.metric);
+        components.push(r.component);
+        times.push(r.ts_ms);
+        values.push(r.value);
+        units.push(r.unit);
+        sources.push(r.source);
+        seqs.push(r.seq);
     }
+    let returned: Vec<(Option<Uuid>, String, i64)> = sqlx::query_as(
+        "INSERT INTO readings (id, membership_id, subject_id, device_id, metric, component, ts_ms, value, unit, source, seq, received_at) \
+         SELECT u.*, $12 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::float8[], $9::text[], $10::text[], $11::int8[]) AS u \
+         ON CONFLICT (device_id, metric, component, ts_ms) DO NOTHING \
+         RETURNING device_id, metric, ts_ms",
+    )
+    .bind(ids)
+    .bind(memberships)
+    .bind(subjects)
+    .bind(devices)
+    .bind(metrics)
+    .bind(components)
+    .bind(times)
+    .bind(values)
+    .bind(units)
+    .bind(sources)
+    .bind(seqs)
+    .bind(Utc::now())
+    .fetch_all(pool)
+    .await
+    .map_err(|e| StorageError::Db(sea_orm::DbErr::Custom(format!("inserting readings: {e}"))))?;
+    Ok(returned
+        .into_iter()
+        .filter_map(|(device, metric, ts)| Some((device?, intern(rows, &metric)?, ts)))
+        .collect())
+}
+
+/// SQLite: multi-row INSERTs in one `BEGIN IMMEDIATE` transaction.
+async fn insert_new_sqlite(db: &Database, rows: &[NewRow]) -> Result<HashSet<ReadingKey>, StorageError> {
     let now = Utc::now();
     let txn = db.begin_write().await?;
-    let mut inserted = 0;
-    for chunk in rows.chunks(BATCH) {
-        let models = chunk.iter().map(|r| reading::ActiveModel {
-            id: sea_orm::Set(Uuid::now_v7()),
-            membership_id: sea_orm::Set(r.membership_id),
-            subject_id: sea_orm::Set(r.subject_id),
-            device_id: sea_orm::Set(r.device_id),
-            metric: sea_orm::Set(r.metric.to_owned()),
-            component: sea_orm::Set(r.component.to_owned()),
-            ts_ms: sea_orm::Set(r.ts_ms),
-            value: sea_orm::Set(r.value),
-            unit: sea_orm::Set(r.unit.to_owned()),
-            source: sea_orm::Set(r.source.to_owned()),
-            seq: sea_orm::Set(r.seq),
-            received_at: sea_orm::Set(now),
-        });
-        inserted += reading::Entity::insert_many(models)
-            .on_conflict(
-                OnConflict::columns([
-                    reading::Column::DeviceId,
-                    reading::Column::Metric,
-                    reading::Column::Component,
-                    reading::Column::TsMs,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+    let mut new = HashSet::new();
+    for chunk in rows.chunks(SQLITE_ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO readings (id, membership_id, subject_id, device_id, metric, component, ts_ms, value, unit, source, seq, received_at) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 12);
+        for (i, r) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 {
+                "(?,?,?,?,?,?,?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?,?,?,?,?,?,?)"
+            });
+            values.extend([
+                Uuid::now_v7().into(),
+                r.membership_id.into(),
+                r.subject_id.into(),
+                r.device_id.into(),
+                r.metric.into(),
+                r.component.into(),
+                r.ts_ms.into(),
+                r.value.into(),
+                r.unit.into(),
+                r.source.into(),
+                r.seq.into(),
+                now.into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (device_id, metric, component, ts_ms) DO NOTHING RETURNING device_id, metric, ts_ms",
+        );
+        let stmt = sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
+        for row in txn.query_all_raw(stmt).await? {
+            let device: Option<Uuid> = row.try_get("", "device_id")?;
+            let metric: String = row.try_get("", "metric")?;
+            let ts: i64 = row.try_get("", "ts_ms")?;
+            if let (Some(device), Some(metric)) = (device, intern(chunk, &metric)) {
+                new.insert((device, metric, ts));
+            }
+        }
     }
     txn.commit().await?;
-    Ok(inserted)
+    Ok(new)
 }
 
 /// Rows of one subject and metric in `[from, to)`, by time (then device and
