@@ -1404,7 +1404,7 @@ mod tests {
         };
         assert_eq!(
             reading_json(&sample, 1_795_000_000_123),
-            json!({"metric": "blood_pressure", "ts": "2026-11-18T08:26:40.123Z",
+            json!({"metric": "blood_pressure", "ts": "2026-11-18T11:06:40.123Z",
                    "components": {"systolic": 121.0, "diastolic": 79.0}, "unit": "mm[Hg]"})
         );
         let hr = Sample {

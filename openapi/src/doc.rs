@@ -23,6 +23,27 @@ pub const TAGS: &[(&str, &str)] = &[
         "share-links",
         "Time-limited links that let anyone download one file, with every use recorded.",
     ),
+    (
+        "subjects",
+        "The people whose data a membership holds: self, dependents, enrollees.",
+    ),
+    (
+        "metrics",
+        "The catalog of vital signs: codes, LOINC, UCUM units, conversions, plausible ranges.",
+    ),
+    (
+        "devices",
+        "Device models and fleets: registration (also in bulk), life cycle, claiming, assignment and commands.",
+    ),
+    (
+        "ingest",
+        "Devices send readings (`Authorization: Device id:secret`); MQTT topics carry the same bodies.",
+    ),
+    ("readings", "Raw readings, time buckets and summaries of a subject."),
+    (
+        "mqtt-hooks",
+        "Called by an external MQTT broker (Mosquitto go-auth, EMQX) to log devices in and check topics.",
+    ),
     ("service", "Health, readiness, metrics, keys and this reference."),
 ];
 

@@ -13,4 +13,5 @@ mod mqtt;
 mod readings;
 mod service;
 mod share_links;
+mod simulate;
 mod subjects;

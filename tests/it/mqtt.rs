@@ -220,3 +220,161 @@ async fn a_device_cannot_publish_or_listen_under_another_device() {
     assert!(ended, "the broker must drop a device that publishes outside its topics");
     assert_eq!(count(&app, &care.token, &their_subject).await, 0);
 }
+
+#[tokio::test]
+async fn mqtt_hooks_answer_go_auth_and_emqx() {
+    // The hooks only answer; MQTT itself stays off in this test.
+    let app = TestApp::spawn_with(|c| c.mqtt_url = Some("mqtt://vitalfarm:link%20secret@127.0.0.1:1883".into())).await;
+    let care = app.company("hooks@acme.example").await;
+    let (device, secret, _) = monitored(&app, &care, "MQ-5").await;
+    let (other, _, _) = monitored(&app, &care, "MQ-6").await;
+    let form = |path: &str, fields: Vec<(&str, String)>| {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        async move { req.send().await.unwrap().status() }
+    };
+    let json_hook = |path: &str, body: Value| {
+        let req = app.client.post(app.url(path)).json(&body);
+        async move {
+            let res = vitalfarm_tests::Resp::from(req.send().await.unwrap()).await;
+            (res.status, res.body)
+        }
+    };
+
+    // go-auth (form parameters, status answers).
+    let login = |user: &str, pass: &str| {
+        vec![
+            ("username", user.to_owned()),
+            ("password", pass.to_owned()),
+            ("clientid", user.to_owned()),
+        ]
+    };
+    assert_eq!(
+        form("/v1/mqtt/auth/user", login(&device, &secret)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/user", login(&device, "guess")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/user", login("not-a-device", "x")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/user", login("vitalfarm", "link secret")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/superuser", vec![("username", "vitalfarm".into())]).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/superuser", vec![("username", device.clone())]).await,
+        StatusCode::FORBIDDEN
+    );
+    let acl = |topic: String, acc: &str| {
+        vec![
+            ("username", device.clone()),
+            ("clientid", device.clone()),
+            ("topic", topic),
+            ("acc", acc.to_owned()),
+        ]
+    };
+    assert_eq!(
+        form(
+            "/v1/mqtt/auth/acl",
+            acl(format!("vitalfarm/v1/devices/{device}/readings"), "2")
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        form(
+            "/v1/mqtt/auth/acl",
+            acl(format!("vitalfarm/v1/devices/{other}/readings"), "2")
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        form(
+            "/v1/mqtt/auth/acl",
+            acl(format!("vitalfarm/v1/devices/{device}/commands"), "4")
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        form(
+            "/v1/mqtt/auth/acl",
+            acl(format!("vitalfarm/v1/devices/{device}/commands"), "2")
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/acl", acl("vitalfarm/v1/devices/+/readings".into(), "4")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        form("/v1/mqtt/auth/acl", acl("#".into(), "1")).await,
+        StatusCode::FORBIDDEN
+    );
+
+    // EMQX (JSON, `result` in the body).
+    let (status, body) = json_hook(
+        "/v1/mqtt/auth/user",
+        json!({"username": device, "password": secret, "clientid": device}),
+    )
+    .await;
+    assert_eq!((status, body["result"].as_str()), (StatusCode::OK, Some("allow")));
+    assert_eq!(body["is_superuser"], false);
+    let (status, body) = json_hook("/v1/mqtt/auth/user", json!({"username": device, "password": "nope"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["type"].as_str().map(|t| t.ends_with("forbidden")),
+        Some(true),
+        "{body}"
+    );
+    let (status, _) = json_hook(
+        "/v1/mqtt/auth/acl",
+        json!({"username": device, "topic": format!("vitalfarm/v1/devices/{device}/commands/{other}/result"), "action": "publish"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = json_hook("/v1/mqtt/auth/acl", json!({"username": device, "topic": "x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "acc");
+
+    // A suspended device is refused at login.
+    app.patch(
+        &format!("/v1/devices/{device}"),
+        &care.token,
+        json!({"status": "suspended"}),
+    )
+    .await;
+    assert_eq!(
+        form("/v1/mqtt/auth/user", login(&device, &secret)).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+fn encode(v: &str) -> String {
+    v.chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '*' => c.to_string(),
+            ' ' => "+".to_owned(),
+            other => other.to_string().bytes().map(|b| format!("%{b:02X}")).collect(),
+        })
+        .collect()
+}

@@ -9,7 +9,7 @@
 use actix_web::http::Method;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, web};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::{Map, Value};
 use vitalfarm_domain::command::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
 use vitalfarm_domain::{CommandId, CommandName, DeviceId, DeviceStatus, MembershipId, Permission, ValidationErrors};
@@ -152,7 +152,7 @@ pub async fn create(
             name,
             params,
             created_by: Some(created_by),
-            expires_at: Utc::now() + Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 1000)),
+            ttl: Duration::seconds(i64::try_from(ttl).unwrap_or(i64::MAX / 1000)),
         },
     )
     .await?;

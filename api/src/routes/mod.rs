@@ -19,6 +19,7 @@ pub mod me;
 pub mod members;
 pub mod memberships;
 pub mod metrics_catalog;
+pub mod mqtt_auth;
 pub mod readings;
 pub mod share_links;
 pub mod subjects;
@@ -87,6 +88,7 @@ pub fn all() -> RouteSet {
     devices::routes(&mut r);
     commands::routes(&mut r);
     readings::routes(&mut r);
+    mqtt_auth::routes(&mut r);
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);

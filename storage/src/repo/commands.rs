@@ -23,10 +23,12 @@ pub struct NewCommand {
     pub params: String,
     /// The user or API key issuing it.
     pub created_by: Option<Uuid>,
-    pub expires_at: DateTime<Utc>,
+    /// How long it stays valid, from now.
+    pub ttl: chrono::Duration,
 }
 
 pub async fn create(db: &Database, new: NewCommand) -> Result<device_command::Model, StorageError> {
+    let now = Utc::now();
     Ok(device_command::ActiveModel {
         id: Set(new.id.as_uuid()),
         device_id: Set(new.device.as_uuid()),
@@ -35,10 +37,10 @@ pub async fn create(db: &Database, new: NewCommand) -> Result<device_command::Mo
         params: Set(new.params),
         status: Set(CommandStatus::Queued.as_str().to_owned()),
         created_by: Set(new.created_by),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         sent_at: Set(None),
         completed_at: Set(None),
-        expires_at: Set(new.expires_at),
+        expires_at: Set(now + new.ttl),
         result: Set(None),
         error: Set(None),
     }

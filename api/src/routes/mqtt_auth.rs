@@ -1,0 +1,182 @@
+//! Hooks an external MQTT broker calls to log devices in and to check
+//! their topic rights: Mosquitto's go-auth HTTP backend (`http_getuser_uri`,
+//! `http_superuser_uri`, `http_aclcheck_uri`, parameters as JSON or form)
+//! and EMQX's HTTP authenticator and authorizer. Allowed answers 200 with
+//! `{"ok": true, "result": "allow"}`; refused answers 403 (a problem
+//! document that also carries `"ok": false, "result": "deny"`), which both
+//! brokers take as "no". The broker configuration is in `deploy/`.
+//!
+//! Devices log in with username = device id and password = its secret, and
+//! may publish only to their own readings and command-result topics and
+//! subscribe only to their own commands. vitalfarm's own login (the user
+//! and password inside `mqtt_url`) is the superuser.
+
+use actix_web::http::Method;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use vitalfarm_domain::DeviceStatus;
+
+use super::RouteSet;
+use crate::error::{ApiError, ApiResult};
+use crate::mqtt::{Topics, Uplink};
+use crate::state::AppState;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/mqtt/auth/user", user);
+    r.add(Method::POST, "/v1/mqtt/auth/superuser", superuser);
+    r.add(Method::POST, "/v1/mqtt/auth/acl", acl);
+}
+
+/// What the broker sends (go-auth names; EMQX is configured to send the
+/// same). Every field may be absent: a missing one simply does not match.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "0193a4c2-7b1e-7c3d-9a41-5f2e8d6b1a20", "password": "vfd_3kq…", "clientid": "0193a4c2-7b1e-7c3d-9a41-5f2e8d6b1a20", "topic": "vitalfarm/v1/devices/0193a4c2-7b1e-7c3d-9a41-5f2e8d6b1a20/readings", "acc": 2}))]
+pub struct HookRequest {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub clientid: String,
+    #[serde(default)]
+    pub topic: String,
+    /// go-auth: 1 read, 2 write, 3 read and write, 4 subscribe.
+    #[serde(default)]
+    pub acc: Option<u8>,
+    /// EMQX: `publish` or `subscribe`.
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+/// The answer to an allowed request.
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(example = json!({"ok": true, "result": "allow", "is_superuser": false}))]
+pub struct HookAllowed {
+    pub ok: bool,
+    pub result: &'static str,
+    pub is_superuser: bool,
+}
+
+fn parse(req: &HttpRequest, body: &[u8]) -> ApiResult<HookRequest> {
+    let json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if json {
+        serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))
+    } else {
+        serde_urlencoded::from_bytes(body).map_err(|e| ApiError::field("body", format!("invalid form: {e}")))
+    }
+}
+
+fn allow(is_superuser: bool) -> HttpResponse {
+    HttpResponse::Ok().json(HookAllowed {
+        ok: true,
+        result: "allow",
+        is_superuser,
+    })
+}
+
+fn deny(why: &str) -> ApiError {
+    ApiError::Forbidden(why.to_owned())
+}
+
+/// vitalfarm's own broker login, from `mqtt_url`.
+fn is_service(state: &AppState, username: &str, password: Option<&str>) -> bool {
+    let Some(url) = state.config.mqtt_url.as_deref() else {
+        return false;
+    };
+    let Ok(options) = crate::mqtt::external::options(url, "probe") else {
+        return false;
+    };
+    let Some(login) = options.credentials() else {
+        return false;
+    };
+    let user_ok = crate::auth::secrets::equal(&login.username, username);
+    match password {
+        Some(p) => user_ok & crate::auth::secrets::equal(&login.password, p),
+        None => user_ok,
+    }
+}
+
+/// Logs a client in: a device by its id and secret (an active one only,
+/// with the device id or nothing as client id), or vitalfarm itself.
+#[utoipa::path(post, path = "/v1/mqtt/auth/user", tag = "mqtt-hooks",
+    request_body(content = HookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Allowed.", body = HookAllowed),
+        (status = 403, response = vitalfarm_openapi::doc::ForbiddenResponse),
+    ))]
+pub async fn user(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let hook = parse(&req, &body)?;
+    if is_service(&state, &hook.username, Some(&hook.password)) {
+        return Ok(allow(true));
+    }
+    let dev = crate::extract::device::verify(&state, &hook.username, &hook.password)
+        .await
+        .map_err(|_| deny("invalid device credentials"))?;
+    let status = DeviceStatus::parse(&dev.status).unwrap_or(DeviceStatus::Retired);
+    if !status.may_ingest() {
+        return Err(deny("this device may not connect"));
+    }
+    if !(hook.clientid.is_empty() || hook.clientid == hook.username) {
+        return Err(deny("the client id must be the device id"));
+    }
+    Ok(allow(false))
+}
+
+/// Whether a login is vitalfarm's own (the superuser).
+#[utoipa::path(post, path = "/v1/mqtt/auth/superuser", tag = "mqtt-hooks",
+    request_body(content = HookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A superuser.", body = HookAllowed),
+        (status = 403, response = vitalfarm_openapi::doc::ForbiddenResponse),
+    ))]
+pub async fn superuser(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let hook = parse(&req, &body)?;
+    if is_service(&state, &hook.username, None) {
+        Ok(allow(true))
+    } else {
+        Err(deny("not a superuser"))
+    }
+}
+
+/// Whether a logged-in device may publish to, or subscribe to, a topic.
+#[utoipa::path(post, path = "/v1/mqtt/auth/acl", tag = "mqtt-hooks",
+    request_body(content = HookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Allowed.", body = HookAllowed),
+        (status = 403, response = vitalfarm_openapi::doc::ForbiddenResponse),
+    ))]
+pub async fn acl(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let hook = parse(&req, &body)?;
+    if is_service(&state, &hook.username, None) {
+        return Ok(allow(true));
+    }
+    let device: uuid::Uuid = hook.username.parse().map_err(|_| deny("not a device"))?;
+    let topics = Topics::new(&state.config.mqtt_mountpoint);
+    let publish = match (hook.acc, hook.action.as_deref()) {
+        (Some(2), _) | (_, Some("publish")) => true,
+        (Some(1 | 4), _) | (_, Some("subscribe")) => false,
+        _ => {
+            return Err(ApiError::field(
+                "acc",
+                "must be 1, 2 or 4 (or action publish/subscribe)",
+            ));
+        }
+    };
+    let allowed = if publish {
+        matches!(topics.parse_uplink(&hook.topic),
+            Some(Uplink::Readings(d) | Uplink::CommandResult { device: d, .. }) if d == device)
+    } else {
+        topics.may_subscribe(device, &hook.topic)
+    };
+    if allowed {
+        Ok(allow(false))
+    } else {
+        Err(deny("outside this device's topics"))
+    }
+}
