@@ -223,7 +223,7 @@ impl TestApp {
     /// point of this test's own (so parallel tests do not see each other's
     /// messages) and a client id of its own.
     pub async fn spawn_mqtt() -> Self {
-        Self::spawn_with(|c| Self::mqtt_config(c)).await
+        Self::spawn_with(Self::mqtt_config).await
     }
 
     pub fn mqtt_config(c: &mut Config) {
@@ -275,6 +275,21 @@ impl TestApp {
             .set_keep_alive(Duration::from_secs(10))
             .set_max_packet_size(4 << 20, 4 << 20);
         o
+    }
+
+    /// Stops the server and hands back what it ran on, for a server in
+    /// another process to take over.
+    pub async fn stop(self) -> (Config, tempfile::TempDir) {
+        self.running.handle.stop(false).await;
+        let _ = self.running.task.await;
+        drop(self.running.mqtt);
+        (self.config, self.data_dir)
+    }
+
+    /// Starts a server on what an earlier one ran on.
+    pub async fn resume(mut config: Config, data_dir: tempfile::TempDir) -> Self {
+        config.no_mqtt = true;
+        Self::start(config, data_dir).await.expect("test server resumes")
     }
 
     pub fn url(&self, path: &str) -> String {

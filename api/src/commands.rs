@@ -1,8 +1,9 @@
 //! Device commands between the database and the MQTT link: sending a
 //! command (now, or when the link comes up), recording the device's answer,
 //! and expiring what was never answered. The HTTP side is
-//! `routes::commands`; the MQTT code calls `dispatch_pending` on connect and
-//! `on_result` for each `.../commands/{cid}/result` message.
+//! `routes::commands`; the MQTT code calls `dispatch_pending` on connect,
+//! `redeliver` when a device subscribes to its commands, and `on_result`
+//! for each `.../commands/{cid}/result` message.
 //!
 //! Delivery is at least once: a command published just as the link
 //! reconnects may reach the device twice, so devices act on a command id
@@ -17,6 +18,7 @@ use vitalfarm_domain::{CommandId, CommandStatus, DeviceId};
 use vitalfarm_storage::entity::device_command;
 use vitalfarm_storage::repo::commands::{self, Completion, Outcome};
 
+use crate::mqtt::MqttLink;
 use crate::state::AppState;
 
 /// Largest result message accepted from a device; a bigger one is dropped
@@ -26,6 +28,9 @@ pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 pub const MAX_ERROR_CHARS: usize = 1000;
 /// Commands fetched per round when re-dispatching after a reconnect.
 const PENDING_BATCH: u64 = 200;
+/// Most open commands sent again to one device as it subscribes; a device
+/// with more is being flooded, and the oldest come first.
+const REDELIVER_MAX: u64 = 100;
 
 /// What a device receives on `vitalfarm/v1/devices/{did}/commands`.
 #[derive(Serialize)]
@@ -47,6 +52,13 @@ pub async fn dispatch(state: &AppState, cmd: &device_command::Model) -> anyhow::
     if commands::status_of(cmd) != CommandStatus::Queued || cmd.expires_at <= Utc::now() {
         return Ok(());
     }
+    publish(link, cmd).await?;
+    commands::mark_sent(&state.db, CommandId::from_uuid(cmd.id)).await?;
+    tracing::debug!(command_id = %cmd.id, device_id = %cmd.device_id, name = %cmd.name, "command sent");
+    Ok(())
+}
+
+async fn publish(link: &MqttLink, cmd: &device_command::Model) -> anyhow::Result<()> {
     let payload = serde_json::to_vec(&Downlink {
         id: cmd.id,
         name: &cmd.name,
@@ -55,10 +67,26 @@ pub async fn dispatch(state: &AppState, cmd: &device_command::Model) -> anyhow::
     })?;
     link.publish_command(cmd.device_id, payload)
         .await
-        .context("publishing a command")?;
-    commands::mark_sent(&state.db, CommandId::from_uuid(cmd.id)).await?;
-    tracing::debug!(command_id = %cmd.id, device_id = %cmd.device_id, name = %cmd.name, "command sent");
-    Ok(())
+        .context("publishing a command")
+}
+
+/// Publishes `device`'s open commands again (queued, or sent and not yet
+/// answered), for when the device subscribes to its command topic: the
+/// broker drops a command published while the device had no session, so
+/// `sent` alone does not mean the device has it. Returns how many.
+pub async fn redeliver(state: &AppState, device: Uuid) -> anyhow::Result<usize> {
+    let Some(link) = state.mqtt_link() else {
+        return Ok(0);
+    };
+    let open = commands::list_open(&state.db, DeviceId::from_uuid(device), REDELIVER_MAX).await?;
+    for cmd in &open {
+        publish(link, cmd).await?;
+        commands::mark_sent(&state.db, CommandId::from_uuid(cmd.id)).await?;
+    }
+    if !open.is_empty() {
+        tracing::debug!(device_id = %device, count = open.len(), "open commands delivered again");
+    }
+    Ok(open.len())
 }
 
 /// Publishes every command still queued and unexpired, oldest first;

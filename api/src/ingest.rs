@@ -28,9 +28,12 @@ struct Pending {
     rows: Vec<NewRow>,
 }
 
+/// Where a job's outcome goes: per reading, whether it was new.
+type Reply = oneshot::Sender<Result<Vec<bool>, String>>;
+
 struct Job {
     readings: Vec<Pending>,
-    done: oneshot::Sender<Result<Vec<bool>, String>>,
+    done: Reply,
 }
 
 /// Why a job was not stored.
@@ -160,7 +163,7 @@ async fn write_batch(db: &Database, jobs: Vec<Job>) {
     // new; a repeat (a retry racing its original) is a duplicate.
     let mut first: HashMap<ReadingKey, (usize, usize)> = HashMap::new();
     let mut rows = Vec::new();
-    let mut answers: Vec<(oneshot::Sender<Result<Vec<bool>, String>>, Vec<bool>)> = Vec::with_capacity(jobs.len());
+    let mut answers: Vec<(Reply, Vec<bool>)> = Vec::with_capacity(jobs.len());
     for (j, job) in jobs.into_iter().enumerate() {
         let mut flags = vec![false; job.readings.len()];
         for (i, p) in job.readings.into_iter().enumerate() {

@@ -918,10 +918,12 @@ async fn post_batch(ctx: &Ctx, index: usize, credential: &HeaderValue, body: byt
                 stats.note(format!("ingest refused a batch: HTTP {status}: {detail}"));
                 return;
             }
-            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => format!("ingest request failed: {e}"),
+            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+                format!("ingest request failed: {}", chain(&e))
+            }
             Err(e) => {
                 Stats::add(&stats.errors, count);
-                stats.note(format!("ingest request failed: {e}"));
+                stats.note(format!("ingest request failed: {}", chain(&e)));
                 return;
             }
         };
@@ -1185,6 +1187,19 @@ fn mqtt_address(url: &str) -> anyhow::Result<(String, u16)> {
     Ok((host, parsed.port().unwrap_or(1883)))
 }
 
+/// An error with its causes: reqwest's own message ("error sending
+/// request") says nothing of why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1000.0))
 }
@@ -1212,7 +1227,7 @@ async fn report_every_second(stats: Arc<Stats>, started: Instant, mut stop: watc
         prev_at = Instant::now();
         let (p50, p99) = stats.take_window();
         println!(
-            "{:>6.0}s {:>9.0} {:>9.0} {:>11} {:>11} {:>6} {:>8} {:>7} {:>8} {:>8}",
+            "{:>6.0}s {:>9.1} {:>9.1} {:>11} {:>11} {:>6} {:>8} {:>7} {:>8} {:>8}",
             started.elapsed().as_secs_f64(),
             (now.sent - prev.sent) as f64 / secs,
             (now.acked - prev.acked) as f64 / secs,

@@ -7,6 +7,7 @@ mod commands;
 mod devices;
 mod errors;
 mod farms;
+mod faults;
 mod isolation;
 mod members;
 mod mqtt;

@@ -145,6 +145,24 @@ pub async fn list_pending(
     Ok(q.all(db.conn()).await?)
 }
 
+/// `device`'s open commands (queued, or sent and unanswered) that have
+/// not expired, oldest first, at most `limit`: what to deliver again when
+/// the device (re)subscribes.
+pub async fn list_open(
+    db: &Database,
+    device: DeviceId,
+    limit: u64,
+) -> Result<Vec<device_command::Model>, StorageError> {
+    Ok(device_command::Entity::find()
+        .filter(device_command::Column::DeviceId.eq(device.as_uuid()))
+        .filter(device_command::Column::Status.is_in(sources_of(CommandStatus::Expired)))
+        .filter(device_command::Column::ExpiresAt.gt(Utc::now()))
+        .order_by_asc(device_command::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?)
+}
+
 /// Records that the broker has the command. Only a `queued` command moves:
 /// one answered or expired meanwhile stays as it is. Returns whether it
 /// moved.
