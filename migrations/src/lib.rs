@@ -9,6 +9,7 @@ mod m20261121_000002_farms;
 mod m20261121_000003_devices;
 mod m20261121_000004_readings;
 mod m20261121_000005_commands;
+mod m20261121_000006_mqtt_sessions;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_devices::Migration),
             Box::new(m20261121_000004_readings::Migration),
             Box::new(m20261121_000005_commands::Migration),
+            Box::new(m20261121_000006_mqtt_sessions::Migration),
         ]
     }
 }

@@ -55,7 +55,12 @@ pub fn options(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
 
 pub async fn start(state: web::Data<AppState>, topics: Topics, url: &str) -> anyhow::Result<Mqtt> {
     let options = options(url, &state.config.mqtt_client_id)?;
-    let (client, eventloop) = AsyncClient::new(options, 4096);
+    // The request channel carries our acknowledgements. rumqttc reads
+    // several messages per network turn but sends one request per turn, so
+    // acknowledgements can pile up while a broker floods us; if they filled
+    // the channel, handlers would wait on it while the poll loop waits on
+    // the handlers. Sized far above any broker's in-flight window.
+    let (client, eventloop) = AsyncClient::new(options, 65_536);
     let _ = state.mqtt.set(Arc::new(MqttLink {
         client: client.clone(),
         topics: topics.clone(),
@@ -117,6 +122,7 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                tracing::trace!(pkid = publish.pkid, dup = publish.dup, "uplink message");
                 let Some(uplink) = topics.parse_uplink(&publish.topic) else {
                     // Not ours to judge: acknowledge so the broker does not
                     // redeliver it forever.

@@ -22,12 +22,15 @@ use actix_web::web;
 use anyhow::{Context, anyhow, bail};
 use bytes::BytesMut;
 use rumqttc::mqttbytes::{self, QoS};
-use rumqttc::{ConnAck, ConnectReturnCode, Login, Packet, PubAck, SubAck, SubscribeReasonCode};
+use rumqttc::{
+    ConnAck, ConnectReturnCode, Login, Packet, PubAck, SubAck, Subscribe, SubscribeFilter, SubscribeReasonCode,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 use vitalfarm_domain::DeviceStatus;
+use vitalfarm_storage::repo::mqtt_sessions;
 
 use super::embedded::InternalLogin;
 use super::{DeviceCache, Handled, MAX_PACKET, Topics, Uplink, handle_uplink};
@@ -148,6 +151,19 @@ async fn connection(
     }
     connect.client_id = device.to_string();
     connect.login = Some(Login::new(device.to_string(), login.token.clone()));
+    // The internal broker forgets sessions when vitalfarm restarts; the
+    // database remembers them, so that a device's unacknowledged messages
+    // (which it drops when told there is no session) survive a restart.
+    let persistent = !connect.clean_session;
+    let mut saved = None;
+    if persistent {
+        saved = mqtt_sessions::find(&state.db, device).await?;
+        if saved.is_none() {
+            mqtt_sessions::open(&state.db, device).await?;
+        }
+    } else {
+        mqtt_sessions::close(&state.db, device).await?;
+    }
 
     // The session at the internal broker.
     let mut upstream = TcpStream::connect(login.addr)
@@ -159,10 +175,29 @@ async fn connection(
     let connack = tokio::time::timeout(Duration::from_secs(10), read_packet(&mut upstream, &mut up_buf))
         .await
         .context("the internal broker did not answer")??;
-    write_packet(&mut stream, &connack).await?;
-    if !matches!(&connack, Packet::ConnAck(a) if a.code == ConnectReturnCode::Success) {
+    let Packet::ConnAck(mut connack) = connack else {
+        bail!("the internal broker answered CONNECT with something else");
+    };
+    if connack.code != ConnectReturnCode::Success {
+        write_packet(&mut stream, &Packet::ConnAck(connack)).await?;
         bail!("the internal broker refused the session");
     }
+    let mut subscriptions = saved.clone().unwrap_or_default();
+    if let Some(saved) = saved {
+        if !connack.session_present && !saved.is_empty() {
+            // Restore the subscriptions before the device can act.
+            let filters = saved.iter().map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q)));
+            let mut sub = Subscribe::new_many(filters);
+            sub.pkid = 1;
+            write_packet(&mut upstream, &Packet::Subscribe(sub)).await?;
+            match tokio::time::timeout(Duration::from_secs(10), read_packet(&mut upstream, &mut up_buf)).await {
+                Ok(Ok(Packet::SubAck(_))) => {}
+                _ => bail!("restoring the device's subscriptions failed"),
+            }
+        }
+        connack.session_present = true;
+    }
+    write_packet(&mut stream, &Packet::ConnAck(connack)).await?;
     tracing::debug!(%device, "device connected over MQTT");
 
     let (mut client_rd, client_wr) = stream.into_split();
@@ -227,7 +262,22 @@ async fn connection(
                 }
                 Packet::Subscribe(sub) => {
                     if sub.filters.iter().all(|f| topics.may_subscribe(device, &f.path)) {
+                        if persistent {
+                            for f in &sub.filters {
+                                subscriptions.retain(|(p, _)| *p != f.path);
+                                subscriptions.push((f.path.clone(), f.qos as u8));
+                            }
+                            mqtt_sessions::set_subscriptions(&state.db, device, &subscriptions).await?;
+                        }
                         write_packet(&mut up_wr, &Packet::Subscribe(sub)).await?;
+                        // Commands sent while the device had no session
+                        // went nowhere: send them again now that it listens.
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = crate::commands::redeliver(&state, device).await {
+                                tracing::warn!(error = format!("{e:#}"), "redelivering commands failed");
+                            }
+                        });
                     } else {
                         let codes = vec![SubscribeReasonCode::Failure; sub.filters.len()];
                         to_client
@@ -235,6 +285,13 @@ async fn connection(
                             .await
                             .map_err(|_| anyhow!("client writer stopped"))?;
                     }
+                }
+                Packet::Unsubscribe(unsub) => {
+                    if persistent {
+                        subscriptions.retain(|(p, _)| !unsub.topics.contains(p));
+                        mqtt_sessions::set_subscriptions(&state.db, device, &subscriptions).await?;
+                    }
+                    write_packet(&mut up_wr, &Packet::Unsubscribe(unsub)).await?;
                 }
                 Packet::Disconnect => {
                     write_packet(&mut up_wr, &Packet::Disconnect).await?;
@@ -303,4 +360,11 @@ async fn write_client(mut wr: tokio::net::tcp::OwnedWriteHalf, mut outbox: mpsc:
         out.clear();
     }
     let _ = wr.shutdown().await;
+}
+
+fn qos(q: u8) -> QoS {
+    match q {
+        0 => QoS::AtMostOnce,
+        _ => QoS::AtLeastOnce,
+    }
 }

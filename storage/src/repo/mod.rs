@@ -7,6 +7,7 @@ pub mod commands;
 pub mod devices;
 pub mod farms;
 pub mod members;
+pub mod mqtt_sessions;
 pub mod rate_limits;
 pub mod readings;
 pub mod refresh_tokens;
