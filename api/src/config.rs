@@ -177,7 +177,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &self.database_url_redacted())
             .field("object_store_url", &self.object_store_url)
-            .field("mqtt_url", &self.mqtt_url)
+            .field("mqtt_url", &self.mqtt_url_redacted())
             .finish_non_exhaustive()
     }
 }
@@ -360,7 +360,24 @@ impl Config {
 
     /// The database URL without its password, for logs.
     pub fn database_url_redacted(&self) -> String {
-        let url = self.database_url();
+        redact(self.database_url())
+    }
+
+    /// `mqtt_url` without its password, for logs.
+    pub fn mqtt_url_redacted(&self) -> Option<String> {
+        self.mqtt_url.clone().map(redact)
+    }
+
+    pub fn jwt_key_path(&self) -> PathBuf {
+        self.jwt_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
+    }
+}
+
+/// A URL with the password of its user info replaced by `***`.
+fn redact(url: String) -> String {
+    {
         match (url.find("://"), url.rfind('@')) {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
                 let creds = &url[scheme_end + 3..at];
@@ -370,13 +387,9 @@ impl Config {
             _ => url,
         }
     }
+}
 
-    pub fn jwt_key_path(&self) -> PathBuf {
-        self.jwt_key_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("jwt-ed25519.pem"))
-    }
-
+impl Config {
     pub fn master_key_path(&self) -> PathBuf {
         self.master_key_file
             .clone()
