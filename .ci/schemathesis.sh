@@ -49,12 +49,16 @@ TOML
 # schema-valid input (`If-Match` naming a version that does not exist is a
 # 412 by RFC 9110). Server errors, response schemas, status codes, content
 # types, headers, auth and 405/Allow are all checked.
+# The stateful phase is left out: schemathesis 4 infers links from Location
+# headers and paired `POST /v1/devices/{did}/commands` with
+# `GET /v1/subjects/{sid}`, then refused its own inferred link as invalid.
 status=0
 schemathesis --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \
   --exclude-checks positive_data_acceptance,negative_data_rejection \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
+  --phases examples,coverage,fuzzing \
   --workers 2 \
   --seed 1 || status=$?
 if grep -q "request failed" "$work/server.log"; then
