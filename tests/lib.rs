@@ -426,6 +426,38 @@ impl TestApp {
         self.signup(email, "company").await
     }
 
+    /// A company device assigned to a new enrollee of `company`, ready to
+    /// send readings.
+    pub async fn monitored_device(&self, company: &Member, serial: &str) -> MonitoredDevice {
+        let reg = self
+            .post(
+                &format!("/v1/memberships/{}/devices", company.membership_id),
+                Some(&company.token),
+                json!({"serial": serial}),
+            )
+            .await;
+        assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.text);
+        let id = reg.str("/devices/0/device_id");
+        let secret = reg.str("/devices/0/secret");
+        let subject = self
+            .post(
+                &format!("/v1/memberships/{}/subjects", company.membership_id),
+                Some(&company.token),
+                json!({"kind": "enrollee", "display_name": format!("Wearer of {serial}")}),
+            )
+            .await
+            .str("/id");
+        let res = self
+            .post(
+                &format!("/v1/devices/{id}/assign"),
+                Some(&company.token),
+                json!({"subject_id": subject}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        MonitoredDevice { id, secret, subject }
+    }
+
     /// Signs in an existing user.
     pub async fn login(&self, email: &str) -> String {
         let res = self
@@ -494,6 +526,20 @@ impl TestApp {
         )
         .await
         .expect("mark sent")
+    }
+}
+
+/// A device bound to a subject: its id, its secret, the subject.
+pub struct MonitoredDevice {
+    pub id: String,
+    pub secret: String,
+    pub subject: String,
+}
+
+impl MonitoredDevice {
+    /// The HTTP credential: `Device <id>:<secret>`.
+    pub fn credential(&self) -> String {
+        format!("Device {}:{}", self.id, self.secret)
     }
 }
 

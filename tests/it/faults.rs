@@ -175,7 +175,8 @@ async fn prepared(
     })
     .await;
     let care = app.company("faults@acme.example").await;
-    let (device, secret, subject) = crate::mqtt::monitored(&app, &care, "FT-1").await;
+    let d = app.monitored_device(&care, "FT-1").await;
+    let (device, secret, subject) = (d.id, d.secret, d.subject);
     let (mut config, dir) = app.stop().await;
     config.bind = format!("127.0.0.1:{bind}");
     (ServerProcess::new(config), dir, device, secret, subject, care.token)
@@ -187,17 +188,25 @@ async fn stored(child: ServerProcess, dir: tempfile::TempDir, token: &str, subje
     let config = child.config.clone();
     drop(child);
     let app = TestApp::resume(config, dir).await;
-    let res = app
-        .get(
-            &format!("/v1/subjects/{subject}/summary?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z"),
-            token,
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    let metrics = res.body["metrics"].as_array().cloned().unwrap_or_default();
-    metrics
-        .iter()
-        .find(|m| m["metric"] == "heart_rate")
+    count_at(&app.base, token, subject).await
+}
+
+/// The subject's stored heart-rate readings, by the server at `base`.
+async fn count_at(base: &str, token: &str, subject: &str) -> u64 {
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{base}/v1/subjects/{subject}/summary?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["metric"] == "heart_rate"))
         .and_then(|m| m["count"].as_u64())
         .unwrap_or(0)
 }
@@ -270,7 +279,7 @@ async fn mqtt_readings_survive_a_kill_and_restart_exactly_once() {
     for _ in 0..60 {
         let probe = reqwest::get(format!("http://{}/readyz", child.config.bind)).await;
         assert!(probe.is_ok());
-        count = count_via(&child, &token, &subject).await;
+        count = count_at(&format!("http://{}", child.config.bind), &token, &subject).await;
         if count as usize >= READINGS {
             break;
         }
@@ -278,26 +287,6 @@ async fn mqtt_readings_survive_a_kill_and_restart_exactly_once() {
     }
     assert_eq!(count as usize, READINGS);
     assert_eq!(stored(child, dir, &token, &subject).await as usize, READINGS);
-}
-
-async fn count_via(child: &ServerProcess, token: &str, subject: &str) -> u64 {
-    let res = reqwest::Client::new()
-        .get(format!(
-            "http://{}/v1/subjects/{subject}/summary?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z",
-            child.config.bind
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["metrics"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["metric"] == "heart_rate"))
-        .and_then(|m| m["count"].as_u64())
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -7,38 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, Packet, QoS};
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, TestApp};
-
-/// A company's device assigned to an enrollee: (device id, secret, subject).
-pub async fn monitored(app: &TestApp, company: &Member, serial: &str) -> (String, String, String) {
-    let reg = app
-        .post(
-            &format!("/v1/memberships/{}/devices", company.membership_id),
-            Some(&company.token),
-            json!({"serial": serial}),
-        )
-        .await;
-    assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.text);
-    let id = reg.str("/devices/0/device_id");
-    let secret = reg.str("/devices/0/secret");
-    let subject = app
-        .post(
-            &format!("/v1/memberships/{}/subjects", company.membership_id),
-            Some(&company.token),
-            json!({"kind": "enrollee", "display_name": format!("Wearer of {serial}")}),
-        )
-        .await
-        .str("/id");
-    let res = app
-        .post(
-            &format!("/v1/devices/{id}/assign"),
-            Some(&company.token),
-            json!({"subject_id": subject}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    (id, secret, subject)
-}
+use vitalfarm_tests::TestApp;
 
 /// Polls until the broker answers the CONNECT; returns its code.
 async fn connack(eventloop: &mut EventLoop) -> Result<ConnectReturnCode, String> {
@@ -114,7 +83,8 @@ async fn eventually(app: &TestApp, token: &str, subject: &str, want: usize) {
 async fn acknowledged_readings_are_stored_once() {
     let app = TestApp::spawn_mqtt().await;
     let care = app.company("mqtt@acme.example").await;
-    let (device, secret, subject) = monitored(&app, &care, "MQ-1").await;
+    let d = app.monitored_device(&care, "MQ-1").await;
+    let (device, secret, subject) = (d.id, d.secret, d.subject);
     publish_all(&app, &device, &secret, 300).await;
     if app.external_mqtt() {
         eventually(&app, &care.token, &subject, 300).await;
@@ -139,7 +109,8 @@ async fn the_embedded_broker_checks_the_device_secret_and_status() {
         return;
     }
     let care = app.company("gate@acme.example").await;
-    let (device, secret, _) = monitored(&app, &care, "MQ-2").await;
+    let d = app.monitored_device(&care, "MQ-2").await;
+    let (device, secret) = (d.id, d.secret);
 
     let (_c, mut el) = AsyncClient::new(app.device_mqtt_options(&device, "wrong-secret"), 10);
     assert_eq!(connack(&mut el).await, Ok(ConnectReturnCode::BadUserNamePassword));
@@ -173,8 +144,10 @@ async fn a_device_cannot_publish_or_listen_under_another_device() {
         return;
     }
     let care = app.company("acl@acme.example").await;
-    let (mine, secret, _) = monitored(&app, &care, "MQ-3").await;
-    let (theirs, _, their_subject) = monitored(&app, &care, "MQ-4").await;
+    let d = app.monitored_device(&care, "MQ-3").await;
+    let (mine, secret) = (d.id, d.secret);
+    let d = app.monitored_device(&care, "MQ-4").await;
+    let (theirs, their_subject) = (d.id, d.subject);
 
     // Subscribing to another device's commands is refused.
     let (client, mut el) = AsyncClient::new(app.device_mqtt_options(&mine, &secret), 10);
@@ -226,8 +199,9 @@ async fn mqtt_hooks_answer_go_auth_and_emqx() {
     // The hooks only answer; MQTT itself stays off in this test.
     let app = TestApp::spawn_with(|c| c.mqtt_url = Some("mqtt://vitalfarm:link%20secret@127.0.0.1:1883".into())).await;
     let care = app.company("hooks@acme.example").await;
-    let (device, secret, _) = monitored(&app, &care, "MQ-5").await;
-    let (other, _, _) = monitored(&app, &care, "MQ-6").await;
+    let d = app.monitored_device(&care, "MQ-5").await;
+    let (device, secret) = (d.id, d.secret);
+    let other = app.monitored_device(&care, "MQ-6").await.id;
     let form = |path: &str, fields: Vec<(&str, String)>| {
         let body = fields
             .iter()

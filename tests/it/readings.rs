@@ -2,38 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, TestApp};
-
-/// A company, an enrollee and an assigned device: returns the device's
-/// `Device id:secret` credential and the subject id.
-async fn monitored(app: &TestApp, company: &Member) -> (String, String, String) {
-    let reg = app
-        .post(
-            &format!("/v1/memberships/{}/devices", company.membership_id),
-            Some(&company.token),
-            json!({"serial": "HR-1"}),
-        )
-        .await;
-    let id = reg.str("/devices/0/device_id");
-    let secret = reg.str("/devices/0/secret");
-    let subject = app
-        .post(
-            &format!("/v1/memberships/{}/subjects", company.membership_id),
-            Some(&company.token),
-            json!({"kind": "enrollee", "display_name": "Mr. Brown"}),
-        )
-        .await
-        .str("/id");
-    let res = app
-        .post(
-            &format!("/v1/devices/{id}/assign"),
-            Some(&company.token),
-            json!({"subject_id": subject}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    (format!("Device {id}:{secret}"), subject, id)
-}
+use vitalfarm_tests::TestApp;
 
 async fn send(app: &TestApp, credential: &str, body: Value) -> vitalfarm_tests::Resp {
     let res = app
@@ -51,7 +20,8 @@ async fn send(app: &TestApp, credential: &str, body: Value) -> vitalfarm_tests::
 async fn readings_are_stored_once_converted_and_queryable() {
     let app = TestApp::spawn().await;
     let care = app.company("care@acme.example").await;
-    let (cred, subject, device) = monitored(&app, &care).await;
+    let d = app.monitored_device(&care, "HR-1").await;
+    let (cred, subject, device) = (d.credential(), d.subject, d.id);
     let batch = json!({"readings": [
         {"metric": "heart_rate", "ts": "2026-11-21T08:00:00Z", "value": 72},
         {"metric": "heart_rate", "ts": "2026-11-21T08:01:00Z", "value": 75, "seq": 2},
@@ -160,7 +130,8 @@ async fn readings_are_stored_once_converted_and_queryable() {
 async fn only_a_live_bound_device_with_its_secret_may_send() {
     let app = TestApp::spawn().await;
     let care = app.company("gate@acme.example").await;
-    let (cred, _, device) = monitored(&app, &care).await;
+    let d = app.monitored_device(&care, "HR-1").await;
+    let (cred, device) = (d.credential(), d.id);
     let one = json!({"readings": [{"metric": "heart_rate", "ts": "2026-11-21T08:00:00Z", "value": 60}]});
     let wrong = format!("{}x", cred);
     send(&app, &wrong, one.clone()).await.problem(401, "unauthorized");
@@ -281,7 +252,8 @@ async fn a_claimed_devices_readings_belong_to_the_buyer_alone() {
 async fn aggregates_and_summary_match_the_readings() {
     let app = TestApp::spawn().await;
     let care = app.company("stats@acme.example").await;
-    let (cred, subject, _) = monitored(&app, &care).await;
+    let d = app.monitored_device(&care, "HR-1").await;
+    let (cred, subject) = (d.credential(), d.subject);
     // Heart rate once a minute from 08:00 to 09:59: 60..=119 in the first
     // hour, then 120 in the second; blood pressure twice.
     let mut readings: Vec<Value> = (0..120)
