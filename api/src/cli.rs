@@ -80,6 +80,53 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         large_runs: usize,
     },
+    /// Readings ingested over HTTP batches and over MQTT, and the 24-hour
+    /// one-subject query on a store filled to `--store` readings, beside
+    /// PostgreSQL's own COPY rate and the broker's bare publish→subscribe
+    /// rate.
+    Ingest {
+        /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+        /// bench creates a scratch database there and drops it afterwards.
+        /// Without it: SQLite in a scratch directory.
+        #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// An external MQTT broker (`mqtt://host:1883`); without it, the
+        /// embedded one.
+        #[arg(long, value_name = "URL")]
+        mqtt_url: Option<String>,
+        /// Devices in the fleet, each bound to its own subject.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        #[arg(long, default_value_t = 500_000)]
+        http_readings: usize,
+        /// Readings per request (at most 5,000).
+        #[arg(long, default_value_t = 5000)]
+        http_batch: usize,
+        /// Concurrent HTTP connections.
+        #[arg(long, default_value_t = 4)]
+        http_clients: usize,
+        #[arg(long, default_value_t = 500_000)]
+        mqtt_readings: usize,
+        /// Readings per MQTT message.
+        #[arg(long, default_value_t = 10)]
+        mqtt_batch: usize,
+        /// Writer tasks (the `ingest_writers` setting); default: the
+        /// service's default.
+        #[arg(long)]
+        writers: Option<usize>,
+        /// Readings in the store when the queries run (the bench adds
+        /// filler, four metrics a minute per subject, to reach it).
+        #[arg(long, default_value_t = 2_000_000)]
+        store: u64,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Keep the scratch PostgreSQL database.
+        #[arg(long)]
+        keep: bool,
+        /// Where the scratch directory goes (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +190,43 @@ pub async fn run() -> anyhow::Result<()> {
                 large_runs,
             })
             .await
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Ingest {
+                    database_url,
+                    mqtt_url,
+                    devices,
+                    http_readings,
+                    http_batch,
+                    http_clients,
+                    mqtt_readings,
+                    mqtt_batch,
+                    writers,
+                    store,
+                    queries,
+                    keep,
+                    dir,
+                },
+        } => {
+            let report = crate::bench::ingest(crate::bench::IngestBench {
+                database_url,
+                mqtt_url,
+                devices,
+                http_readings,
+                http_batch,
+                http_clients,
+                mqtt_readings,
+                mqtt_batch,
+                writers,
+                store,
+                queries,
+                keep,
+                dir,
+            })
+            .await?;
+            print!("{report}");
+            Ok(())
         }
         Command::Admin {
             task: AdminCommand::SetQuota { membership, bytes },

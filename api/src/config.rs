@@ -83,7 +83,9 @@ pub struct Config {
     /// Ingest requests waiting for the writer; beyond it senders wait
     /// (back-pressure reaches HTTP clients and MQTT connections).
     pub ingest_queue: usize,
-    /// Concurrent writer tasks.
+    /// Concurrent writer tasks: with two, the database stores one batch
+    /// while the next gathers (one alone left a core idle in `vitalfarm
+    /// bench ingest` on PostgreSQL).
     pub ingest_writers: usize,
     /// Where farm blobs live: `file:///path` or `s3://bucket/prefix`; default
     /// `data_dir/farms`.
@@ -144,7 +146,7 @@ impl Default for Config {
             mqtt_mountpoint: String::new(),
             ingest_batch_rows: 20_000,
             ingest_queue: 1024,
-            ingest_writers: 1,
+            ingest_writers: 2,
             object_store_url: None,
             jwt_key_file: None,
             access_token_ttl_secs: 15 * 60,

@@ -10,6 +10,7 @@ mod m20261121_000003_devices;
 mod m20261121_000004_readings;
 mod m20261121_000005_commands;
 mod m20261121_000006_mqtt_sessions;
+mod m20261121_000007_readings_cover;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_readings::Migration),
             Box::new(m20261121_000005_commands::Migration),
             Box::new(m20261121_000006_mqtt_sessions::Migration),
+            Box::new(m20261121_000007_readings_cover::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 //! row belongs to one, so a query that forgets the tenant does not compile.
 
 pub mod blobs;
+pub mod bulk;
 pub mod db;
 pub mod entity;
 pub mod error;

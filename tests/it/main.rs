@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_keys;
+mod bench;
 mod commands;
 mod devices;
 mod errors;

@@ -27,7 +27,7 @@ pub async fn start(state: web::Data<AppState>, topics: Topics) -> anyhow::Result
         .await
         .with_context(|| format!("binding the MQTT listener on {bind}"))?;
     let front_addr = listener.local_addr()?;
-    let login = Arc::new(start_broker()?);
+    let login = Arc::new(start_broker(SEGMENT_BYTES)?);
 
     let mut options = MqttOptions::new("vitalfarm-link", login.addr.ip().to_string(), login.addr.port());
     options
@@ -48,9 +48,14 @@ pub async fn start(state: web::Data<AppState>, topics: Topics) -> anyhow::Result
     })
 }
 
-/// Starts rumqttd on a free loopback port. Its `start` blocks, so it runs
-/// on a thread of its own.
-fn start_broker() -> anyhow::Result<InternalLogin> {
+/// The size of each of the four log segments per subscribed filter (a
+/// device's commands): small segments keep a large fleet's memory in check.
+pub(crate) const SEGMENT_BYTES: usize = 256 * 1024;
+
+/// Starts rumqttd on a free loopback port, with log segments of
+/// `segment_bytes` (a subscriber more than four segments behind loses
+/// messages). Its `start` blocks, so it runs on a thread of its own.
+pub(crate) fn start_broker(segment_bytes: usize) -> anyhow::Result<InternalLogin> {
     // rumqttd binds by itself and does not report the port it got: take a
     // free one from the OS first.
     let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -79,9 +84,7 @@ fn start_broker() -> anyhow::Result<InternalLogin> {
         router: RouterConfig {
             max_connections: 100_000,
             max_outgoing_packet_count: 200,
-            // One log per subscribed filter (a device's commands): small
-            // segments keep a large fleet's memory in check.
-            max_segment_size: 256 * 1024,
+            max_segment_size: segment_bytes,
             max_segment_count: 4,
             custom_segment: None,
             initialized_filters: None,

@@ -18,7 +18,6 @@ use vitalfarm_openapi::readings::{
     AggregateBucket, AggregateResponse, BucketWidth, IngestRequest, IngestResponse, LatestValue, MetricSummary,
     Reading, ReadingIn, ReadingPage, Rejected, SummaryResponse,
 };
-use vitalfarm_storage::entity::reading;
 use vitalfarm_storage::repo::{devices, readings};
 
 use super::RouteSet;
@@ -184,7 +183,7 @@ fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
 }
 
 /// Rows of one reading are adjacent (same time and device): folds them.
-fn group(rows: Vec<reading::Model>) -> Vec<Reading> {
+fn group(metric: &metrics::MetricDef, rows: Vec<readings::Listed>) -> Vec<Reading> {
     let mut out: Vec<(i64, Option<Uuid>, Reading)> = Vec::new();
     for r in rows {
         let ts = DateTime::from_timestamp_millis(r.ts_ms).unwrap_or_default();
@@ -205,11 +204,11 @@ fn group(rows: Vec<reading::Model>) -> Vec<Reading> {
                     r.ts_ms,
                     r.device_id,
                     Reading {
-                        metric: r.metric,
+                        metric: metric.code.to_owned(),
                         ts,
                         value,
                         components,
-                        unit: r.unit,
+                        unit: metric.unit.to_owned(),
                         device_id: r.device_id,
                         source: r.source,
                     },
@@ -261,7 +260,7 @@ pub async fn list(
         (limit + 1) * per_reading,
     )
     .await?;
-    let mut items = group(rows);
+    let mut items = group(metric, rows);
     let more = items.len() as u64 > limit;
     items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = if more {

@@ -160,9 +160,21 @@ async fn insert_new_sqlite(db: &Database, rows: &[NewRow]) -> Result<HashSet<Rea
     Ok(new)
 }
 
+/// One stored row as a raw query returns it: the subject and metric were
+/// asked for, and the unit is the metric's canonical one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub ts_ms: i64,
+    pub device_id: Option<Uuid>,
+    pub component: String,
+    pub value: f64,
+    pub source: String,
+}
+
 /// Rows of one subject and metric in `[from, to)`, by time (then device and
 /// component, so the rows of one reading are adjacent), after the `(ts_ms,
-/// device)` cursor.
+/// device)` cursor. Only columns of the covering index are read, so the
+/// database answers from the index alone.
 pub async fn list(
     db: &Database,
     subject: SubjectId,
@@ -171,8 +183,16 @@ pub async fn list(
     to_ms: i64,
     after: Option<(i64, Uuid)>,
     limit_rows: u64,
-) -> Result<Vec<reading::Model>, StorageError> {
+) -> Result<Vec<Listed>, StorageError> {
     let mut q = reading::Entity::find()
+        .select_only()
+        .columns([
+            reading::Column::TsMs,
+            reading::Column::DeviceId,
+            reading::Column::Component,
+            reading::Column::Value,
+            reading::Column::Source,
+        ])
         .filter(reading::Column::SubjectId.eq(subject.as_uuid()))
         .filter(reading::Column::Metric.eq(metric))
         .filter(reading::Column::TsMs.gte(from_ms))
@@ -188,7 +208,36 @@ pub async fn list(
                 .add(reading::Column::TsMs.eq(ts).and(reading::Column::DeviceId.gt(device))),
         );
     }
-    Ok(q.all(db.conn()).await?)
+    let rows: Vec<(i64, Option<Uuid>, String, f64, String)> = q.into_tuple().all(db.conn()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(ts_ms, device_id, component, value, source)| Listed {
+            ts_ms,
+            device_id,
+            component,
+            value,
+            source,
+        })
+        .collect())
+}
+
+/// Rows of `metric` for any of `subjects` in `[from, to)` (served by the
+/// subject, metric, time index).
+pub async fn count_in(
+    db: &Database,
+    subjects: &[Uuid],
+    metric: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<u64, StorageError> {
+    use sea_orm::PaginatorTrait;
+    Ok(reading::Entity::find()
+        .filter(reading::Column::SubjectId.is_in(subjects.iter().copied()))
+        .filter(reading::Column::Metric.eq(metric))
+        .filter(reading::Column::TsMs.gte(from_ms))
+        .filter(reading::Column::TsMs.lt(to_ms))
+        .count(db.conn())
+        .await?)
 }
 
 /// One time bucket of one component.

@@ -1,5 +1,5 @@
-//! `vitalfarm bench`: measured figures, each printed next to the same run's
-//! baseline so a number means something on the machine at hand.
+//! `vitalfarm bench farm`: file upload and download through the HTTP API
+//! beside the same disk's raw write and read speed.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -1,0 +1,92 @@
+//! `vitalfarm bench ingest` end to end at a small size, on the suite's
+//! database and broker. The bench checks for itself that every phase
+//! stored exactly what it sent (and fails otherwise); this test checks that
+//! it gets through every phase and reports every figure, so the command
+//! keeps working. The figures themselves are not judged here.
+
+use vitalfarm_api::bench::{IngestBench, ingest};
+use vitalfarm_tests::{external_mqtt_url, postgres_url};
+
+fn figures_of<'a>(report: &'a str, label: &str) -> Vec<&'a str> {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no line {label:?} in\n{report}"));
+    line[label.len()..].split_whitespace().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_ingest_runs_every_phase_and_reports_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let on_postgres = postgres_url().is_some();
+    let before = scratch_databases().await;
+    let report = ingest(IngestBench {
+        database_url: postgres_url(),
+        mqtt_url: external_mqtt_url(),
+        devices: 3,
+        http_readings: 3000,
+        http_batch: 500,
+        http_clients: 2,
+        mqtt_readings: 2000,
+        mqtt_batch: 5,
+        writers: None,
+        store: 20_000,
+        queries: 5,
+        keep: false,
+        dir: Some(dir.path().to_path_buf()),
+    })
+    .await
+    .unwrap();
+
+    let http = figures_of(&report, "HTTP, 500 per request, 2 conns");
+    assert_eq!(http[0], "3000", "{report}");
+    let rate: f64 = http[1].parse().unwrap();
+    assert!(rate > 0.0, "{report}");
+    let p99: f64 = http[3].parse().unwrap();
+    assert!(p99 >= http[2].parse::<f64>().unwrap(), "{report}");
+    if on_postgres {
+        assert!(http.contains(&"COPY,"), "{report}");
+        let copy_rate: f64 = http[http.len() - 2].parse().unwrap();
+        assert!(copy_rate > 0.0, "{report}");
+    } else {
+        assert!(report.contains("SQLite has no COPY"), "{report}");
+    }
+
+    let mqtt = figures_of(&report, "MQTT QoS 1, 5 per message");
+    assert_eq!(mqtt[0], "2000", "{report}");
+    assert!(mqtt[1].parse::<f64>().unwrap() > 0.0, "{report}");
+    assert!(mqtt.iter().any(|t| t.starts_with("publish→subscribe")), "{report}");
+    assert!(!report.contains("dropped"), "{report}");
+
+    assert!(report.contains("store: 20000 readings (15000 added"), "{report}");
+    let raw = figures_of(&report, "raw readings, every page (1,000 a page)");
+    assert_eq!(raw[0], "5", "{report}");
+    // 15,000 filler rows over 3 subjects and 4 metrics: 1,250 minutes, so
+    // a day's window holds about that many heart rates of one subject.
+    let rows: f64 = raw[1].parse().unwrap();
+    assert!((1.0..=1440.0).contains(&rows), "{report}");
+    let buckets = figures_of(&report, "hourly buckets");
+    assert!(buckets[1].parse::<f64>().unwrap() >= 1.0, "{report}");
+
+    // The scratch database is dropped at the end.
+    assert_eq!(scratch_databases().await, before);
+}
+
+/// The bench's scratch databases on the suite's PostgreSQL server.
+async fn scratch_databases() -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let Some(server) = postgres_url() else {
+        return Vec::new();
+    };
+    let admin = sea_orm::Database::connect(&server).await.unwrap();
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            "SELECT datname FROM pg_database WHERE datname LIKE 'vitalfarm\\_bench\\_%' ORDER BY datname".to_owned(),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "datname").unwrap())
+        .collect()
+}
