@@ -1,5 +1,5 @@
 # Shortcuts for the commands the README describes.
-.PHONY: run test test-postgres openapi lint ci bench
+.PHONY: run test test-postgres openapi lint ci bench bench-ingest
 
 run:
 	cargo run --release -- serve
@@ -22,3 +22,6 @@ ci:
 
 bench:
 	cargo run --release -- bench farm
+
+bench-ingest:
+	cargo run --release -- bench ingest --database-url $${VITALFARM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} --store $${STORE:-10000000}

@@ -40,6 +40,26 @@ impl Database {
             DatabaseKind::Sqlite => opts.max_connections(4).min_connections(1),
             DatabaseKind::Postgres => opts.max_connections(20).min_connections(1),
         };
+        // A TCP connection (not a Unix socket) gets TCP_NODELAY: see
+        // `nodelay`.
+        let tcp_port = match kind {
+            DatabaseKind::Postgres => url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .ok()
+                .filter(|o| o.get_socket().is_none())
+                .map(|o| o.get_port()),
+            DatabaseKind::Sqlite => None,
+        };
+        if let Some(port) = tcp_port {
+            opts.map_sqlx_postgres_pool_opts(move |pool| {
+                pool.after_connect(move |_conn, _meta| {
+                    Box::pin(async move {
+                        crate::nodelay::apply(port);
+                        Ok(())
+                    })
+                })
+            });
+        }
         let conn = sea_orm::Database::connect(opts).await?;
         if kind == DatabaseKind::Sqlite {
             // WAL lets readers proceed while a write commits; NORMAL sync is

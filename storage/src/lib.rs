@@ -8,6 +8,7 @@ pub mod db;
 pub mod entity;
 pub mod error;
 pub mod farm_crypto;
+mod nodelay;
 pub mod page;
 pub mod repo;
 

@@ -90,3 +90,52 @@ async fn scratch_databases() -> Vec<String> {
         .map(|r| r.try_get::<String>("", "datname").unwrap())
         .collect()
 }
+
+/// The pool's PostgreSQL connections have Nagle's algorithm off (sqlx
+/// 0.9.0 left it on; `storage/src/nodelay.rs`), so a large statement is not
+/// held back 40 ms waiting for the server's delayed ACK.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn postgres_connections_have_tcp_nodelay() {
+    use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
+    let Some(server) = postgres_url() else {
+        // Only PostgreSQL connections are TCP.
+        return;
+    };
+    let port = server
+        .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .get_port();
+    let db = vitalfarm_storage::Database::connect(&server).await.unwrap();
+    // The port of our end of a pool connection, as the server sees it
+    // (other tests' connections are not ours to judge).
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.backend(),
+            "SELECT inet_client_port() AS p".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let ours = u16::try_from(row.try_get::<i32>("", "p").unwrap()).unwrap();
+    let pidfd = pidfd_open(getpid(), PidfdFlags::empty()).unwrap();
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(number) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fd) = pidfd_getfd(&pidfd, number, PidfdGetfdFlags::empty()) else {
+            continue;
+        };
+        let addr = |a: Option<rustix::net::SocketAddrAny>| a.and_then(|a| std::net::SocketAddr::try_from(a).ok());
+        let peer = addr(rustix::net::getpeername(&fd).ok().flatten());
+        let local = addr(rustix::net::getsockname(&fd).ok());
+        if peer.is_some_and(|p| p.port() == port) && local.is_some_and(|l| l.port() == ours) {
+            found = Some(rustix::net::sockopt::tcp_nodelay(&fd).unwrap());
+        }
+    }
+    db.close().await.unwrap();
+    assert_eq!(found, Some(true), "TCP_NODELAY on the connection from port {ours}");
+}
