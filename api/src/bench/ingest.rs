@@ -1039,7 +1039,7 @@ fn report(opts: &IngestBench, mut f: Figures) -> String {
             fill.per_second(),
             if f.copy.is_some() { "COPY" } else { "batched INSERT" },
             if f.copy.is_some() {
-                "VACUUM (ANALYZE), as autovacuum would"
+                "VACUUM (ANALYZE) and CHECKPOINT, as the service reaches on its own"
             } else {
                 "ANALYZE"
             }
