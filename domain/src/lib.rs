@@ -3,6 +3,7 @@
 //! everything here is cheap to test exhaustively.
 
 pub mod command;
+pub mod consent;
 pub mod device;
 pub mod email;
 pub mod farm_path;
