@@ -107,6 +107,31 @@ typed_id!(
     /// One refresh token of a family.
     RefreshTokenId
 );
+typed_id!(
+    /// An individual's permission for another membership to read some of
+    /// its data.
+    ConsentId
+);
+typed_id!(
+    /// A company's request for a consent, waiting for the individual.
+    ConsentRequestId
+);
+typed_id!(
+    /// One entry of a membership's hash-chained audit log.
+    AuditEventId
+);
+typed_id!(
+    /// A third-party application registered for OAuth2.
+    AppId
+);
+typed_id!(
+    /// A user's authorization of an app: the family of its tokens.
+    GrantId
+);
+typed_id!(
+    /// A background job (an export) claimed from the jobs table.
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,14 @@ pub enum Permission {
     ManageDevices,
     /// Irreversible actions on the membership as a whole (erasure).
     Administer,
+    /// Read the membership's audit log (who touched its data).
+    ReadAudit,
+    /// Ask for, grant and revoke consents on the membership's behalf.
+    ManageConsents,
+    /// Register and change OAuth2 apps.
+    ManageApps,
+    /// Export everything the membership holds.
+    Export,
 }
 
 impl Role {
@@ -90,6 +98,8 @@ impl Role {
                 matches!(self, Role::Owner | Role::Admin | Role::Developer)
             }
             Administer => matches!(self, Role::Owner),
+            ReadAudit | ManageConsents | Export => matches!(self, Role::Owner | Role::Admin),
+            ManageApps => matches!(self, Role::Owner | Role::Admin | Role::Developer),
         }
     }
 
@@ -120,14 +130,18 @@ mod tests {
             WriteData,
             ManageDevices,
             Administer,
+            ReadAudit,
+            ManageConsents,
+            ManageApps,
+            Export,
         ];
         // One row a role, one column a permission, in the order above.
         let table = [
-            (Role::Owner, [true, true, true, true, true, true, true]),
-            (Role::Admin, [true, true, true, true, true, true, false]),
-            (Role::Developer, [true, false, true, true, true, true, false]),
-            (Role::Analyst, [true, false, false, true, false, false, false]),
-            (Role::Viewer, [true, false, false, true, false, false, false]),
+            (Role::Owner, [true, true, true, true, true, true, true, true, true, true, true]),
+            (Role::Admin, [true, true, true, true, true, true, false, true, true, true, true]),
+            (Role::Developer, [true, false, true, true, true, true, false, false, false, true, false]),
+            (Role::Analyst, [true, false, false, true, false, false, false, false, false, false, false]),
+            (Role::Viewer, [true, false, false, true, false, false, false, false, false, false, false]),
         ];
         for (role, row) in table {
             for (p, expected) in perms.iter().zip(row) {
