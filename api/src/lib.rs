@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod mqtt;
 pub mod routes;
 pub mod server;
+pub mod sharing;
 pub mod simulate;
 pub mod state;
 pub mod telemetry;

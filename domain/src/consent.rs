@@ -291,6 +291,57 @@ pub fn evaluate_any<'c>(
     }
 }
 
+/// The longest a consent or a requested duration may last.
+pub const MAX_DURATION_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// A requested access duration in the ISO 8601 forms `P<n>D`, `P<n>W` and
+/// `PT<n>H`, in seconds; `None` for anything else, zero, or more than ten
+/// years.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let (digits, unit) = if let Some(h) = text.strip_prefix("PT") {
+        (h.strip_suffix('H')?, 3600)
+    } else {
+        let body = text.strip_prefix('P')?;
+        match body.strip_suffix('D') {
+            Some(d) => (d, 86_400),
+            None => (body.strip_suffix('W')?, 7 * 86_400),
+        }
+    };
+    if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs = digits.parse::<i64>().ok()?.checked_mul(unit)?;
+    (secs > 0 && secs <= MAX_DURATION_SECS).then_some(secs)
+}
+
+/// The canonical text of a duration in seconds, as `parse_duration` reads
+/// it: whole weeks are still given in days, so `P14D` stays `P14D`.
+pub fn format_duration(secs: i64) -> String {
+    if secs % 86_400 == 0 {
+        format!("P{}D", secs / 86_400)
+    } else {
+        format!("PT{}H", secs / 3600)
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("P30D"), Some(30 * 86_400));
+        assert_eq!(parse_duration("P2W"), Some(14 * 86_400));
+        assert_eq!(parse_duration("PT12H"), Some(12 * 3600));
+        for bad in ["", "P", "PD", "P0D", "30d", "P-1D", "P1.5D", "P1M", "PT1M", "P99999999D", "P3700D", " P1D"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(format_duration(30 * 86_400), "P30D");
+        assert_eq!(format_duration(12 * 3600), "PT12H");
+        assert_eq!(parse_duration(&format_duration(14 * 86_400)), Some(14 * 86_400));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -45,6 +45,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "Called by an external MQTT broker (Mosquitto go-auth, EMQX) to log devices in and check topics.",
     ),
     ("service", "Health, readiness, metrics, keys and this reference."),
+    (
+        "consents",
+        "An individual's explicit, scoped, revocable permission for a company to read some of their data.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

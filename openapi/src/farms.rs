@@ -65,7 +65,8 @@ pub struct ListEntry {
         {"kind": "directory", "path": "/ecg/2026-11-20/", "size": null, "content_type": null, "etag": null, "updated_at": null},
         {"kind": "file", "path": "/ecg/summary.pdf", "size": 20480, "content_type": "application/pdf", "etag": "\"3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b\"", "updated_at": "2026-11-21T10:00:00Z"}
     ],
-    "next_cursor": null
+    "next_cursor": null,
+    "consents": []
 }))]
 pub struct FileList {
     /// The directory listed, canonical (ends with `/`).
@@ -73,6 +74,9 @@ pub struct FileList {
     pub items: Vec<ListEntry>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// The consents that permitted listing another membership's farm
+    /// (empty for one's own); only shared folders are shown.
+    pub consents: Vec<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod commands;
+pub mod consents;
 pub mod devices;
 pub mod doc;
 pub mod farms;

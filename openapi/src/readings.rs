@@ -78,10 +78,13 @@ pub struct Reading {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"items": [{"metric": "heart_rate", "ts": "2026-11-21T08:00:00Z", "value": 72.0, "components": null, "unit": "/min", "device_id": "01935c6e-0000-7000-8000-0000000000b1", "source": "device"}], "next_cursor": null}))]
+#[schema(example = json!({"items": [{"metric": "heart_rate", "ts": "2026-11-21T08:00:00Z", "value": 72.0, "components": null, "unit": "/min", "device_id": "01935c6e-0000-7000-8000-0000000000b1", "source": "device"}], "next_cursor": null, "consents": []}))]
 pub struct ReadingPage {
     pub items: Vec<Reading>,
     pub next_cursor: Option<String>,
+    /// The consents that permitted reading another membership's data
+    /// (empty for one's own).
+    pub consents: Vec<Uuid>,
 }
 
 /// Width of an aggregation bucket.
@@ -119,7 +122,7 @@ pub struct AggregateBucket {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"metric": "heart_rate", "unit": "/min", "bucket": "1h", "from": "2026-11-20T08:00:00Z", "to": "2026-11-21T08:00:00Z",
-    "buckets": [{"start": "2026-11-21T07:00:00Z", "component": null, "count": 60, "min": 58.0, "max": 91.0, "mean": 71.4}]}))]
+    "buckets": [{"start": "2026-11-21T07:00:00Z", "component": null, "count": 60, "min": 58.0, "max": 91.0, "mean": 71.4}], "consents": []}))]
 pub struct AggregateResponse {
     pub metric: String,
     pub unit: String,
@@ -128,6 +131,9 @@ pub struct AggregateResponse {
     pub to: DateTime<Utc>,
     /// Buckets with readings, in time order.
     pub buckets: Vec<AggregateBucket>,
+    /// The consents that permitted reading another membership's data
+    /// (empty for one's own).
+    pub consents: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -155,8 +161,12 @@ pub struct MetricSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"subject_id": "01935c6e-0000-7000-8000-000000000004", "metrics": [
     {"metric": "heart_rate", "component": null, "unit": "/min", "count": 1440, "min": 52.0, "max": 121.0, "mean": 70.2, "p50": 69.0, "p95": 96.0, "latest": {"ts": "2026-11-21T08:00:00Z", "value": 72.0}}
-]}))]
+], "consents": []}))]
 pub struct SummaryResponse {
     pub subject_id: Uuid,
     pub metrics: Vec<MetricSummary>,
+    /// The consents that permitted reading another membership's data
+    /// (empty for one's own); only the metrics and period they cover are
+    /// summarised.
+    pub consents: Vec<Uuid>,
 }

@@ -4,7 +4,9 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::{Ready, ready};
-use vitalfarm_domain::{ApiKeyId, CommandId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId};
+use vitalfarm_domain::{
+    ApiKeyId, CommandId, ConsentId, ConsentRequestId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId,
+};
 
 use crate::error::ApiError;
 
@@ -41,3 +43,5 @@ path_id!(PathShareLinkId, ShareLinkId, "lid");
 path_id!(PathSubjectId, SubjectId, "sid");
 path_id!(PathDeviceId, DeviceId, "did");
 path_id!(PathCommandId, CommandId, "cid");
+path_id!(PathConsentId, ConsentId, "id");
+path_id!(PathConsentRequestId, ConsentRequestId, "id");

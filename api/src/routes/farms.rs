@@ -1,6 +1,6 @@
 //! A membership's farm: its files, streamed in and out, encrypted at rest.
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use vitalfarm_storage::repo::farms::{self, Entry, Precondition, WriteError};
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Json, PathFarmId, Query};
+use crate::sharing::{self, FarmAsk};
 use crate::state::AppState;
 use crate::{authz, farm_keys};
 
@@ -498,11 +499,19 @@ pub async fn download(
     fid: PathFarmId,
 ) -> ApiResult<HttpResponse> {
     let path = file_path(&req)?;
-    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::File(path.as_str())).await?;
     let file = farms::find_file(&state.db, fid.0, &path)
         .await?
         .ok_or(ApiError::NotFound("file"))?;
-    serve(&state, &req, &farm, &file).await
+    let mut response = serve(&state, &req, &read.farm, &file).await?;
+    if let Some(value) = read.receipt.header()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("vitalfarm-consent"), value);
+    }
+    Ok(response)
 }
 
 /// A file's headers (size, type, ETag) without its body.
@@ -581,7 +590,7 @@ pub async fn list(
     auth: Auth,
     fid: PathFarmId,
     Query(q): Query<ListQuery>,
-) -> ApiResult<web::Json<FileList>> {
+) -> ApiResult<actix_web::CustomizeResponder<web::Json<FileList>>> {
     let prefix =
         farm_path::parse_dir_prefix(q.prefix.as_deref().unwrap_or("/")).map_err(|e| path_error("prefix", e))?;
     let limit = crate::extract::PageQuery {
@@ -599,7 +608,7 @@ pub async fn list(
         Some(c) if c.is_empty() => return Err(bad_cursor()),
         Some(c) => Some(String::from_utf8_lossy(&hex::decode(c).map_err(|_| bad_cursor())?).into_owned()),
     };
-    authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::Listing(&prefix)).await?;
     let (entries, more) = farms::list(
         &state.db,
         fid.0,
@@ -614,11 +623,29 @@ pub async fn list(
     } else {
         None
     };
-    Ok(web::Json(FileList {
-        prefix,
-        items: entries.iter().map(entry_dto).collect(),
-        next_cursor,
-    }))
+    // A shared listing shows only what lies under (or leads to) a shared
+    // folder; pages may come out shorter, the cursor stays exact.
+    let items = entries
+        .iter()
+        .filter(|e| read.shows(&cursor_key_path(e)))
+        .map(entry_dto)
+        .collect();
+    Ok(sharing::json(
+        &read.receipt,
+        FileList {
+            prefix,
+            items,
+            next_cursor,
+            consents: read.receipt.ids(),
+        },
+    ))
+}
+
+fn cursor_key_path(e: &Entry) -> String {
+    match e {
+        Entry::File(f) => f.path.clone(),
+        Entry::Dir(d) => d.clone(),
+    }
 }
 
 /// Where a listing resumes after `e`: past every file of a directory entry.

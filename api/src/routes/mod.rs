@@ -11,6 +11,7 @@ use crate::error::ApiError;
 pub mod api_keys;
 pub mod auth;
 pub mod commands;
+pub mod consents;
 pub mod devices;
 pub mod farm_export;
 pub mod farms;
@@ -92,6 +93,7 @@ pub fn all() -> RouteSet {
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
+    consents::routes(&mut r);
     r
 }
 

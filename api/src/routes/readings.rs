@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::Method;
-use actix_web::web;
+use actix_web::{CustomizeResponder, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
-use vitalfarm_domain::{Permission, metrics};
+use vitalfarm_domain::consent::Access as ConsentAccess;
+use vitalfarm_domain::metrics;
 use vitalfarm_openapi::FieldError;
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::readings::{
@@ -24,6 +25,7 @@ use super::RouteSet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::device::DeviceAuth;
 use crate::extract::{Auth, Json, PathSubjectId, Query};
+use crate::sharing::{self, Receipt, Standing};
 use crate::state::AppState;
 
 /// Most readings in one request.
@@ -223,13 +225,13 @@ fn group(metric: &metrics::MetricDef, rows: Vec<readings::Listed>) -> Vec<Readin
 #[utoipa::path(get, path = "/v1/subjects/{sid}/readings", tag = "readings",
     params(("sid" = Uuid, Path, description = "Subject id"), ReadingQuery),
     security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "A page of readings.", body = ReadingPage)))]
+    responses((status = 200, description = "A page of readings.", body = ReadingPage, headers(("Vitalfarm-Consent" = String, description = "Ids of the consents that permitted reading another membership's data; absent for one's own.")))))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
     sid: PathSubjectId,
     Query(q): Query<ReadingQuery>,
-) -> ApiResult<web::Json<ReadingPage>> {
+) -> ApiResult<CustomizeResponder<web::Json<ReadingPage>>> {
     let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
         field: "metric".into(),
         message: "unknown metric; see GET /v1/metrics".into(),
@@ -248,18 +250,25 @@ pub async fn list(
     };
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
-    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
+    let read = sharing::subject(&state, &auth.0, sid.0).await?;
+    let window = read.readings(metric.code, from, to, ConsentAccess::Read)?;
+    let mut receipt = Receipt::default();
+    receipt.extend(window.consent);
     let per_reading = metric.components.len().max(1) as u64;
-    let rows = readings::list(
-        &state.db,
-        sid.0,
-        metric.code,
-        from,
-        to,
-        after,
-        (limit + 1) * per_reading,
-    )
-    .await?;
+    let rows = if window.is_empty() {
+        Vec::new()
+    } else {
+        readings::list(
+            &state.db,
+            sid.0,
+            metric.code,
+            window.from,
+            window.to,
+            after,
+            (limit + 1) * per_reading,
+        )
+        .await?
+    };
     let mut items = group(metric, rows);
     let more = items.len() as u64 > limit;
     items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -270,7 +279,14 @@ pub async fn list(
     } else {
         None
     };
-    Ok(web::Json(ReadingPage { items, next_cursor }))
+    Ok(sharing::json(
+        &receipt,
+        ReadingPage {
+            items,
+            next_cursor,
+            consents: receipt.ids(),
+        },
+    ))
 }
 
 /// Most buckets one aggregate request may span.
@@ -295,13 +311,13 @@ pub struct AggregateQuery {
 #[utoipa::path(get, path = "/v1/subjects/{sid}/readings/aggregate", tag = "readings",
     params(("sid" = Uuid, Path, description = "Subject id"), AggregateQuery),
     security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "The buckets that have readings.", body = AggregateResponse)))]
+    responses((status = 200, description = "The buckets that have readings.", body = AggregateResponse, headers(("Vitalfarm-Consent" = String, description = "Ids of the consents that permitted reading another membership's data; absent for one's own.")))))]
 pub async fn aggregate(
     state: web::Data<AppState>,
     auth: Auth,
     sid: PathSubjectId,
     Query(q): Query<AggregateQuery>,
-) -> ApiResult<web::Json<AggregateResponse>> {
+) -> ApiResult<CustomizeResponder<web::Json<AggregateResponse>>> {
     let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
         field: "metric".into(),
         message: "unknown metric; see GET /v1/metrics".into(),
@@ -324,9 +340,16 @@ pub async fn aggregate(
             ),
         });
     }
-    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
-    let rows = readings::aggregate(&state.db, sid.0, metric.code, from_ms, to_ms, bucket.millis()).await?;
-    Ok(web::Json(AggregateResponse {
+    let read = sharing::subject(&state, &auth.0, sid.0).await?;
+    let window = read.readings(metric.code, from_ms, to_ms, ConsentAccess::Read)?;
+    let mut receipt = Receipt::default();
+    receipt.extend(window.consent);
+    let rows = if window.is_empty() {
+        Vec::new()
+    } else {
+        readings::aggregate(&state.db, sid.0, metric.code, window.from, window.to, bucket.millis()).await?
+    };
+    Ok(sharing::json(&receipt, AggregateResponse {
         metric: metric.code.to_owned(),
         unit: metric.unit.to_owned(),
         bucket,
@@ -343,6 +366,7 @@ pub async fn aggregate(
                 mean: b.mean,
             })
             .collect(),
+        consents: receipt.ids(),
     }))
 }
 
@@ -360,19 +384,42 @@ pub struct SummaryQuery {
 #[utoipa::path(get, path = "/v1/subjects/{sid}/summary", tag = "readings",
     params(("sid" = Uuid, Path, description = "Subject id"), SummaryQuery),
     security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "The summary.", body = SummaryResponse)))]
+    responses((status = 200, description = "The summary.", body = SummaryResponse, headers(("Vitalfarm-Consent" = String, description = "Ids of the consents that permitted reading another membership's data; absent for one's own.")))))]
 pub async fn summary(
     state: web::Data<AppState>,
     auth: Auth,
     sid: PathSubjectId,
     Query(q): Query<SummaryQuery>,
-) -> ApiResult<web::Json<SummaryResponse>> {
+) -> ApiResult<CustomizeResponder<web::Json<SummaryResponse>>> {
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
-    super::subjects::subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
-    let stats = readings::summary(&state.db, sid.0, from, to).await?;
-    Ok(web::Json(SummaryResponse {
+    let read = sharing::subject(&state, &auth.0, sid.0).await?;
+    let mut receipt = Receipt::default();
+    let stats = match &read.standing {
+        Standing::Own(_) => readings::summary(&state.db, sid.0, from, to).await?,
+        Standing::Shared(_) => {
+            // Each consent may cover other metrics and another data
+            // period: summarise each window once, keep its metrics.
+            let mut windows: Vec<((i64, i64), Vec<&str>)> = Vec::new();
+            for (code, w) in read.readable_metrics(from, to, ConsentAccess::Read) {
+                receipt.extend(w.consent);
+                match windows.iter_mut().find(|(k, _)| *k == (w.from, w.to)) {
+                    Some((_, codes)) => codes.push(code),
+                    None => windows.push(((w.from, w.to), vec![code])),
+                }
+            }
+            let mut all = Vec::new();
+            for ((wf, wt), codes) in windows {
+                let stats = readings::summary(&state.db, sid.0, wf, wt).await?;
+                all.extend(stats.into_iter().filter(|s| codes.contains(&s.metric.as_str())));
+            }
+            all.sort_by(|a, b| (&a.metric, &a.component).cmp(&(&b.metric, &b.component)));
+            all
+        }
+    };
+    Ok(sharing::json(&receipt, SummaryResponse {
         subject_id: sid.0.as_uuid(),
+        consents: receipt.ids(),
         metrics: stats
             .into_iter()
             .map(|s| MetricSummary {

@@ -182,10 +182,14 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/subjects/{sid}", tag = "subjects",
     params(("sid" = Uuid, Path, description = "Subject id")),
     security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "The subject.", body = Subject)))]
-pub async fn get(state: web::Data<AppState>, auth: Auth, sid: PathSubjectId) -> ApiResult<web::Json<Subject>> {
-    let (subject, _) = subject_access(&state, &auth, sid.0, Permission::ReadData).await?;
-    Ok(web::Json(subject_dto(&subject)?))
+    responses((status = 200, description = "The subject.", body = Subject, headers(("Vitalfarm-Consent" = String, description = "Ids of the consents under which another membership's subject is shown; absent for one's own.")))))]
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Auth,
+    sid: PathSubjectId,
+) -> ApiResult<actix_web::CustomizeResponder<web::Json<Subject>>> {
+    let read = crate::sharing::subject(&state, &auth.0, sid.0).await?;
+    Ok(crate::sharing::json(&read.subject_receipt(), subject_dto(&read.subject)?))
 }
 
 /// Changes a subject's name, birth date, sex or external reference (absent

@@ -2,6 +2,8 @@
 //! public API never serialises them directly (see `vitalfarm-openapi`).
 
 pub mod api_key;
+pub mod consent;
+pub mod consent_request;
 pub mod device;
 pub mod device_command;
 pub mod device_model;

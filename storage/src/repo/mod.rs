@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod commands;
+pub mod consents;
 pub mod devices;
 pub mod farms;
 pub mod members;

@@ -1,0 +1,754 @@
+//! Consent-based sharing: a company requests access by the individual's
+//! email, the individual approves (choosing subjects) or denies, or grants
+//! directly; either side lists and reads its consents; the grantor revokes.
+//! What a consent permits is decided in `crate::sharing` on every read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+use vitalfarm_domain::consent::{self, Consent as DomainConsent, Period};
+use vitalfarm_domain::farm_path::parse_dir_prefix;
+use vitalfarm_domain::{
+    ConsentId, ConsentRequestId, Email, MembershipId, MembershipKind, Permission, SubjectId, UserId, ValidationErrors,
+    metrics,
+};
+use vitalfarm_openapi::consents::{
+    ApproveConsentRequest, Consent, ConsentPage, ConsentRequestPage, ConsentRequestStatus, ConsentRequestView,
+    ConsentStatus, CreateConsentRequest, GrantConsentRequest, RequestDirection, SharedItem, SharedSubject, SharedWithMe,
+};
+use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
+use vitalfarm_storage::entity::{consent as consent_row, consent_request};
+use vitalfarm_storage::repo::{accounts, consents, subjects};
+
+use super::RouteSet;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::query::encode_cursor;
+use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
+use crate::sharing::acting_memberships;
+use crate::state::AppState;
+
+/// An undecided request lapses after this long.
+const REQUEST_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/consent-requests", create_request);
+    r.add(Method::GET, "/v1/consent-requests", list_requests);
+    r.add(Method::POST, "/v1/consent-requests/{id}/approve", approve);
+    r.add(Method::POST, "/v1/consent-requests/{id}/deny", deny);
+    r.add(Method::POST, "/v1/consents", grant);
+    r.add(Method::GET, "/v1/consents", list);
+    r.add(Method::GET, "/v1/consents/{id}", get);
+    r.add(Method::DELETE, "/v1/consents/{id}", revoke);
+    r.add(Method::GET, "/v1/shared-with-me", shared_with_me);
+}
+
+fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn status_of(c: &DomainConsent, now: i64) -> ConsentStatus {
+    match c.state(now) {
+        consent::State::Pending => ConsentStatus::Pending,
+        consent::State::Active => ConsentStatus::Active,
+        consent::State::Expired => ConsentStatus::Expired,
+        consent::State::Revoked => ConsentStatus::Revoked,
+    }
+}
+
+/// Names and farms of the memberships on either side of some consents.
+struct Names(HashMap<Uuid, (String, Option<Uuid>)>);
+
+impl Names {
+    async fn load(state: &AppState, ids: impl IntoIterator<Item = Uuid>) -> ApiResult<Self> {
+        let mut map = HashMap::new();
+        for id in ids {
+            if map.contains_key(&id) {
+                continue;
+            }
+            if let Some((m, farm)) = accounts::find_membership(&state.db, MembershipId::from_uuid(id)).await? {
+                map.insert(id, (m.name, farm.map(|f| f.id)));
+            }
+        }
+        Ok(Names(map))
+    }
+
+    fn name(&self, id: Uuid) -> String {
+        self.0.get(&id).map(|(n, _)| n.clone()).unwrap_or_default()
+    }
+
+    fn farm(&self, id: Uuid) -> Option<Uuid> {
+        self.0.get(&id).and_then(|(_, f)| *f)
+    }
+}
+
+fn consent_dto(row: &consent_row::Model, names: &Names, now: i64) -> ApiResult<Consent> {
+    let c = consents::to_domain(row)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("consent {} does not parse", row.id)))?;
+    Ok(Consent {
+        id: row.id,
+        grantor_membership_id: row.grantor_membership_id,
+        grantor_name: names.name(row.grantor_membership_id),
+        grantor_farm_id: names.farm(row.grantor_membership_id),
+        grantee_membership_id: row.grantee_membership_id,
+        grantee_name: names.name(row.grantee_membership_id),
+        subject_ids: c.subjects.iter().map(|s| s.as_uuid()).collect(),
+        metrics: c.metrics.iter().cloned().collect(),
+        farm_paths: c.farm_paths.iter().cloned().collect(),
+        purpose: c.purpose.into(),
+        access: c.access.into(),
+        valid_from: c.valid.from.map(ms_to_time),
+        valid_until: c.valid.until.map(ms_to_time),
+        data_from: c.data.from.map(ms_to_time),
+        data_until: c.data.until.map(ms_to_time),
+        status: status_of(&c, now),
+        request_id: row.request_id,
+        created_at: ms_to_time(row.created_at_ms),
+        revoked_at: row.revoked_at_ms.map(ms_to_time),
+    })
+}
+
+fn request_dto(
+    r: &consent_request::Model,
+    direction: RequestDirection,
+    names: &Names,
+    now: i64,
+) -> ApiResult<ConsentRequestView> {
+    let bad = || ApiError::Internal(anyhow::anyhow!("consent request {} does not parse", r.id));
+    let status = match r.status.as_str() {
+        "pending" if r.expires_at_ms <= now => ConsentRequestStatus::Expired,
+        "pending" => ConsentRequestStatus::Pending,
+        "approved" => ConsentRequestStatus::Approved,
+        "denied" => ConsentRequestStatus::Denied,
+        _ => return Err(bad()),
+    };
+    Ok(ConsentRequestView {
+        id: r.id,
+        direction,
+        requester_membership_id: r.requester_membership_id,
+        requester_name: names.name(r.requester_membership_id),
+        individual_email: r.individual_email.clone(),
+        metrics: consents::strings_of(&r.metrics),
+        farm_paths: consents::strings_of(&r.farm_paths),
+        purpose: consent::Purpose::parse(&r.purpose).ok_or_else(bad)?.into(),
+        access: consent::Access::parse(&r.access).ok_or_else(bad)?.into(),
+        duration: consent::format_duration(r.duration_secs),
+        data_from: r.data_from_ms.map(ms_to_time),
+        data_until: r.data_until_ms.map(ms_to_time),
+        note: r.note.clone(),
+        status,
+        consent_id: r.consent_id,
+        created_at: ms_to_time(r.created_at_ms),
+        expires_at: ms_to_time(r.expires_at_ms),
+        decided_at: r.decided_at_ms.map(ms_to_time),
+    })
+}
+
+/// The scope lists every consent and request shares: metrics from the
+/// catalog (readings only, not waveforms) and folder prefixes.
+fn check_scope(
+    errors: &mut ValidationErrors,
+    metric_codes: &[String],
+    paths: &[String],
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut metrics_out = BTreeSet::new();
+    for (i, code) in metric_codes.iter().enumerate() {
+        match metrics::find(code) {
+            Some(m) => {
+                metrics_out.insert(m.code.to_owned());
+            }
+            None => errors.add(format!("metrics[{i}]"), "unknown metric; see GET /v1/metrics"),
+        }
+    }
+    let mut paths_out = BTreeSet::new();
+    for (i, p) in paths.iter().enumerate() {
+        match parse_dir_prefix(p) {
+            Ok(prefix) => {
+                paths_out.insert(prefix);
+            }
+            Err(e) => errors.add(format!("farm_paths[{i}]"), e.to_string()),
+        }
+    }
+    if metric_codes.is_empty() && paths.is_empty() {
+        errors.add("metrics", "share at least one metric or one farm path");
+    }
+    (metrics_out, paths_out)
+}
+
+fn check_data_period(errors: &mut ValidationErrors, from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Period {
+    if let (Some(f), Some(u)) = (from, until)
+        && f >= u
+    {
+        errors.add("data_until", "must be after data_from");
+    }
+    Period {
+        from: from.map(|t| t.timestamp_millis()),
+        until: until.map(|t| t.timestamp_millis()),
+    }
+}
+
+/// The individual membership the subjects belong to, where `user` may
+/// manage consents; every subject must be of that one membership.
+async fn grantor_of_subjects(state: &AppState, user: UserId, ids: &[Uuid]) -> ApiResult<(MembershipId, BTreeSet<SubjectId>)> {
+    let mut owner: Option<Uuid> = None;
+    let mut set = BTreeSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let field = format!("subject_ids[{i}]");
+        let not_yours = || ApiError::field(field.clone(), "is not a subject of a membership where you manage consents");
+        let s = subjects::find(&state.db, SubjectId::from_uuid(*id))
+            .await?
+            .ok_or_else(not_yours)?;
+        if owner.is_some_and(|o| o != s.membership_id) {
+            return Err(ApiError::field(field, "all subjects must belong to one membership"));
+        }
+        owner = Some(s.membership_id);
+        set.insert(SubjectId::from_uuid(*id));
+    }
+    let owner = MembershipId::from_uuid(owner.ok_or_else(|| ApiError::field("subject_ids", "name at least one subject"))?);
+    let role = accounts::role_of(&state.db, user, owner).await?;
+    if !role.is_some_and(|r| r.allows(Permission::ManageConsents)) {
+        return Err(ApiError::field("subject_ids[0]", "is not a subject of a membership where you manage consents"));
+    }
+    let kind = accounts::find_membership(&state.db, owner)
+        .await?
+        .and_then(|(m, _)| MembershipKind::parse(&m.kind));
+    if kind != Some(MembershipKind::Individual) {
+        return Err(ApiError::field("subject_ids", "only an individual's subjects are shared by consent"));
+    }
+    Ok((owner, set))
+}
+
+/// A company asks an individual, by email, for access to some of their
+/// data. The request is made whether or not the address has an account, so
+/// the answer reveals nothing about who uses vitalfarm.
+#[utoipa::path(post, path = "/v1/consent-requests", tag = "consents",
+    request_body = CreateConsentRequest,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "The request, waiting for the individual.", body = ConsentRequestView),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn create_request(
+    state: web::Data<AppState>,
+    auth: Auth,
+    Json(body): Json<CreateConsentRequest>,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    let email = errors.check("individual_email", Email::parse(&body.individual_email));
+    let (metric_set, path_set) = check_scope(&mut errors, &body.metrics, &body.farm_paths);
+    let duration = consent::parse_duration(&body.duration);
+    if duration.is_none() {
+        errors.add("duration", "must be an ISO 8601 duration such as P30D, P2W or PT12H, at most ten years");
+    }
+    let data = check_data_period(&mut errors, body.data_from, body.data_until);
+    if let Some(note) = &body.note
+        && (note.chars().count() > 500 || note.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        errors.add("note", "must be at most 500 characters without control characters");
+    }
+    errors.into_result()?;
+    let (Some(email), Some(duration)) = (email, duration) else {
+        return Err(ApiError::field("individual_email", "is required"));
+    };
+    let companies: Vec<MembershipId> = {
+        let mut out = Vec::new();
+        for m in acting_memberships(&state, &auth.0, Permission::ManageConsents).await? {
+            let kind = accounts::find_membership(&state.db, m)
+                .await?
+                .and_then(|(m, _)| MembershipKind::parse(&m.kind));
+            if kind == Some(MembershipKind::Company) {
+                out.push(m);
+            }
+        }
+        out
+    };
+    let requester = match body.membership_id {
+        Some(id) => {
+            let id = MembershipId::from_uuid(id);
+            if !companies.contains(&id) {
+                return Err(ApiError::field(
+                    "membership_id",
+                    "is not a company membership where you may request consents",
+                ));
+            }
+            id
+        }
+        None => match companies.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(ApiError::Forbidden(
+                    "requesting consent needs the owner or admin role in a company membership".into(),
+                ));
+            }
+            _ => {
+                return Err(ApiError::field(
+                    "membership_id",
+                    "you are in several companies: say which one asks",
+                ));
+            }
+        },
+    };
+    let now = Utc::now().timestamp_millis();
+    let row = consents::create_request(
+        &state.db,
+        consents::NewRequest {
+            requester,
+            requested_by: auth.user().ok(),
+            individual_email: email.as_str(),
+            metrics: &metric_set,
+            farm_paths: &path_set,
+            purpose: body.purpose.into(),
+            access: body.access.into(),
+            duration_secs: duration,
+            data,
+            note: body.note.as_deref(),
+            now_ms: now,
+            expires_at_ms: now + REQUEST_LIFETIME_MS,
+        },
+    )
+    .await?;
+    let names = Names::load(&state, [row.requester_membership_id]).await?;
+    Ok(HttpResponse::Created().json(request_dto(&row, RequestDirection::Outgoing, &names, now)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RequestQuery {
+    /// Only requests received (`incoming`) or sent (`outgoing`).
+    pub direction: Option<RequestDirection>,
+    /// Only requests in this state.
+    pub status: Option<ConsentRequestStatus>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    pub cursor: Option<String>,
+}
+
+/// The caller's email, for a signed-in person.
+async fn caller_email(state: &AppState, auth: &Auth) -> ApiResult<Option<String>> {
+    let Ok(user) = auth.user() else { return Ok(None) };
+    Ok(accounts::find_user(&state.db, user).await?.map(|u| u.email))
+}
+
+/// Requests addressed to the caller's email (incoming) and those made by
+/// the caller's company memberships (outgoing), oldest first.
+#[utoipa::path(get, path = "/v1/consent-requests", tag = "consents",
+    params(RequestQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of requests.", body = ConsentRequestPage)))]
+pub async fn list_requests(
+    state: web::Data<AppState>,
+    auth: Auth,
+    Query(q): Query<RequestQuery>,
+) -> ApiResult<web::Json<ConsentRequestPage>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let (limit, after) = (page.limit()?, page.after()?);
+    let email = match q.direction {
+        Some(RequestDirection::Outgoing) => None,
+        _ => caller_email(&state, &auth).await?,
+    };
+    let requesters = match q.direction {
+        Some(RequestDirection::Incoming) => Vec::new(),
+        _ => acting_memberships(&state, &auth.0, Permission::ReadMembership).await?,
+    };
+    // Stored statuses are pending/approved/denied; "expired" is a pending
+    // request past its time, so it is filtered after loading.
+    let stored = q.status.map(|s| match s {
+        ConsentRequestStatus::Pending | ConsentRequestStatus::Expired => "pending",
+        ConsentRequestStatus::Approved => "approved",
+        ConsentRequestStatus::Denied => "denied",
+    });
+    let rows = consents::list_requests(&state.db, email.as_deref(), &requesters, stored, after, limit).await?;
+    let names = Names::load(&state, rows.items.iter().map(|r| r.requester_membership_id)).await?;
+    let now = Utc::now().timestamp_millis();
+    let mut items = Vec::new();
+    for r in &rows.items {
+        let direction = if requesters.contains(&MembershipId::from_uuid(r.requester_membership_id)) {
+            RequestDirection::Outgoing
+        } else {
+            RequestDirection::Incoming
+        };
+        let view = request_dto(r, direction, &names, now)?;
+        if q.status.is_none_or(|s| s == view.status) {
+            items.push(view);
+        }
+    }
+    Ok(web::Json(ConsentRequestPage {
+        items,
+        next_cursor: rows.next.map(encode_cursor),
+    }))
+}
+
+/// The request `id` if it is addressed to the signed-in caller; 404 for
+/// anyone else.
+async fn incoming(state: &AppState, auth: &Auth, id: ConsentRequestId) -> ApiResult<(UserId, consent_request::Model)> {
+    let user = auth.user().map_err(|_| ApiError::NotFound("consent request"))?;
+    let email = caller_email(state, auth).await?;
+    let row = consents::find_request(&state.db, id)
+        .await?
+        .filter(|r| email.as_deref() == Some(r.individual_email.as_str()))
+        .ok_or(ApiError::NotFound("consent request"))?;
+    Ok((user, row))
+}
+
+fn check_pending(row: &consent_request::Model, now: i64) -> ApiResult<()> {
+    if row.status != "pending" {
+        return Err(ApiError::Conflict(format!("this request has been {} already", row.status)));
+    }
+    if row.expires_at_ms <= now {
+        return Err(ApiError::Conflict("this request has expired".into()));
+    }
+    Ok(())
+}
+
+/// The individual approves a request, choosing which of their subjects it
+/// covers; the consent lasts the requested duration from now.
+#[utoipa::path(post, path = "/v1/consent-requests/{id}/approve", tag = "consents",
+    params(("id" = Uuid, Path, description = "Consent request id")),
+    request_body = ApproveConsentRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "The consent now in force.", body = Consent),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: PathConsentRequestId,
+    Json(body): Json<ApproveConsentRequest>,
+) -> ApiResult<HttpResponse> {
+    let (user, row) = incoming(&state, &auth, id.0).await?;
+    let now = Utc::now().timestamp_millis();
+    check_pending(&row, now)?;
+    let (grantor, subject_set) = grantor_of_subjects(&state, user, &body.subject_ids).await?;
+    if grantor.as_uuid() == row.requester_membership_id {
+        return Err(ApiError::field("subject_ids", "a membership cannot share with itself"));
+    }
+    let bad = || ApiError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
+    let c = DomainConsent {
+        grantor,
+        grantee: MembershipId::from_uuid(row.requester_membership_id),
+        subjects: subject_set,
+        metrics: consents::strings_of(&row.metrics).into_iter().collect(),
+        farm_paths: consents::strings_of(&row.farm_paths).into_iter().collect(),
+        purpose: consent::Purpose::parse(&row.purpose).ok_or_else(bad)?,
+        access: consent::Access::parse(&row.access).ok_or_else(bad)?,
+        valid: Period {
+            from: Some(now),
+            until: Some(now + row.duration_secs * 1000),
+        },
+        data: Period {
+            from: row.data_from_ms,
+            until: row.data_until_ms,
+        },
+        revoked_at: None,
+    };
+    let (_, created) = consents::approve(
+        &state.db,
+        id.0,
+        consents::NewConsent {
+            consent: &c,
+            granted_by: user,
+            request: Some(id.0),
+            now_ms: now,
+        },
+    )
+    .await?;
+    let names = Names::load(&state, [created.grantor_membership_id, created.grantee_membership_id]).await?;
+    Ok(HttpResponse::Created().json(consent_dto(&created, &names, now)?))
+}
+
+/// The individual declines a request.
+#[utoipa::path(post, path = "/v1/consent-requests/{id}/deny", tag = "consents",
+    params(("id" = Uuid, Path, description = "Consent request id")),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The request, denied.", body = ConsentRequestView),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn deny(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: PathConsentRequestId,
+) -> ApiResult<web::Json<ConsentRequestView>> {
+    let (user, row) = incoming(&state, &auth, id.0).await?;
+    let now = Utc::now().timestamp_millis();
+    check_pending(&row, now)?;
+    let row = consents::deny(&state.db, id.0, user, now).await?;
+    let names = Names::load(&state, [row.requester_membership_id]).await?;
+    Ok(web::Json(request_dto(&row, RequestDirection::Incoming, &names, now)?))
+}
+
+/// An individual grants a company access directly.
+#[utoipa::path(post, path = "/v1/consents", tag = "consents",
+    request_body = GrantConsentRequest,
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 201, description = "The consent.", body = Consent),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn grant(
+    state: web::Data<AppState>,
+    auth: Auth,
+    Json(body): Json<GrantConsentRequest>,
+) -> ApiResult<HttpResponse> {
+    let user = auth.user()?;
+    let now = Utc::now();
+    let now_ms = now.timestamp_millis();
+    let mut errors = ValidationErrors::new();
+    let (metric_set, path_set) = check_scope(&mut errors, &body.metrics, &body.farm_paths);
+    if !body.metrics.is_empty() && body.subject_ids.is_empty() {
+        errors.add("subject_ids", "name the subjects whose readings are shared");
+    }
+    let data = check_data_period(&mut errors, body.data_from, body.data_until);
+    let valid_from = body.valid_from.unwrap_or(now).timestamp_millis();
+    let until = body.expires_at.timestamp_millis();
+    if until <= now_ms.max(valid_from) {
+        errors.add("expires_at", "must be in the future and after valid_from");
+    } else if until - now_ms > consent::MAX_DURATION_SECS * 1000 {
+        errors.add("expires_at", "must be at most ten years ahead");
+    }
+    errors.into_result()?;
+    let (grantor, subject_set) = if body.subject_ids.is_empty() {
+        // Files only: the grantor is the caller's one individual membership.
+        let mut own = Vec::new();
+        for m in accounts::memberships_of_user(&state.db, user).await? {
+            if m.role.allows(Permission::ManageConsents)
+                && MembershipKind::parse(&m.membership.kind) == Some(MembershipKind::Individual)
+            {
+                own.push(MembershipId::from_uuid(m.membership.id));
+            }
+        }
+        match own.as_slice() {
+            [one] => (*one, BTreeSet::new()),
+            _ => {
+                return Err(ApiError::Forbidden(
+                    "granting consent needs the owner or admin role in one individual membership".into(),
+                ));
+            }
+        }
+    } else {
+        grantor_of_subjects(&state, user, &body.subject_ids).await?
+    };
+    let grantee = MembershipId::from_uuid(body.grantee_membership_id);
+    let grantee_kind = accounts::find_membership(&state.db, grantee)
+        .await?
+        .and_then(|(m, _)| MembershipKind::parse(&m.kind));
+    if grantee_kind != Some(MembershipKind::Company) {
+        return Err(ApiError::field("grantee_membership_id", "is not a company membership"));
+    }
+    let c = DomainConsent {
+        grantor,
+        grantee,
+        subjects: subject_set,
+        metrics: metric_set,
+        farm_paths: path_set,
+        purpose: body.purpose.into(),
+        access: body.access.into(),
+        valid: Period {
+            from: Some(valid_from),
+            until: Some(until),
+        },
+        data,
+        revoked_at: None,
+    };
+    let row = consents::create(
+        &state.db,
+        consents::NewConsent {
+            consent: &c,
+            granted_by: user,
+            request: None,
+            now_ms,
+        },
+    )
+    .await?;
+    let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
+    Ok(HttpResponse::Created().json(consent_dto(&row, &names, now_ms)?))
+}
+
+/// Which side of a consent to list.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentRole {
+    Grantor,
+    Grantee,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsentQuery {
+    /// Only consents the caller's memberships gave (`grantor`) or received
+    /// (`grantee`).
+    pub role: Option<ConsentRole>,
+    /// Only consents in this state now.
+    pub status: Option<ConsentStatus>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    pub cursor: Option<String>,
+}
+
+/// Consents the caller's memberships gave or received, oldest first.
+#[utoipa::path(get, path = "/v1/consents", tag = "consents",
+    params(ConsentQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of consents.", body = ConsentPage)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Auth,
+    Query(q): Query<ConsentQuery>,
+) -> ApiResult<web::Json<ConsentPage>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    let (limit, after) = (page.limit()?, page.after()?);
+    let mine = acting_memberships(&state, &auth.0, Permission::ReadMembership).await?;
+    let side = match q.role {
+        Some(ConsentRole::Grantor) => consents::Side::Grantor,
+        Some(ConsentRole::Grantee) => consents::Side::Grantee,
+        None => consents::Side::Either,
+    };
+    let rows = if mine.is_empty() {
+        vitalfarm_storage::Page {
+            items: Vec::new(),
+            next: None,
+        }
+    } else {
+        consents::list(&state.db, &mine, side, after, limit).await?
+    };
+    let names = Names::load(
+        &state,
+        rows.items
+            .iter()
+            .flat_map(|r| [r.grantor_membership_id, r.grantee_membership_id]),
+    )
+    .await?;
+    let now = Utc::now().timestamp_millis();
+    let mut items = Vec::new();
+    for r in &rows.items {
+        let dto = consent_dto(r, &names, now)?;
+        if q.status.is_none_or(|s| s == dto.status) {
+            items.push(dto);
+        }
+    }
+    Ok(web::Json(ConsentPage {
+        items,
+        next_cursor: rows.next.map(encode_cursor),
+    }))
+}
+
+/// The consent `id` if one of the caller's memberships is a party to it,
+/// with whether it is the grantor side; 404 otherwise.
+async fn party(state: &AppState, auth: &Auth, id: ConsentId) -> ApiResult<(consent_row::Model, bool)> {
+    let mine = acting_memberships(state, &auth.0, Permission::ReadMembership).await?;
+    let row = consents::find(&state.db, id).await?.ok_or(ApiError::NotFound("consent"))?;
+    let is = |m: Uuid| mine.contains(&MembershipId::from_uuid(m));
+    if is(row.grantor_membership_id) {
+        Ok((row, true))
+    } else if is(row.grantee_membership_id) {
+        Ok((row, false))
+    } else {
+        Err(ApiError::NotFound("consent"))
+    }
+}
+
+/// One consent, to either party.
+#[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents",
+    params(("id" = Uuid, Path, description = "Consent id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The consent.", body = Consent)))]
+pub async fn get(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> ApiResult<web::Json<Consent>> {
+    let (row, _) = party(&state, &auth, id.0).await?;
+    let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
+    Ok(web::Json(consent_dto(&row, &names, Utc::now().timestamp_millis())?))
+}
+
+/// The grantor revokes a consent. It is final and counts from the very
+/// next request; revoking again changes nothing. Sharing again takes a new
+/// consent.
+#[utoipa::path(delete, path = "/v1/consents/{id}", tag = "consents",
+    params(("id" = Uuid, Path, description = "Consent id")),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The consent, revoked.", body = Consent),
+        (status = 403, response = ForbiddenResponse),
+    ))]
+pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> ApiResult<web::Json<Consent>> {
+    let (row, grantor_side) = party(&state, &auth, id.0).await?;
+    if !grantor_side {
+        return Err(ApiError::Forbidden("only the individual who gave a consent revokes it".into()));
+    }
+    let grantor = MembershipId::from_uuid(row.grantor_membership_id);
+    let allowed = match &auth.0 {
+        crate::extract::auth::Principal::User { id } => accounts::role_of(&state.db, *id, grantor)
+            .await?
+            .is_some_and(|r| r.allows(Permission::ManageConsents)),
+        crate::extract::auth::Principal::ApiKey { .. } => false,
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden(
+            "revoking a consent needs a signed-in owner or admin of the granting membership".into(),
+        ));
+    }
+    let now = Utc::now().timestamp_millis();
+    let row = match consents::revoke(&state.db, id.0, auth.user().ok(), now).await? {
+        Some(row) => row,
+        None => row,
+    };
+    let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
+    Ok(web::Json(consent_dto(&row, &names, now)?))
+}
+
+/// What individuals share with the caller's company memberships now: one
+/// item per consent in force (or starting later), with its subjects.
+#[utoipa::path(get, path = "/v1/shared-with-me", tag = "consents",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "Consents in force for the caller.", body = SharedWithMe)))]
+pub async fn shared_with_me(state: web::Data<AppState>, auth: Auth) -> ApiResult<web::Json<SharedWithMe>> {
+    let mine = acting_memberships(&state, &auth.0, Permission::ReadData).await?;
+    let now = Utc::now().timestamp_millis();
+    let rows = consents::live_for_grantees(&state.db, &mine, now).await?;
+    let names = Names::load(&state, rows.iter().map(|r| r.grantor_membership_id)).await?;
+    let mut items = Vec::new();
+    for row in &rows {
+        let Some(c) = consents::to_domain(row) else { continue };
+        let mut shared = Vec::new();
+        for sid in &c.subjects {
+            if let Some(s) = subjects::find(&state.db, *sid)
+                .await?
+                .filter(|s| s.membership_id == row.grantor_membership_id)
+            {
+                shared.push(SharedSubject {
+                    id: s.id,
+                    kind: vitalfarm_domain::SubjectKind::parse(&s.kind).unwrap_or(vitalfarm_domain::SubjectKind::Dependent),
+                    display_name: s.display_name,
+                });
+            }
+        }
+        items.push(SharedItem {
+            consent_id: row.id,
+            grantee_membership_id: row.grantee_membership_id,
+            grantor_membership_id: row.grantor_membership_id,
+            grantor_name: names.name(row.grantor_membership_id),
+            grantor_farm_id: names.farm(row.grantor_membership_id),
+            subjects: shared,
+            metrics: c.metrics.iter().cloned().collect(),
+            farm_paths: c.farm_paths.iter().cloned().collect(),
+            purpose: c.purpose.into(),
+            access: c.access.into(),
+            valid_until: c.valid.until.map(ms_to_time),
+            data_from: c.data.from.map(ms_to_time),
+            data_until: c.data.until.map(ms_to_time),
+            status: status_of(&c, now),
+        });
+    }
+    Ok(web::Json(SharedWithMe { items }))
+}
