@@ -527,6 +527,51 @@ impl TestApp {
         .await
         .expect("mark sent")
     }
+
+    /// A device made by a new company and claimed by `buyer` for `subject`,
+    /// ready to send readings.
+    pub async fn claimed_device(&self, buyer: &Member, subject: &str, serial: &str) -> MonitoredDevice {
+        let maker = self
+            .company(&format!("maker-{}@makers.example", serial.to_lowercase()))
+            .await;
+        let reg = self
+            .post(
+                &format!("/v1/memberships/{}/devices", maker.membership_id),
+                Some(&maker.token),
+                json!({"serial": serial}),
+            )
+            .await;
+        assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.text);
+        let res = self
+            .post(
+                "/v1/devices/claim",
+                Some(&buyer.token),
+                json!({"claim_code": reg.str("/devices/0/claim_code"), "subject_id": subject}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        MonitoredDevice {
+            id: reg.str("/devices/0/device_id"),
+            secret: reg.str("/devices/0/secret"),
+            subject: subject.to_owned(),
+        }
+    }
+
+    /// Sends `{"readings": readings}` as `device`, asserting all are stored.
+    pub async fn ingest(&self, device: &MonitoredDevice, readings: Value) -> Resp {
+        let n = readings.as_array().map_or(0, Vec::len);
+        let res = self
+            .client
+            .post(self.url("/v1/ingest/readings"))
+            .header("authorization", device.credential())
+            .json(&json!({ "readings": readings }))
+            .send()
+            .await
+            .expect("request is sent");
+        let res = Resp::from(res).await;
+        assert_eq!(res.body["accepted"], n, "{}", res.text);
+        res
+    }
 }
 
 /// A device bound to a subject: its id, its secret, the subject.

@@ -198,7 +198,11 @@ impl SubjectRead {
     /// read with `access`; 403 when the subject is shared but not this.
     pub fn readings(&self, metric: &str, from: i64, to: i64, access: ConsentAccess) -> ApiResult<Window> {
         match &self.standing {
-            Standing::Own(_) => Ok(Window { from, to, consent: None }),
+            Standing::Own(_) => Ok(Window {
+                from,
+                to,
+                consent: None,
+            }),
             Standing::Shared(shared) => {
                 let request = Request::Readings {
                     subject: self.subject_id(),

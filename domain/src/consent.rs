@@ -333,7 +333,20 @@ mod duration_tests {
         assert_eq!(parse_duration("P30D"), Some(30 * 86_400));
         assert_eq!(parse_duration("P2W"), Some(14 * 86_400));
         assert_eq!(parse_duration("PT12H"), Some(12 * 3600));
-        for bad in ["", "P", "PD", "P0D", "30d", "P-1D", "P1.5D", "P1M", "PT1M", "P99999999D", "P3700D", " P1D"] {
+        for bad in [
+            "",
+            "P",
+            "PD",
+            "P0D",
+            "30d",
+            "P-1D",
+            "P1.5D",
+            "P1M",
+            "PT1M",
+            "P99999999D",
+            "P3700D",
+            " P1D",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
         assert_eq!(format_duration(30 * 86_400), "P30D");

@@ -166,7 +166,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table(ConsentRequests::Table).to_owned()).await?;
+        m.drop_table(Table::drop().table(ConsentRequests::Table).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(Consents::Table).to_owned()).await
     }
 }

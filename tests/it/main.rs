@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod bench;
 mod commands;
+mod consents;
 mod devices;
 mod errors;
 mod farms;

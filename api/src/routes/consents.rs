@@ -19,7 +19,8 @@ use vitalfarm_domain::{
 };
 use vitalfarm_openapi::consents::{
     ApproveConsentRequest, Consent, ConsentPage, ConsentRequestPage, ConsentRequestStatus, ConsentRequestView,
-    ConsentStatus, CreateConsentRequest, GrantConsentRequest, RequestDirection, SharedItem, SharedSubject, SharedWithMe,
+    ConsentStatus, CreateConsentRequest, GrantConsentRequest, RequestDirection, SharedItem, SharedSubject,
+    SharedWithMe,
 };
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_storage::entity::{consent as consent_row, consent_request};
@@ -179,7 +180,11 @@ fn check_scope(
     (metrics_out, paths_out)
 }
 
-fn check_data_period(errors: &mut ValidationErrors, from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Period {
+fn check_data_period(
+    errors: &mut ValidationErrors,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Period {
     if let (Some(f), Some(u)) = (from, until)
         && f >= u
     {
@@ -193,12 +198,21 @@ fn check_data_period(errors: &mut ValidationErrors, from: Option<DateTime<Utc>>,
 
 /// The individual membership the subjects belong to, where `user` may
 /// manage consents; every subject must be of that one membership.
-async fn grantor_of_subjects(state: &AppState, user: UserId, ids: &[Uuid]) -> ApiResult<(MembershipId, BTreeSet<SubjectId>)> {
+async fn grantor_of_subjects(
+    state: &AppState,
+    user: UserId,
+    ids: &[Uuid],
+) -> ApiResult<(MembershipId, BTreeSet<SubjectId>)> {
     let mut owner: Option<Uuid> = None;
     let mut set = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
         let field = format!("subject_ids[{i}]");
-        let not_yours = || ApiError::field(field.clone(), "is not a subject of a membership where you manage consents");
+        let not_yours = || {
+            ApiError::field(
+                field.clone(),
+                "is not a subject of a membership where you manage consents",
+            )
+        };
         let s = subjects::find(&state.db, SubjectId::from_uuid(*id))
             .await?
             .ok_or_else(not_yours)?;
@@ -208,16 +222,23 @@ async fn grantor_of_subjects(state: &AppState, user: UserId, ids: &[Uuid]) -> Ap
         owner = Some(s.membership_id);
         set.insert(SubjectId::from_uuid(*id));
     }
-    let owner = MembershipId::from_uuid(owner.ok_or_else(|| ApiError::field("subject_ids", "name at least one subject"))?);
+    let owner =
+        MembershipId::from_uuid(owner.ok_or_else(|| ApiError::field("subject_ids", "name at least one subject"))?);
     let role = accounts::role_of(&state.db, user, owner).await?;
     if !role.is_some_and(|r| r.allows(Permission::ManageConsents)) {
-        return Err(ApiError::field("subject_ids[0]", "is not a subject of a membership where you manage consents"));
+        return Err(ApiError::field(
+            "subject_ids[0]",
+            "is not a subject of a membership where you manage consents",
+        ));
     }
     let kind = accounts::find_membership(&state.db, owner)
         .await?
         .and_then(|(m, _)| MembershipKind::parse(&m.kind));
     if kind != Some(MembershipKind::Individual) {
-        return Err(ApiError::field("subject_ids", "only an individual's subjects are shared by consent"));
+        return Err(ApiError::field(
+            "subject_ids",
+            "only an individual's subjects are shared by consent",
+        ));
     }
     Ok((owner, set))
 }
@@ -242,7 +263,10 @@ pub async fn create_request(
     let (metric_set, path_set) = check_scope(&mut errors, &body.metrics, &body.farm_paths);
     let duration = consent::parse_duration(&body.duration);
     if duration.is_none() {
-        errors.add("duration", "must be an ISO 8601 duration such as P30D, P2W or PT12H, at most ten years");
+        errors.add(
+            "duration",
+            "must be an ISO 8601 duration such as P30D, P2W or PT12H, at most ten years",
+        );
     }
     let data = check_data_period(&mut errors, body.data_from, body.data_until);
     if let Some(note) = &body.note
@@ -400,7 +424,10 @@ async fn incoming(state: &AppState, auth: &Auth, id: ConsentRequestId) -> ApiRes
 
 fn check_pending(row: &consent_request::Model, now: i64) -> ApiResult<()> {
     if row.status != "pending" {
-        return Err(ApiError::Conflict(format!("this request has been {} already", row.status)));
+        return Err(ApiError::Conflict(format!(
+            "this request has been {} already",
+            row.status
+        )));
     }
     if row.expires_at_ms <= now {
         return Err(ApiError::Conflict("this request has expired".into()));
@@ -649,7 +676,9 @@ pub async fn list(
 /// with whether it is the grantor side; 404 otherwise.
 async fn party(state: &AppState, auth: &Auth, id: ConsentId) -> ApiResult<(consent_row::Model, bool)> {
     let mine = acting_memberships(state, &auth.0, Permission::ReadMembership).await?;
-    let row = consents::find(&state.db, id).await?.ok_or(ApiError::NotFound("consent"))?;
+    let row = consents::find(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("consent"))?;
     let is = |m: Uuid| mine.contains(&MembershipId::from_uuid(m));
     if is(row.grantor_membership_id) {
         Ok((row, true))
@@ -684,7 +713,9 @@ pub async fn get(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> A
 pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> ApiResult<web::Json<Consent>> {
     let (row, grantor_side) = party(&state, &auth, id.0).await?;
     if !grantor_side {
-        return Err(ApiError::Forbidden("only the individual who gave a consent revokes it".into()));
+        return Err(ApiError::Forbidden(
+            "only the individual who gave a consent revokes it".into(),
+        ));
     }
     let grantor = MembershipId::from_uuid(row.grantor_membership_id);
     let allowed = match &auth.0 {
@@ -728,7 +759,8 @@ pub async fn shared_with_me(state: web::Data<AppState>, auth: Auth) -> ApiResult
             {
                 shared.push(SharedSubject {
                     id: s.id,
-                    kind: vitalfarm_domain::SubjectKind::parse(&s.kind).unwrap_or(vitalfarm_domain::SubjectKind::Dependent),
+                    kind: vitalfarm_domain::SubjectKind::parse(&s.kind)
+                        .unwrap_or(vitalfarm_domain::SubjectKind::Dependent),
                     display_name: s.display_name,
                 });
             }

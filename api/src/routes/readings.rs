@@ -349,25 +349,28 @@ pub async fn aggregate(
     } else {
         readings::aggregate(&state.db, sid.0, metric.code, window.from, window.to, bucket.millis()).await?
     };
-    Ok(sharing::json(&receipt, AggregateResponse {
-        metric: metric.code.to_owned(),
-        unit: metric.unit.to_owned(),
-        bucket,
-        from,
-        to,
-        buckets: rows
-            .into_iter()
-            .map(|b| AggregateBucket {
-                start: DateTime::from_timestamp_millis(b.start_ms).unwrap_or_default(),
-                component: (!b.component.is_empty()).then_some(b.component),
-                count: u64::try_from(b.count).unwrap_or(0),
-                min: b.min,
-                max: b.max,
-                mean: b.mean,
-            })
-            .collect(),
-        consents: receipt.ids(),
-    }))
+    Ok(sharing::json(
+        &receipt,
+        AggregateResponse {
+            metric: metric.code.to_owned(),
+            unit: metric.unit.to_owned(),
+            bucket,
+            from,
+            to,
+            buckets: rows
+                .into_iter()
+                .map(|b| AggregateBucket {
+                    start: DateTime::from_timestamp_millis(b.start_ms).unwrap_or_default(),
+                    component: (!b.component.is_empty()).then_some(b.component),
+                    count: u64::try_from(b.count).unwrap_or(0),
+                    min: b.min,
+                    max: b.max,
+                    mean: b.mean,
+                })
+                .collect(),
+            consents: receipt.ids(),
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -417,26 +420,29 @@ pub async fn summary(
             all
         }
     };
-    Ok(sharing::json(&receipt, SummaryResponse {
-        subject_id: sid.0.as_uuid(),
-        consents: receipt.ids(),
-        metrics: stats
-            .into_iter()
-            .map(|s| MetricSummary {
-                component: (!s.component.is_empty()).then_some(s.component),
-                metric: s.metric,
-                unit: s.unit,
-                count: u64::try_from(s.count).unwrap_or(0),
-                min: s.min,
-                max: s.max,
-                mean: s.mean,
-                p50: s.p50,
-                p95: s.p95,
-                latest: LatestValue {
-                    ts: DateTime::from_timestamp_millis(s.latest_ms).unwrap_or_default(),
-                    value: s.latest,
-                },
-            })
-            .collect(),
-    }))
+    Ok(sharing::json(
+        &receipt,
+        SummaryResponse {
+            subject_id: sid.0.as_uuid(),
+            consents: receipt.ids(),
+            metrics: stats
+                .into_iter()
+                .map(|s| MetricSummary {
+                    component: (!s.component.is_empty()).then_some(s.component),
+                    metric: s.metric,
+                    unit: s.unit,
+                    count: u64::try_from(s.count).unwrap_or(0),
+                    min: s.min,
+                    max: s.max,
+                    mean: s.mean,
+                    p50: s.p50,
+                    p95: s.p95,
+                    latest: LatestValue {
+                        ts: DateTime::from_timestamp_millis(s.latest_ms).unwrap_or_default(),
+                        value: s.latest,
+                    },
+                })
+                .collect(),
+        },
+    ))
 }

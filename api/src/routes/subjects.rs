@@ -189,7 +189,10 @@ pub async fn get(
     sid: PathSubjectId,
 ) -> ApiResult<actix_web::CustomizeResponder<web::Json<Subject>>> {
     let read = crate::sharing::subject(&state, &auth.0, sid.0).await?;
-    Ok(crate::sharing::json(&read.subject_receipt(), subject_dto(&read.subject)?))
+    Ok(crate::sharing::json(
+        &read.subject_receipt(),
+        subject_dto(&read.subject)?,
+    ))
 }
 
 /// Changes a subject's name, birth date, sex or external reference (absent

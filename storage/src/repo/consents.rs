@@ -5,9 +5,7 @@
 use std::collections::BTreeSet;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::consent::{self, Access, Consent, Period, Purpose};
 use vitalfarm_domain::{ConsentId, ConsentRequestId, MembershipId, SubjectId, UserId};
