@@ -137,6 +137,7 @@ pub struct Consent {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"items": [], "next_cursor": null}))]
 pub struct ConsentPage {
     pub items: Vec<Consent>,
     pub next_cursor: Option<String>,
@@ -290,6 +291,7 @@ pub struct ConsentRequestView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"items": [], "next_cursor": null}))]
 pub struct ConsentRequestPage {
     pub items: Vec<ConsentRequestView>,
     pub next_cursor: Option<String>,
@@ -350,6 +352,7 @@ pub struct SharedItem {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"items": []}))]
 pub struct SharedWithMe {
     pub items: Vec<SharedItem>,
 }

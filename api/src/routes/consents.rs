@@ -613,6 +613,7 @@ pub enum ConsentRole {
 pub struct ConsentQuery {
     /// Only consents the caller's memberships gave (`grantor`) or received
     /// (`grantee`).
+    #[param(inline)]
     pub role: Option<ConsentRole>,
     /// Only consents in this state now.
     pub status: Option<ConsentStatus>,
