@@ -229,3 +229,221 @@ async fn an_api_key_reaches_only_its_own_membership() {
     res2.problem(404, "not-found");
     assert_eq!(res.body["detail"], res2.body["detail"]);
 }
+
+/// Sends `method target` with a raw `Authorization` header value.
+async fn call_as(
+    app: &TestApp,
+    method: Method,
+    target: &str,
+    authorization: &str,
+    body: Option<Value>,
+) -> vitalfarm_tests::Resp {
+    let mut req = app
+        .client
+        .request(method, app.url(target))
+        .header("authorization", authorization);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    vitalfarm_tests::Resp::from(req.send().await.unwrap()).await
+}
+
+/// An individual's data after its consents ended: the company whose
+/// consent was revoked, the company whose consent expired (with its API
+/// key), a stranger and another company's device reach nothing of it
+/// through any operation of the spec, and change nothing.
+#[tokio::test]
+async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
+    use chrono::{Duration, Utc};
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let infant = app
+        .post(
+            &format!("/v1/memberships/{}/subjects", ann.membership_id),
+            Some(&ann.token),
+            json!({"kind": "dependent", "display_name": "Baby Ada"}),
+        )
+        .await
+        .str("/id");
+    let monitor = app.claimed_device(&ann, &infant, "INF-9").await;
+    let at = (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    app.ingest(&monitor, json!([{"metric": "heart_rate", "ts": at, "value": 131.5}]))
+        .await;
+    let up = app
+        .upload(&ann.token, ann.farm_id, "ecg/a.csv", b"lead-1,0.42\n".to_vec(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED);
+
+    // Acme's consent came from a request and was revoked.
+    let acme = app.company("owner@acme.example").await;
+    let acme_key = app.api_key(&acme, "admin").await;
+    let request = app
+        .post(
+            "/v1/consent-requests",
+            Some(&acme.token),
+            json!({"individual_email": "ann@example.org", "metrics": ["heart_rate"], "farm_paths": ["/ecg/"],
+                "purpose": "care", "access": "read_export", "duration": "P30D"}),
+        )
+        .await
+        .str("/id");
+    let revoked = app
+        .post(
+            &format!("/v1/consent-requests/{request}/approve"),
+            Some(&ann.token),
+            json!({"subject_ids": [infant]}),
+        )
+        .await
+        .str("/id");
+    // Beta's consent was granted directly and has expired.
+    let beta = app.company("owner@beta.example").await;
+    let beta_key = app.api_key(&beta, "admin").await;
+    let expires = Utc::now() + Duration::milliseconds(1500);
+    let expired = app
+        .post(
+            "/v1/consents",
+            Some(&ann.token),
+            json!({"grantee_membership_id": beta.membership_id, "subject_ids": [infant], "metrics": ["heart_rate"],
+                "farm_paths": ["/ecg/"], "purpose": "service", "access": "read",
+                "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}),
+        )
+        .await
+        .str("/id");
+    // Both worked while they lasted.
+    let hr = format!("/v1/subjects/{infant}/readings?metric=heart_rate");
+    assert_eq!(app.get(&hr, &acme.token).await.status, StatusCode::OK);
+    assert_eq!(app.get(&hr, &beta_key).await.status, StatusCode::OK);
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/consents/{revoked}"),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let stranger = app.individual("stranger@example.org").await;
+    let rival = app.company("owner@rival.example").await;
+    let rival_device = app.monitored_device(&rival, "RIVAL-1").await;
+    tokio::time::sleep((expires - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(100))
+        .await;
+
+    let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
+    let principals = [
+        (
+            "revoked company user",
+            format!("Bearer {}", acme.token),
+            expired.clone(),
+        ),
+        ("revoked company key", format!("Bearer {acme_key}"), expired.clone()),
+        (
+            "expired company user",
+            format!("Bearer {}", beta.token),
+            revoked.clone(),
+        ),
+        ("expired company key", format!("Bearer {beta_key}"), revoked.clone()),
+        ("stranger", format!("Bearer {}", stranger.token), revoked.clone()),
+        ("foreign device", rival_device.credential(), revoked.clone()),
+    ];
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !["{mid}", "{fid}", "{sid}", "{did}", "{id}"]
+            .iter()
+            .any(|p| path.contains(p))
+        {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = op
+                .pointer("/requestBody/content/application~1json/schema")
+                .map(|_| example_body(&op["requestBody"]));
+            let query: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "query" && p["required"] == true)
+                        .map(|p| {
+                            format!(
+                                "{}={}",
+                                p["name"].as_str().unwrap(),
+                                p["example"].as_str().unwrap_or("x")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (who, authorization, consent) in &principals {
+                // A party to a consent may read that consent's own record,
+                // so each walks the consent it was never a party to.
+                let id = if path.starts_with("/v1/consent-requests/") {
+                    &request
+                } else {
+                    consent
+                };
+                let concrete = path
+                    .replace("{mid}", &ann.membership_id.to_string())
+                    .replace("{fid}", &ann.farm_id.to_string())
+                    .replace("{path}", "ecg/a.csv")
+                    .replace("{sid}", &infant)
+                    .replace("{did}", &monitor.id)
+                    .replace("{id}", id)
+                    .replace("{cid}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{lid}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{uid}", &ann.user_id.to_string())
+                    .replace("{kid}", &uuid::Uuid::now_v7().to_string());
+                let target = if query.is_empty() {
+                    concrete
+                } else {
+                    format!("{concrete}?{}", query.join("&"))
+                };
+                let res = if path.ends_with("{path}") && method == Method::PUT {
+                    let res = app
+                        .client
+                        .put(app.url(&target))
+                        .header("authorization", authorization)
+                        .body(b"overwritten".to_vec())
+                        .send()
+                        .await
+                        .unwrap();
+                    vitalfarm_tests::Resp::from(res).await
+                } else {
+                    call_as(&app, method.clone(), &target, authorization, body.clone()).await
+                };
+                assert!(
+                    [401, 403, 404].contains(&res.status.as_u16()),
+                    "{who}: {method} {path}: {} {}",
+                    res.status,
+                    res.text
+                );
+                for secret in ["Baby Ada", "131.5", "lead-1", "ann@example.org"] {
+                    assert!(
+                        !res.text.contains(secret),
+                        "{who}: {method} {path} leaks {secret}: {}",
+                        res.text
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 40 * principals.len(),
+        "walked {checked} operation/principal pairs"
+    );
+
+    // Nothing changed.
+    let own = app.get(&hr, &ann.token).await;
+    assert_eq!(own.body["items"].as_array().map(Vec::len), Some(1));
+    let (status, _, body) = app.download(&ann.token, ann.farm_id, "ecg/a.csv", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"lead-1,0.42\n");
+    let subject = app.get(&format!("/v1/subjects/{infant}"), &ann.token).await;
+    assert_eq!(subject.body["display_name"], "Baby Ada");
+    let c = app.get(&format!("/v1/consents/{revoked}"), &ann.token).await;
+    assert_eq!(c.body["status"], "revoked");
+    let c = app.get(&format!("/v1/consents/{expired}"), &ann.token).await;
+    assert_eq!(c.body["status"], "expired");
+    let dev = app.get(&format!("/v1/devices/{}", monitor.id), &ann.token).await;
+    assert_eq!(dev.status, StatusCode::OK, "{}", dev.text);
+    assert_eq!(dev.body["subject_id"], infant.as_str());
+}
