@@ -2,6 +2,7 @@
 //! public API never serialises them directly (see `vitalfarm-openapi`).
 
 pub mod api_key;
+pub mod audit_event;
 pub mod device;
 pub mod device_command;
 pub mod device_model;
