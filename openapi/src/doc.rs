@@ -45,6 +45,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "Called by an external MQTT broker (Mosquitto go-auth, EMQX) to log devices in and check topics.",
     ),
     ("service", "Health, readiness, metrics, keys and this reference."),
+    (
+        "audit",
+        "Each membership's tamper-evident log of who did what to its data, and the check of its hash chain.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -9,6 +9,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 use crate::error::ApiError;
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod devices;
@@ -92,6 +93,7 @@ pub fn all() -> RouteSet {
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
+    audit::routes(&mut r);
     r
 }
 
