@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
+use serde_json::json;
 use vitalfarm_domain::{ApiKeyId, Permission, Role, ValidationErrors};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::members::{ApiKey, ApiKeyPage, CreateApiKeyRequest, CreatedApiKey};
@@ -11,6 +12,7 @@ use vitalfarm_storage::repo::api_keys;
 
 use super::RouteSet;
 use super::members::require_company;
+use crate::audit::{self, Event};
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -92,6 +94,12 @@ pub async fn create_key(
     )
     .await?;
     tracing::info!(membership_id = %mid.0, key_id = %key.id, "api key created");
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "api_key.created", format!("api_key/{}", key.id))
+            .with_detail(json!({"role": role.as_str()})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedApiKey {
         key: key_dto(&key)?,
         secret,
@@ -154,5 +162,6 @@ pub async fn revoke_key(
         other => other.into(),
     })?;
     tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
+    audit::record(&state, Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0))).await?;
     Ok(HttpResponse::NoContent().finish())
 }

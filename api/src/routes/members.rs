@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
+use serde_json::json;
 use vitalfarm_domain::{Email, MembershipId, MembershipKind, Permission, UserId};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::members::{
@@ -11,6 +12,7 @@ use vitalfarm_openapi::members::{
 use vitalfarm_storage::repo::{accounts, members};
 
 use super::RouteSet;
+use crate::audit::{self, Event};
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -103,8 +105,15 @@ pub async fn add_member(
     } else {
         (None, None)
     };
+    let member = member_dto(&added.member);
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.added", format!("member/{}", member.user_id))
+            .with_detail(json!({"role": body.role.as_str(), "invited": added.invited})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(AddMemberResponse {
-        member: member_dto(&added.member),
+        member,
         invitation_token,
         invitation_expires_at,
     }))
@@ -179,6 +188,12 @@ pub async fn update_member(
         )));
     }
     let member = members::set_role(&state.db, mid.0, uid.0, body.role).await?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.role_changed", format!("member/{}", uid.0))
+            .with_detail(json!({"role": body.role.as_str()})),
+    )
+    .await?;
     Ok(web::Json(member_dto(&member)))
 }
 
@@ -208,5 +223,11 @@ pub async fn remove_member(
         vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
         other => other.into(),
     })?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0))
+            .with_detail(json!({"left": leaving_self})),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
