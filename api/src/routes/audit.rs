@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 use vitalfarm_domain::audit::{BreakReason, Outcome, Verifier};
-use vitalfarm_domain::{ConsentId, Permission, ValidationErrors};
+use vitalfarm_domain::{ConsentId, Permission};
 use vitalfarm_openapi::audit::{
     AuditActor, AuditBreak, AuditBreakReason, AuditEvent, AuditEventPage, AuditOutcome, AuditVerification,
 };
@@ -103,20 +103,24 @@ pub async fn list(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    let mut errors = ValidationErrors::new();
     if let Some(a) = &q.action
         && (a.is_empty()
             || a.len() > 64
             || !a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'))
     {
-        errors.add("action", "must be 1 to 64 characters of a-z, 0-9, '_' and '.'");
+        return Err(ApiError::InvalidParameter {
+            field: "action".into(),
+            message: "must be 1 to 64 characters of a-z, 0-9, '_' and '.'".into(),
+        });
     }
     if let (Some(from), Some(to)) = (q.from, q.to)
         && from >= to
     {
-        errors.add("to", "must be after from");
+        return Err(ApiError::InvalidParameter {
+            field: "to".into(),
+            message: "must be after from".into(),
+        });
     }
-    errors.into_result()?;
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit).await?;
     let filter = audit::Filter {
         action_prefix: q.action,
