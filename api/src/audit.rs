@@ -84,7 +84,12 @@ impl Event {
     }
 
     /// The same for an authenticated principal.
-    pub fn by(principal: &Principal, membership: MembershipId, action: &'static str, resource: impl Into<String>) -> Self {
+    pub fn by(
+        principal: &Principal,
+        membership: MembershipId,
+        action: &'static str,
+        resource: impl Into<String>,
+    ) -> Self {
         Self::new(membership, Actor::of(principal), action, resource)
     }
 

@@ -301,7 +301,10 @@ mod tests {
     fn each_reason_is_told_apart() {
         let mut c = chain(4);
         c[2].resource = "subject/other".into();
-        assert_eq!(verify(&c).map_err(|b| (b.seq, b.reason)), Err((3, BreakReason::HashMismatch)));
+        assert_eq!(
+            verify(&c).map_err(|b| (b.seq, b.reason)),
+            Err((3, BreakReason::HashMismatch))
+        );
 
         let mut c = chain(4);
         c.remove(1);
@@ -309,7 +312,10 @@ mod tests {
 
         let mut c = chain(4);
         c[3].prev_hash = c[1].hash.clone();
-        assert_eq!(verify(&c).map_err(|b| (b.seq, b.reason)), Err((4, BreakReason::PrevMismatch)));
+        assert_eq!(
+            verify(&c).map_err(|b| (b.seq, b.reason)),
+            Err((4, BreakReason::PrevMismatch))
+        );
     }
 
     #[test]
@@ -360,7 +366,13 @@ mod tests {
             2 => e.seq += 1,
             3 => e.at_ms += 1,
             4 => e.actor_kind = other(&e.actor_kind),
-            5 => e.actor_id = if e.actor_id.is_some() { None } else { Some(Uuid::now_v7()) },
+            5 => {
+                e.actor_id = if e.actor_id.is_some() {
+                    None
+                } else {
+                    Some(Uuid::now_v7())
+                }
+            }
             6 => e.actor_membership = Some(MembershipId::new()),
             7 => e.action = other(&e.action),
             8 => e.resource = other(&e.resource),

@@ -119,7 +119,10 @@ async fn keys_devices_members_and_share_links_are_recorded() {
     let created = find("api_key.created");
     assert_eq!(created["resource"], format!("api_key/{key_id}"));
     assert_eq!(created["actor"]["id"], acme.user_id.to_string());
-    assert!(!created.to_string().contains(&secret), "the secret stays out of the log");
+    assert!(
+        !created.to_string().contains(&secret),
+        "the secret stays out of the log"
+    );
 
     let registered = find("device.registered");
     assert_eq!(registered["detail"]["count"], 3);
@@ -132,7 +135,10 @@ async fn keys_devices_members_and_share_links_are_recorded() {
     assert_eq!(used["actor"]["kind"], "anonymous");
     assert_eq!(used["actor"]["id"], Value::Null);
     assert_eq!(used["outcome"], "allowed");
-    assert!(!used.to_string().contains("vf_share_"), "the link's token stays out of the log");
+    assert!(
+        !used.to_string().contains("vf_share_"),
+        "the link's token stays out of the log"
+    );
     find("share_link.created");
 
     // Newest first, one seq after another.
@@ -170,7 +176,9 @@ async fn filters_and_pages() {
         let res = app.get(&path, &acme.token).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
         paged.extend(res.body["items"].as_array().unwrap().iter().cloned());
-        let Some(c) = res.body["next_cursor"].as_str() else { break };
+        let Some(c) = res.body["next_cursor"].as_str() else {
+            break;
+        };
         path = format!("{}?limit=2&cursor={c}", audit_path(&acme));
     }
     assert_eq!(paged, all);
@@ -329,13 +337,7 @@ async fn concurrent_appends_leave_one_unbroken_chain() {
     let app = TestApp::spawn().await;
     let acme = app.company("owner@acme.example").await;
     let path = format!("/v1/memberships/{}/api-keys", acme.membership_id);
-    let creations = (0..20).map(|i| {
-        app.post(
-            &path,
-            Some(&acme.token),
-            json!({"name": format!("parallel {i}")}),
-        )
-    });
+    let creations = (0..20).map(|i| app.post(&path, Some(&acme.token), json!({"name": format!("parallel {i}")})));
     for res in futures_util::future::join_all(creations).await {
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     }

@@ -162,6 +162,10 @@ pub async fn revoke_key(
         other => other.into(),
     })?;
     tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
-    audit::record(&state, Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0))).await?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0)),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

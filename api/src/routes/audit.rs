@@ -106,7 +106,9 @@ pub async fn list(
     if let Some(a) = &q.action
         && (a.is_empty()
             || a.len() > 64
-            || !a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'))
+            || !a
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'))
     {
         return Err(ApiError::InvalidParameter {
             field: "action".into(),

@@ -484,8 +484,13 @@ pub async fn update(
     tracing::info!(device_id = %dev.id, status = body.status.as_str(), "device status changed");
     audit::record(
         &state,
-        Event::by(&auth.0, access.membership, "device.updated", format!("device/{}", dev.id))
-            .with_detail(json!({"status": body.status.as_str()})),
+        Event::by(
+            &auth.0,
+            access.membership,
+            "device.updated",
+            format!("device/{}", dev.id),
+        )
+        .with_detail(json!({"status": body.status.as_str()})),
     )
     .await?;
     Ok(web::Json(device_dto(&dev, access.membership)))
@@ -507,7 +512,12 @@ pub async fn rotate_secret(
     tracing::info!(device_id = %did.0, "device secret rotated");
     audit::record(
         &state,
-        Event::by(&auth.0, access.membership, "device.secret_rotated", format!("device/{}", did.0)),
+        Event::by(
+            &auth.0,
+            access.membership,
+            "device.secret_rotated",
+            format!("device/{}", did.0),
+        ),
     )
     .await?;
     Ok(web::Json(RotatedSecret {

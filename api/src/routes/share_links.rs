@@ -99,8 +99,13 @@ pub async fn create(
     tracing::info!(farm_id = %fid.0, link_id = %link.id, "share link created");
     audit::record(
         &state,
-        Event::by(&auth.0, access.membership, "share_link.created", format!("share_link/{}", link.id))
-            .with_detail(json!({"file_id": file.id, "expires_in": body.expires_in})),
+        Event::by(
+            &auth.0,
+            access.membership,
+            "share_link.created",
+            format!("share_link/{}", link.id),
+        )
+        .with_detail(json!({"file_id": file.id, "expires_in": body.expires_in})),
     )
     .await?;
     Ok(HttpResponse::Created().json(CreatedShareLink {
@@ -150,7 +155,12 @@ pub async fn revoke(
         })?;
     audit::record(
         &state,
-        Event::by(&auth.0, access.membership, "share_link.revoked", format!("share_link/{}", lid.0)),
+        Event::by(
+            &auth.0,
+            access.membership,
+            "share_link.revoked",
+            format!("share_link/{}", lid.0),
+        ),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
