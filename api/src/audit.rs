@@ -11,7 +11,7 @@ use vitalfarm_domain::audit::ActorKind;
 use vitalfarm_domain::{ApiKeyId, ConsentId, DeviceId, MembershipId, UserId};
 use vitalfarm_storage::repo::{accounts, audit};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::auth::Principal;
 use crate::state::AppState;
 
@@ -163,4 +163,14 @@ pub fn record_for_user_later(
             tracing::error!(error = %err, action, "audit event not recorded");
         }
     });
+}
+
+/// Passes `result` through; when it is a refusal of the principal's role
+/// (403), records `attempt` as `denied` first. A principal with no standing
+/// in the membership (404) is not recorded: the log belongs to members.
+pub async fn guard<T>(state: &AppState, attempt: Event, result: ApiResult<T>) -> ApiResult<T> {
+    if let Err(ApiError::Forbidden(_)) = &result {
+        record(state, attempt.with_outcome(Outcome::Denied)).await?;
+    }
+    result
 }

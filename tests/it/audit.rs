@@ -349,3 +349,50 @@ async fn concurrent_appends_leave_one_unbroken_chain() {
     let v = app.audit_verify(acme.membership_id, &acme.token).await;
     assert_eq!(v, json!({"ok": true, "checked": 20, "first_broken": null}));
 }
+
+#[tokio::test]
+async fn refusals_by_role_are_recorded_as_denied() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let mid = acme.membership_id;
+    let analyst = app.staff(&acme, "analyst@acme.example", "analyst").await;
+    let viewer_key = app.api_key(&acme, "viewer").await;
+    let stranger = app.company("owner@other.example").await;
+
+    let res = app
+        .post(
+            &format!("/v1/memberships/{mid}/members"),
+            Some(&analyst),
+            json!({"email": "x@acme.example", "role": "viewer"}),
+        )
+        .await;
+    res.problem(403, "forbidden");
+    let res = app
+        .post(
+            &format!("/v1/memberships/{mid}/devices"),
+            Some(&viewer_key),
+            json!({"serial": "D-1"}),
+        )
+        .await;
+    res.problem(403, "forbidden");
+    // Someone with no standing in the membership leaves no trace in its log.
+    let res = app
+        .post(
+            &format!("/v1/memberships/{mid}/api-keys"),
+            Some(&stranger.token),
+            json!({"name": "intruder"}),
+        )
+        .await;
+    res.problem(404, "not-found");
+
+    let denied = app.audit(mid, &acme.token, "outcome=denied&").await;
+    let summary: Vec<(&str, &str)> = denied
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"]["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(summary, [("device.registered", "api_key"), ("member.added", "user")]);
+    assert_eq!(denied[1]["detail"]["role"], "viewer");
+    assert!(!denied.iter().any(|e| e["actor"]["id"] == stranger.user_id.to_string()));
+    let v = app.audit_verify(mid, &acme.token).await;
+    assert_eq!(v["ok"], true);
+}

@@ -67,16 +67,20 @@ pub async fn create_key(
         errors.add("expires_in_days", "must be between 1 and 3650");
     }
     errors.into_result()?;
-    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
-    let creator = auth.user()?;
+    let attempt =
+        || Event::by(&auth.0, mid.0, "api_key.created", "api_keys").with_detail(json!({"role": role.as_str()}));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
+    let access = audit::guard(&state, attempt(), authorized).await?;
+    let creator = audit::guard(&state, attempt(), auth.user()).await?;
     require_company(&state, mid.0).await?;
     // Roles order from most to least powerful.
     if role < access.role {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "a key cannot have more power ({}) than its creator ({})",
             role.as_str(),
             access.role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     let secret = secrets::generate(secrets::API_KEY_PREFIX)?;
     let key = api_keys::create(
@@ -143,7 +147,9 @@ pub async fn revoke_key(
     mid: PathMembershipId,
     kid: PathApiKeyId,
 ) -> ApiResult<HttpResponse> {
-    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let attempt = || Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
+    let access = audit::guard(&state, attempt(), authorized).await?;
     let key = api_keys::find_in(&state.db, mid.0, kid.0)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
@@ -151,11 +157,12 @@ pub async fn revoke_key(
     // The same rule as creation: nobody disarms a key stronger than
     // themself (a developer cannot revoke the admins' keys).
     if key_role < access.role {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "your role ({}) may not revoke a key with the role {}",
             access.role.as_str(),
             key_role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
         vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),

@@ -330,7 +330,9 @@ pub async fn register(
         }
     }
     errors.into_result()?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await?;
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await;
+    let attempt = Event::by(&auth.0, mid.0, "device.registered", "devices").with_detail(json!({"count": rows.len()}));
+    audit::guard(&state, attempt, authorized).await?;
     let mut errors = ValidationErrors::new();
     let mut model_ok = std::collections::HashMap::new();
     for (i, d) in rows.iter().enumerate() {
