@@ -1,3 +1,5 @@
+//! `audit_events`: the rows of every membership's audit chain.
+
 use sea_orm::entity::prelude::*;
 
 /// One event of a membership's audit chain; see `vitalfarm_domain::audit`
