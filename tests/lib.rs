@@ -673,3 +673,81 @@ impl Resp {
             .unwrap_or_default()
     }
 }
+
+// ---- The database behind the server and the audit log. ----
+impl TestApp {
+    /// The server's own database, for tests that must reach past the API
+    /// (e.g. to tamper with stored rows as an attacker with database access
+    /// would).
+    pub fn db(&self) -> &vitalfarm_storage::Database {
+        &self.running.state.db
+    }
+
+    /// Runs one SQL statement written with `?` placeholders (rewritten to
+    /// `$1, $2...` on PostgreSQL); returns the number of rows it changed.
+    pub async fn exec_sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> u64 {
+        let db = self.db();
+        let sql = match db.kind() {
+            vitalfarm_storage::DatabaseKind::Sqlite => sql.to_owned(),
+            vitalfarm_storage::DatabaseKind::Postgres => {
+                let mut out = String::new();
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push_str(&format!("${n}"));
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+        };
+        db.conn()
+            .execute_raw(sea_orm::Statement::from_sql_and_values(db.backend(), sql, values))
+            .await
+            .expect("SQL statement runs")
+            .rows_affected()
+    }
+
+    /// Every audit event of `membership`, newest first, read page by page
+    /// through the API with `query` (e.g. `action=auth&`) as filter.
+    pub async fn audit(&self, membership: Uuid, bearer: &str, query: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/memberships/{membership}/audit?{query}limit=100");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let res = self.get(&path, bearer).await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+            items.extend(res.body["items"].as_array().cloned().unwrap_or_default());
+            match res.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    /// The actions of `membership`'s audit events, oldest first.
+    pub async fn audit_actions(&self, membership: Uuid, bearer: &str) -> Vec<String> {
+        let mut actions: Vec<String> = self
+            .audit(membership, bearer, "")
+            .await
+            .iter()
+            .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        actions.reverse();
+        actions
+    }
+
+    /// `GET .../audit/verify` of `membership`.
+    pub async fn audit_verify(&self, membership: Uuid, bearer: &str) -> Value {
+        let res = self
+            .get(&format!("/v1/memberships/{membership}/audit/verify"), bearer)
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        res.body
+    }
+}

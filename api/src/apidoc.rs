@@ -78,6 +78,8 @@ use crate::routes;
         routes::share_links::revoke,
         routes::share_links::uses,
         routes::share_links::download,
+        routes::audit::list,
+        routes::audit::verify,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -3,6 +3,7 @@
 //! storage, and map results to the public types of `vitalfarm-openapi`.
 
 pub mod apidoc;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod bench;

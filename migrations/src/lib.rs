@@ -12,6 +12,7 @@ mod m20261121_000005_commands;
 mod m20261121_000006_mqtt_sessions;
 mod m20261121_000007_readings_cover;
 mod m20261122_000008_consents;
+mod m20261122_000009_audit;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_mqtt_sessions::Migration),
             Box::new(m20261121_000007_readings_cover::Migration),
             Box::new(m20261122_000008_consents::Migration),
+            Box::new(m20261122_000009_audit::Migration),
         ]
     }
 }

@@ -49,6 +49,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "consents",
         "An individual's explicit, scoped, revocable permission for a company to read some of their data.",
     ),
+    (
+        "audit",
+        "Each membership's tamper-evident log of who did what to its data, and the check of its hash chain.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -7,6 +7,7 @@
 //! generates; a test keeps the two equal.
 
 pub mod accounts;
+pub mod audit;
 pub mod commands;
 pub mod consents;
 pub mod devices;

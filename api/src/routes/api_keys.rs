@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
+use serde_json::json;
 use vitalfarm_domain::{ApiKeyId, Permission, Role, ValidationErrors};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::members::{ApiKey, ApiKeyPage, CreateApiKeyRequest, CreatedApiKey};
@@ -11,6 +12,7 @@ use vitalfarm_storage::repo::api_keys;
 
 use super::RouteSet;
 use super::members::require_company;
+use crate::audit::{self, Event};
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -65,16 +67,20 @@ pub async fn create_key(
         errors.add("expires_in_days", "must be between 1 and 3650");
     }
     errors.into_result()?;
-    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
-    let creator = auth.user()?;
+    let attempt =
+        || Event::by(&auth.0, mid.0, "api_key.created", "api_keys").with_detail(json!({"role": role.as_str()}));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
+    let access = audit::guard(&state, attempt(), authorized).await?;
+    let creator = audit::guard(&state, attempt(), auth.user()).await?;
     require_company(&state, mid.0).await?;
     // Roles order from most to least powerful.
     if role < access.role {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "a key cannot have more power ({}) than its creator ({})",
             role.as_str(),
             access.role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     let secret = secrets::generate(secrets::API_KEY_PREFIX)?;
     let key = api_keys::create(
@@ -92,6 +98,12 @@ pub async fn create_key(
     )
     .await?;
     tracing::info!(membership_id = %mid.0, key_id = %key.id, "api key created");
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "api_key.created", format!("api_key/{}", key.id))
+            .with_detail(json!({"role": role.as_str()})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedApiKey {
         key: key_dto(&key)?,
         secret,
@@ -135,7 +147,9 @@ pub async fn revoke_key(
     mid: PathMembershipId,
     kid: PathApiKeyId,
 ) -> ApiResult<HttpResponse> {
-    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let attempt = || Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
+    let access = audit::guard(&state, attempt(), authorized).await?;
     let key = api_keys::find_in(&state.db, mid.0, kid.0)
         .await?
         .ok_or(ApiError::NotFound("API key"))?;
@@ -143,16 +157,22 @@ pub async fn revoke_key(
     // The same rule as creation: nobody disarms a key stronger than
     // themself (a developer cannot revoke the admins' keys).
     if key_role < access.role {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "your role ({}) may not revoke a key with the role {}",
             access.role.as_str(),
             key_role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
         vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
         other => other.into(),
     })?;
     tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0)),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
+use serde_json::json;
 use vitalfarm_domain::{Email, TokenFamilyId, UserId, ValidationErrors, password};
 use vitalfarm_openapi::accounts::{
     AcceptInvitationRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
@@ -13,6 +14,7 @@ use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
 use super::RouteSet;
 use super::me::user_dto;
 use super::memberships::membership_dto;
+use crate::audit;
 use crate::auth::{password as pw, secrets};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
@@ -235,12 +237,26 @@ pub async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !pw::verify(body.password, stored).await? {
         rate_limits::hit(&state.db, &account_key, window(&state)).await?;
+        if let Some(user) = &user {
+            // Off the request's path, so neither the answer nor its timing
+            // tells whether the account exists.
+            audit::record_for_user_later(
+                state.clone().into_inner(),
+                UserId::from_uuid(user.id),
+                "auth.sign_in",
+                audit::Outcome::Failed,
+                json!({"reason": "invalid_credentials"}),
+            );
+        }
         return Err(ApiError::InvalidCredentials);
     }
     let user = user.ok_or(ApiError::InvalidCredentials)?;
     rate_limits::reset(&state.db, &account_key).await?;
     tracing::info!(user_id = %user.id, "login");
-    Ok(web::Json(issue_tokens(&state, UserId::from_uuid(user.id)).await?))
+    let user = UserId::from_uuid(user.id);
+    let tokens = issue_tokens(&state, user).await?;
+    audit::record_for_user(&state, user, "auth.sign_in", audit::Outcome::Allowed, json!({})).await?;
+    Ok(web::Json(tokens))
 }
 
 fn check_refresh_token(body: &RefreshRequest) -> ApiResult<()> {
@@ -296,6 +312,11 @@ pub async fn refresh(
     responses((status = 204, description = "Signed out.")))]
 pub async fn logout(state: web::Data<AppState>, Json(body): Json<RefreshRequest>) -> ApiResult<HttpResponse> {
     check_refresh_token(&body)?;
-    refresh_tokens::revoke_family_of(&state.db, &secrets::digest(body.refresh_token.trim())).await?;
+    let hash = secrets::digest(body.refresh_token.trim());
+    let user = refresh_tokens::live_owner_of(&state.db, &hash).await?;
+    refresh_tokens::revoke_family_of(&state.db, &hash).await?;
+    if let Some(user) = user {
+        audit::record_for_user(&state, user, "auth.sign_out", audit::Outcome::Allowed, json!({})).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }

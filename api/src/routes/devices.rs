@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 use vitalfarm_domain::{DeviceId, DeviceStatus, MembershipId, Permission, SubjectId, ValidationErrors, metrics};
@@ -20,6 +21,7 @@ use vitalfarm_storage::entity::{device, device_model};
 use vitalfarm_storage::repo::{devices, subjects};
 
 use super::RouteSet;
+use crate::audit::{self, Event};
 use crate::auth::secrets;
 use crate::authz::{self, Access};
 use crate::error::{ApiError, ApiResult};
@@ -328,7 +330,9 @@ pub async fn register(
         }
     }
     errors.into_result()?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await?;
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await;
+    let attempt = Event::by(&auth.0, mid.0, "device.registered", "devices").with_detail(json!({"count": rows.len()}));
+    audit::guard(&state, attempt, authorized).await?;
     let mut errors = ValidationErrors::new();
     let mut model_ok = std::collections::HashMap::new();
     for (i, d) in rows.iter().enumerate() {
@@ -381,6 +385,11 @@ pub async fn register(
         )),
         Ok(_) => {
             tracing::info!(membership_id = %mid.0, count = issued.len(), "devices registered");
+            audit::record(
+                &state,
+                Event::by(&auth.0, mid.0, "device.registered", "devices").with_detail(json!({"count": issued.len()})),
+            )
+            .await?;
             let devices: Vec<RegisteredDevice> = issued
                 .into_iter()
                 .map(|(id, serial, secret, claim_code)| RegisteredDevice {
@@ -475,6 +484,17 @@ pub async fn update(
     }
     let dev = devices::set_status(&state.db, did.0, body.status).await?;
     tracing::info!(device_id = %dev.id, status = body.status.as_str(), "device status changed");
+    audit::record(
+        &state,
+        Event::by(
+            &auth.0,
+            access.membership,
+            "device.updated",
+            format!("device/{}", dev.id),
+        )
+        .with_detail(json!({"status": body.status.as_str()})),
+    )
+    .await?;
     Ok(web::Json(device_dto(&dev, access.membership)))
 }
 
@@ -488,10 +508,20 @@ pub async fn rotate_secret(
     auth: Auth,
     did: PathDeviceId,
 ) -> ApiResult<web::Json<RotatedSecret>> {
-    device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
+    let (_, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
     let secret = secrets::generate(DEVICE_SECRET_PREFIX)?;
     devices::set_secret(&state.db, did.0, secrets::digest(&secret)).await?;
     tracing::info!(device_id = %did.0, "device secret rotated");
+    audit::record(
+        &state,
+        Event::by(
+            &auth.0,
+            access.membership,
+            "device.secret_rotated",
+            format!("device/{}", did.0),
+        ),
+    )
+    .await?;
     Ok(web::Json(RotatedSecret {
         device_id: did.0.as_uuid(),
         secret,
@@ -545,6 +575,12 @@ pub async fn claim(
     {
         Ok(dev) => {
             tracing::info!(device_id = %dev.id, membership_id = %membership, "device claimed");
+            audit::record(
+                &state,
+                Event::by(&auth.0, membership, "device.claimed", format!("device/{}", dev.id))
+                    .with_detail(json!({"subject_id": subject.id})),
+            )
+            .await?;
             Ok(web::Json(device_dto(&dev, membership)))
         }
         Err(devices::ClaimError::Unknown) => Err(ApiError::NotFound("device with this claim code (codes work once)")),
@@ -583,5 +619,11 @@ pub async fn assign(
         .filter(|s| s.membership_id == owner.as_uuid())
         .ok_or_else(|| ApiError::field("subject_id", "no such subject in this company"))?;
     let dev = devices::assign(&state.db, did.0, owner, SubjectId::from_uuid(subject.id)).await?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, owner, "device.assigned", format!("device/{}", dev.id))
+            .with_detail(json!({"subject_id": subject.id})),
+    )
+    .await?;
     Ok(web::Json(device_dto(&dev, owner)))
 }

@@ -14,6 +14,7 @@ use vitalfarm_storage::entity::farm;
 use vitalfarm_storage::repo::farms;
 
 use super::RouteSet;
+use crate::audit::{self, Event};
 use crate::error::ApiResult;
 use crate::extract::{Auth, PathFarmId};
 use crate::state::AppState;
@@ -36,7 +37,12 @@ const BATCH: u64 = 200;
         (status = 403, response = ForbiddenResponse),
     ))]
 pub async fn export(state: web::Data<AppState>, auth: Auth, fid: PathFarmId) -> ApiResult<HttpResponse> {
-    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let (farm, access) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, access.membership, "farm.exported", format!("farm/{}", fid.0)),
+    )
+    .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let state = state.into_inner();
     let farm_id = fid.0;

@@ -3,6 +3,7 @@
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
+use serde_json::json;
 use vitalfarm_domain::{Email, MembershipId, MembershipKind, Permission, UserId};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::members::{
@@ -11,6 +12,7 @@ use vitalfarm_openapi::members::{
 use vitalfarm_storage::repo::{accounts, members};
 
 use super::RouteSet;
+use crate::audit::{self, Event};
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -74,15 +76,19 @@ pub async fn add_member(
     Json(body): Json<AddMemberRequest>,
 ) -> ApiResult<HttpResponse> {
     let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
-    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await?;
-    auth.user()?;
+    let attempt =
+        || Event::by(&auth.0, mid.0, "member.added", "members").with_detail(json!({"role": body.role.as_str()}));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await;
+    let access = audit::guard(&state, attempt(), authorized).await?;
+    audit::guard(&state, attempt(), auth.user()).await?;
     require_company(&state, mid.0).await?;
     if !access.role.may_assign(body.role) {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
             access.role.as_str(),
             body.role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     let token = secrets::generate(secrets::INVITE_PREFIX)?;
     let expires_at =
@@ -103,8 +109,15 @@ pub async fn add_member(
     } else {
         (None, None)
     };
+    let member = member_dto(&added.member);
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.added", format!("member/{}", member.user_id))
+            .with_detail(json!({"role": body.role.as_str(), "invited": added.invited})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(AddMemberResponse {
-        member: member_dto(&added.member),
+        member,
         invitation_token,
         invitation_expires_at,
     }))
@@ -170,15 +183,26 @@ pub async fn update_member(
     uid: PathUserId,
     Json(body): Json<UpdateMemberRequest>,
 ) -> ApiResult<web::Json<Member>> {
-    let (access, _) = target(&state, &auth, mid.0, uid.0).await?;
+    let attempt = || {
+        Event::by(&auth.0, mid.0, "member.role_changed", format!("member/{}", uid.0))
+            .with_detail(json!({"role": body.role.as_str()}))
+    };
+    let (access, _) = audit::guard(&state, attempt(), target(&state, &auth, mid.0, uid.0).await).await?;
     if !access.role.may_assign(body.role) {
-        return Err(ApiError::Forbidden(format!(
+        let refused = Err(ApiError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
             access.role.as_str(),
             body.role.as_str()
         )));
+        return audit::guard(&state, attempt(), refused).await;
     }
     let member = members::set_role(&state.db, mid.0, uid.0, body.role).await?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.role_changed", format!("member/{}", uid.0))
+            .with_detail(json!({"role": body.role.as_str()})),
+    )
+    .await?;
     Ok(web::Json(member_dto(&member)))
 }
 
@@ -202,11 +226,18 @@ pub async fn remove_member(
     if leaving_self {
         authz::role_in(&state, &auth.0, mid.0).await?;
     } else {
-        target(&state, &auth, mid.0, uid.0).await?;
+        let attempt = Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0));
+        audit::guard(&state, attempt, target(&state, &auth, mid.0, uid.0).await).await?;
     }
     members::remove(&state.db, mid.0, uid.0).await.map_err(|e| match e {
         vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
         other => other.into(),
     })?;
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0))
+            .with_detail(json!({"left": leaving_self})),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

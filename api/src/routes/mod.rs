@@ -9,6 +9,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 use crate::error::ApiError;
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod commands;
 pub mod consents;
@@ -94,6 +95,7 @@ pub fn all() -> RouteSet {
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
     consents::routes(&mut r);
+    audit::routes(&mut r);
     r
 }
 

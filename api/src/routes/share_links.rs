@@ -4,15 +4,18 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
-use vitalfarm_domain::{FarmId, FarmPath, Permission};
+use serde_json::json;
+use vitalfarm_domain::{FarmId, FarmPath, MembershipId, Permission};
 use vitalfarm_openapi::doc::{ForbiddenResponse, GoneResponse, RangeNotSatisfiableResponse};
 use vitalfarm_openapi::farms::{
     CreateShareLinkRequest, CreatedShareLink, ShareLink, ShareLinkPage, ShareLinkUse, ShareLinkUsePage,
 };
+use vitalfarm_storage::entity::share_link;
 use vitalfarm_storage::repo::{farms, share_links};
 
 use super::RouteSet;
 use super::auth::client_ip;
+use crate::audit::{self, Actor, Event, Outcome};
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -81,7 +84,7 @@ pub async fn create(
     let Some(path) = path else {
         return Err(ApiError::field("path", "is invalid"));
     };
-    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let (_, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     let file = farms::find_file(&state.db, fid.0, &path)
         .await?
         .ok_or(ApiError::NotFound("file"))?;
@@ -94,6 +97,17 @@ pub async fn create(
     let link = share_links::create(&state.db, fid.0, &file, secrets::digest(&token), created_by, expires_at).await?;
     let view = share_links::get(&state.db, fid.0, vitalfarm_domain::ShareLinkId::from_uuid(link.id)).await?;
     tracing::info!(farm_id = %fid.0, link_id = %link.id, "share link created");
+    audit::record(
+        &state,
+        Event::by(
+            &auth.0,
+            access.membership,
+            "share_link.created",
+            format!("share_link/{}", link.id),
+        )
+        .with_detail(json!({"file_id": file.id, "expires_in": body.expires_in})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedShareLink {
         link: link_dto(&view),
         url: format!("{}/v1/shared/{token}", public_base(&req, &state)),
@@ -132,13 +146,23 @@ pub async fn revoke(
     fid: PathFarmId,
     lid: PathShareLinkId,
 ) -> ApiResult<HttpResponse> {
-    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let (_, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     share_links::revoke(&state.db, fid.0, lid.0)
         .await
         .map_err(|e| match e {
             vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("share link"),
             other => other.into(),
         })?;
+    audit::record(
+        &state,
+        Event::by(
+            &auth.0,
+            access.membership,
+            "share_link.revoked",
+            format!("share_link/{}", lid.0),
+        ),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -204,10 +228,12 @@ pub async fn download(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
     let ip = client_ip(&req, &state);
     if link.revoked_at.is_some() {
         share_links::record_use(&state.db, link.id, &ip, "revoked").await?;
+        record_use(&state, &link, Outcome::Denied, "revoked").await?;
         return Err(ApiError::Gone("this share link was revoked".into()));
     }
     if link.expires_at <= Utc::now() {
         share_links::record_use(&state.db, link.id, &ip, "expired").await?;
+        record_use(&state, &link, Outcome::Denied, "expired").await?;
         return Err(ApiError::Gone(format!(
             "this share link expired at {}",
             link.expires_at.to_rfc3339()
@@ -222,5 +248,23 @@ pub async fn download(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
         .ok_or(ApiError::NotFound("share link"))?;
     share_links::record_use(&state.db, link.id, &ip, "served").await?;
     tracing::info!(link_id = %link.id, farm_id = %farm.id, "share link used");
+    record_use(&state, &link, Outcome::Allowed, "served").await?;
     super::farms::serve(&state, &req, &farm, &file).await
+}
+
+/// A use of `link`, in the log of the membership whose farm it opens. The
+/// holder of a link is anonymous.
+async fn record_use(state: &AppState, link: &share_link::Model, outcome: Outcome, result: &str) -> ApiResult<()> {
+    let Some(farm) = farms::find(&state.db, FarmId::from_uuid(link.farm_id)).await? else {
+        return Ok(());
+    };
+    let event = Event::new(
+        MembershipId::from_uuid(farm.membership_id),
+        Actor::Anonymous,
+        "share_link.used",
+        format!("share_link/{}", link.id),
+    )
+    .with_outcome(outcome)
+    .with_detail(json!({"file_id": link.file_id, "result": result}));
+    audit::record(state, event).await
 }

@@ -2,6 +2,7 @@
 //! public API never serialises them directly (see `vitalfarm-openapi`).
 
 pub mod api_key;
+pub mod audit_event;
 pub mod consent;
 pub mod consent_request;
 pub mod device;

@@ -142,3 +142,13 @@ pub async fn purge_expired(db: &Database) -> Result<u64, StorageError> {
         .await?;
     Ok(res.rows_affected)
 }
+
+/// The user whose unrevoked token has hash `presented_hash`, if any.
+pub async fn live_owner_of(db: &Database, presented_hash: &str) -> Result<Option<UserId>, StorageError> {
+    Ok(refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(presented_hash))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .one(db.conn())
+        .await?
+        .map(|t| UserId::from_uuid(t.user_id)))
+}
