@@ -69,6 +69,7 @@ use crate::routes;
         routes::share_links::revoke,
         routes::share_links::uses,
         routes::share_links::download,
+        routes::fhir::bundle,
     ),
     components(schemas(Problem, FieldError))
 )]

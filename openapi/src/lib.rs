@@ -11,6 +11,7 @@ pub mod commands;
 pub mod devices;
 pub mod doc;
 pub mod farms;
+pub mod fhir;
 pub mod health;
 pub mod members;
 pub mod problem;

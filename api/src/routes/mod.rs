@@ -14,6 +14,7 @@ pub mod commands;
 pub mod devices;
 pub mod farm_export;
 pub mod farms;
+pub mod fhir;
 pub mod health;
 pub mod me;
 pub mod members;
@@ -92,6 +93,7 @@ pub fn all() -> RouteSet {
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
+    fhir::routes(&mut r);
     r
 }
 
