@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use vitalfarm_domain::metrics;
+use vitalfarm_storage::repo::readings;
 use vitalfarm_tests::{Resp, TestApp};
 
 async fn send(app: &TestApp, credential: &str, body: Value) -> Resp {
@@ -277,4 +279,85 @@ async fn another_membership_cannot_read_the_bundle() {
     app.get(&format!("/v1/subjects/{}/fhir", uuid::Uuid::now_v7()), &rival.token)
         .await
         .problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn pages_split_inside_one_millisecond_without_loss() {
+    let app = TestApp::spawn().await;
+    let care = app.company("fhir-tie@acme.example").await;
+    let d = app.monitored_device(&care, "FHIR-3").await;
+    // A second device on the same subject.
+    let reg = app
+        .post(
+            &format!("/v1/memberships/{}/devices", care.membership_id),
+            Some(&care.token),
+            json!({"serial": "FHIR-4"}),
+        )
+        .await;
+    assert_eq!(reg.status, StatusCode::CREATED, "{}", reg.text);
+    let second = vitalfarm_tests::MonitoredDevice {
+        id: reg.str("/devices/0/device_id"),
+        secret: reg.str("/devices/0/secret"),
+        subject: d.subject.clone(),
+    };
+    let res = app
+        .post(
+            &format!("/v1/devices/{}/assign", second.id),
+            Some(&care.token),
+            json!({"subject_id": d.subject}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let same_ms = json!({"readings": [
+        {"metric": "heart_rate", "ts": "2026-11-21T08:00:00.500Z", "value": 70},
+        {"metric": "blood_pressure", "ts": "2026-11-21T08:00:00.500Z", "components": {"systolic": 120, "diastolic": 80}},
+        {"metric": "spo2", "ts": "2026-11-21T08:00:00.500Z", "value": 97}
+    ]});
+    for device in [&d, &second] {
+        let res = send(&app, &device.credential(), same_ms.clone()).await;
+        assert_eq!(res.body["accepted"], 3, "{}", res.text);
+    }
+    // Readings without a device (as records imported from elsewhere will
+    // be), in the same millisecond, straight into the store.
+    let subject: uuid::Uuid = d.subject.parse().unwrap();
+    let row = |metric: &'static str, component: &'static str, value: f64| readings::NewRow {
+        membership_id: care.membership_id,
+        subject_id: subject,
+        device_id: None,
+        metric,
+        component,
+        ts_ms: 1_795_248_000_500,
+        value,
+        unit: metrics::find(metric).unwrap().unit,
+        source: "manual",
+        seq: None,
+    };
+    readings::insert_new(
+        &app.running.state.db,
+        vec![
+            row("heart_rate", "", 71.0),
+            row("blood_pressure", "systolic", 121.0),
+            row("blood_pressure", "diastolic", 81.0),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let path = format!("/v1/subjects/{}/fhir", d.subject);
+    let full = app.get(&path, &care.token).await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text);
+    assert_eq!(full.body["total"], 8);
+    let all = ids(&full.body);
+    assert_eq!(all.len(), 8);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 8, "ids are distinct");
+    let manual: Vec<&Value> = observations(&full.body)
+        .into_iter()
+        .filter(|o| o.get("device").is_none())
+        .collect();
+    assert_eq!(manual.len(), 2, "{}", full.text);
+    assert_eq!(manual[0]["meta"]["tag"][0]["code"], "manual");
+    for count in [1usize, 2, 3] {
+        let (walked, _) = walk(&app, &format!("{path}?_count={count}"), &care.token, count).await;
+        assert_eq!(walked, all, "_count={count}");
+    }
 }

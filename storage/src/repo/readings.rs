@@ -450,14 +450,7 @@ pub async fn list_across_metrics(
 ) -> Result<Vec<AcrossRow>, StorageError> {
     let mut out = Vec::new();
     for w in windows {
-        // Where this metric resumes: a metric ordered after the cursor's
-        // continues at the cursor's millisecond, the cursor's own metric
-        // after its device, one ordered before at the next millisecond.
-        let resume = after.map(|p| match w.metric.cmp(p.metric.as_str()) {
-            std::cmp::Ordering::Greater => (p.ts_ms, None, true),
-            std::cmp::Ordering::Equal => (p.ts_ms, p.device_id, false),
-            std::cmp::Ordering::Less => (p.ts_ms, None, false),
-        });
+        use reading::Column::{DeviceId, TsMs};
         let mut q = reading::Entity::find()
             .select_only()
             .columns([
@@ -472,20 +465,33 @@ pub async fn list_across_metrics(
             .filter(reading::Column::TsMs.gte(w.from_ms))
             .filter(reading::Column::TsMs.lt(w.to_ms))
             .order_by_asc(reading::Column::TsMs)
-            .order_by_asc(reading::Column::DeviceId)
+            // NULLS FIRST on both databases (PostgreSQL puts them last by
+            // default), so that the database's order is the merge's, where
+            // a reading without a device comes before any with one.
+            .order_by_with_nulls(
+                reading::Column::DeviceId,
+                sea_orm::Order::Asc,
+                sea_orm::sea_query::NullOrdering::First,
+            )
             .order_by_asc(reading::Column::Component)
             .limit(w.limit_rows);
-        match resume {
-            None => {}
-            Some((ts, _, true)) => q = q.filter(reading::Column::TsMs.gte(ts)),
-            Some((ts, Some(device), false)) => {
-                q = q.filter(
-                    sea_orm::Condition::any()
-                        .add(reading::Column::TsMs.gt(ts))
-                        .add(reading::Column::TsMs.eq(ts).and(reading::Column::DeviceId.gt(device))),
-                );
-            }
-            Some((ts, None, false)) => q = q.filter(reading::Column::TsMs.gt(ts)),
+        if let Some(p) = after {
+            // Where this metric resumes in the (time, metric, device) order.
+            let resume = match (w.metric.cmp(p.metric.as_str()), p.device_id) {
+                // A metric after the cursor's: from the cursor's millisecond.
+                (std::cmp::Ordering::Greater, _) => sea_orm::Condition::all().add(TsMs.gte(p.ts_ms)),
+                // A metric before it: from the next millisecond.
+                (std::cmp::Ordering::Less, _) => sea_orm::Condition::all().add(TsMs.gt(p.ts_ms)),
+                // The cursor's metric: after its device at its millisecond,
+                // where a reading without a device comes first.
+                (std::cmp::Ordering::Equal, Some(device)) => sea_orm::Condition::any()
+                    .add(TsMs.gt(p.ts_ms))
+                    .add(TsMs.eq(p.ts_ms).and(DeviceId.gt(device))),
+                (std::cmp::Ordering::Equal, None) => sea_orm::Condition::any()
+                    .add(TsMs.gt(p.ts_ms))
+                    .add(TsMs.eq(p.ts_ms).and(DeviceId.is_not_null())),
+            };
+            q = q.filter(resume);
         }
         let rows: Vec<(i64, Option<Uuid>, String, f64, String)> = q.into_tuple().all(db.conn()).await?;
         out.extend(
