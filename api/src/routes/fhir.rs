@@ -245,7 +245,8 @@ fn patient_of(subject: &subject::Model) -> fhir::Patient {
 /// One page of `subject`'s observations under `plan`, after the cursor
 /// `after`, at most `limit` of them, as a `searchset` bundle whose links
 /// extend `self_url` (the first page's URL, with a query string) with the
-/// cursor. The caller has checked access and narrowed the plan.
+/// cursor. The caller has checked access and narrowed the plan, which
+/// holds each metric once.
 pub async fn bundle_for(
     state: &AppState,
     subject: &subject::Model,
