@@ -80,6 +80,7 @@ use crate::routes;
         routes::share_links::download,
         routes::audit::list,
         routes::audit::verify,
+        routes::fhir::bundle,
     ),
     components(schemas(Problem, FieldError))
 )]

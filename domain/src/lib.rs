@@ -8,6 +8,7 @@ pub mod consent;
 pub mod device;
 pub mod email;
 pub mod farm_path;
+pub mod fhir;
 pub mod ids;
 pub mod membership;
 pub mod metrics;

@@ -13,6 +13,7 @@ pub mod consents;
 pub mod devices;
 pub mod doc;
 pub mod farms;
+pub mod fhir;
 pub mod health;
 pub mod members;
 pub mod problem;

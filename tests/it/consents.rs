@@ -186,6 +186,25 @@ async fn a_company_reads_exactly_what_the_approved_request_covers_until_revoked(
     assert_eq!(metrics[0]["metric"], "heart_rate");
     assert_eq!(metrics[0]["count"], 1);
 
+    // The FHIR view holds the shared observations only.
+    let fhir = app.get(&format!("/v1/subjects/{infant}/fhir"), &care.token).await;
+    assert_eq!(fhir.status, StatusCode::OK, "{}", fhir.text);
+    assert_eq!(fhir.header("vitalfarm-consent"), Some(consent.as_str()));
+    let observations: Vec<&Value> = fhir.body["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "Observation")
+        .collect();
+    assert_eq!(observations.len(), 1, "{}", fhir.text);
+    assert_eq!(observations[0]["resource"]["code"]["coding"][0]["code"], "8867-4");
+    app.get(
+        &format!("/v1/subjects/{infant}/fhir?metric=blood_pressure"),
+        &care.token,
+    )
+    .await
+    .problem(403, "forbidden");
+
     // Not blood pressure, not the other subject.
     app.get(
         &format!("/v1/subjects/{infant}/readings?metric=blood_pressure"),

@@ -11,6 +11,7 @@ mod devices;
 mod errors;
 mod farms;
 mod faults;
+mod fhir;
 mod isolation;
 mod members;
 mod mqtt;

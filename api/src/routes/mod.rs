@@ -16,6 +16,7 @@ pub mod consents;
 pub mod devices;
 pub mod farm_export;
 pub mod farms;
+pub mod fhir;
 pub mod health;
 pub mod me;
 pub mod members;
@@ -96,6 +97,7 @@ pub fn all() -> RouteSet {
     share_links::routes(&mut r);
     consents::routes(&mut r);
     audit::routes(&mut r);
+    fhir::routes(&mut r);
     r
 }
 

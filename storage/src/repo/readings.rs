@@ -396,3 +396,147 @@ pub async fn summary(db: &Database, subject: SubjectId, from_ms: i64, to_ms: i64
     }
     Ok(out)
 }
+
+/// One metric's part of a read across metrics: its code, its window
+/// `[from, to)`, and how many rows to read at most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricWindow<'a> {
+    pub metric: &'a str,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub limit_rows: u64,
+}
+
+/// A position in the order of a read across metrics: time, then metric,
+/// then device.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub ts_ms: i64,
+    pub metric: String,
+    pub device_id: Option<Uuid>,
+}
+
+/// A stored row of a read across metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcrossRow {
+    pub metric: String,
+    pub row: Listed,
+}
+
+impl AcrossRow {
+    pub fn position(&self) -> Position {
+        Position {
+            ts_ms: self.row.ts_ms,
+            metric: self.metric.clone(),
+            device_id: self.row.device_id,
+        }
+    }
+}
+
+/// Rows of several metrics of one subject, each metric in its own window,
+/// after `after`, in the order (time, metric, device, component): the rows
+/// of one reading are adjacent.
+///
+/// One indexed range read per metric (the `(subject, metric, ts, device,
+/// component, ...)` covering index serves each), merged here. Each read is
+/// cut at its `limit_rows`, so the merged list is complete only up to the
+/// last row of the shortest cut list: a caller that asks every metric for
+/// at least as many rows as it will use takes a correct prefix.
+pub async fn list_across_metrics(
+    db: &Database,
+    subject: SubjectId,
+    windows: &[MetricWindow<'_>],
+    after: Option<&Position>,
+) -> Result<Vec<AcrossRow>, StorageError> {
+    let mut out = Vec::new();
+    for w in windows {
+        use reading::Column::{DeviceId, TsMs};
+        let mut q = reading::Entity::find()
+            .select_only()
+            .columns([
+                reading::Column::TsMs,
+                reading::Column::DeviceId,
+                reading::Column::Component,
+                reading::Column::Value,
+                reading::Column::Source,
+            ])
+            .filter(reading::Column::SubjectId.eq(subject.as_uuid()))
+            .filter(reading::Column::Metric.eq(w.metric))
+            .filter(reading::Column::TsMs.gte(w.from_ms))
+            .filter(reading::Column::TsMs.lt(w.to_ms))
+            .order_by_asc(reading::Column::TsMs)
+            // NULLS FIRST on both databases (PostgreSQL puts them last by
+            // default), so that the database's order is the merge's, where
+            // a reading without a device comes before any with one.
+            .order_by_with_nulls(
+                reading::Column::DeviceId,
+                sea_orm::Order::Asc,
+                sea_orm::sea_query::NullOrdering::First,
+            )
+            .order_by_asc(reading::Column::Component)
+            .limit(w.limit_rows);
+        if let Some(p) = after {
+            // Where this metric resumes in the (time, metric, device) order.
+            let resume = match (w.metric.cmp(p.metric.as_str()), p.device_id) {
+                // A metric after the cursor's: from the cursor's millisecond.
+                (std::cmp::Ordering::Greater, _) => sea_orm::Condition::all().add(TsMs.gte(p.ts_ms)),
+                // A metric before it: from the next millisecond.
+                (std::cmp::Ordering::Less, _) => sea_orm::Condition::all().add(TsMs.gt(p.ts_ms)),
+                // The cursor's metric: after its device at its millisecond,
+                // where a reading without a device comes first.
+                (std::cmp::Ordering::Equal, Some(device)) => sea_orm::Condition::any()
+                    .add(TsMs.gt(p.ts_ms))
+                    .add(TsMs.eq(p.ts_ms).and(DeviceId.gt(device))),
+                (std::cmp::Ordering::Equal, None) => sea_orm::Condition::any()
+                    .add(TsMs.gt(p.ts_ms))
+                    .add(TsMs.eq(p.ts_ms).and(DeviceId.is_not_null())),
+            };
+            q = q.filter(resume);
+        }
+        let rows: Vec<(i64, Option<Uuid>, String, f64, String)> = q.into_tuple().all(db.conn()).await?;
+        out.extend(
+            rows.into_iter()
+                .map(|(ts_ms, device_id, component, value, source)| AcrossRow {
+                    metric: w.metric.to_owned(),
+                    row: Listed {
+                        ts_ms,
+                        device_id,
+                        component,
+                        value,
+                        source,
+                    },
+                }),
+        );
+    }
+    out.sort_by(|a, b| {
+        (a.row.ts_ms, &a.metric, a.row.device_id, &a.row.component).cmp(&(
+            b.row.ts_ms,
+            &b.metric,
+            b.row.device_id,
+            &b.row.component,
+        ))
+    });
+    Ok(out)
+}
+
+/// Rows of one subject, metric and component in `[from, to)`: the number
+/// of readings of the metric when `component` is one every reading has
+/// (`""` for a scalar metric, the first component of a panel).
+pub async fn count_component(
+    db: &Database,
+    subject: SubjectId,
+    metric: &str,
+    component: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<u64, StorageError> {
+    use sea_orm::PaginatorTrait;
+    Ok(reading::Entity::find()
+        .filter(reading::Column::SubjectId.eq(subject.as_uuid()))
+        .filter(reading::Column::Metric.eq(metric))
+        .filter(reading::Column::TsMs.gte(from_ms))
+        .filter(reading::Column::TsMs.lt(to_ms))
+        .filter(reading::Column::Component.eq(component))
+        .count(db.conn())
+        .await?)
+}
