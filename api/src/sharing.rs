@@ -18,6 +18,7 @@ use vitalfarm_domain::{ConsentId, FarmId, MembershipId, Permission, SubjectId};
 use vitalfarm_storage::entity::{farm, subject};
 use vitalfarm_storage::repo::{accounts, consents, farms, subjects};
 
+use crate::audit;
 use crate::authz::{self, Access};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::auth::Principal;
@@ -152,6 +153,7 @@ pub enum Standing {
 pub struct SubjectRead {
     pub subject: subject::Model,
     pub standing: Standing,
+    principal: Principal,
 }
 
 /// The part of `[from, to)` of `metric` the principal may read, with the
@@ -196,7 +198,40 @@ impl SubjectRead {
 
     /// The window of `metric` readings in `[from, to)` the principal may
     /// read with `access`; 403 when the subject is shared but not this.
-    pub fn readings(&self, metric: &str, from: i64, to: i64, access: ConsentAccess) -> ApiResult<Window> {
+    /// A shared read, allowed or refused, is written to the grantor's audit
+    /// log with the consent that permitted it.
+    pub async fn readings(
+        &self,
+        state: &AppState,
+        metric: &str,
+        from: i64,
+        to: i64,
+        access: ConsentAccess,
+    ) -> ApiResult<Window> {
+        let result = self.window(metric, from, to, access);
+        if let Standing::Shared(shared) = &self.standing {
+            let resource = format!("subject/{}/readings/{metric}", self.subject.id);
+            let consent = result.as_ref().ok().and_then(|w| w.consent);
+            record_shared(state, &self.principal, shared, resource, consent, result.is_ok()).await?;
+        }
+        result
+    }
+
+    /// Records a shared read of `what` (`summary`, `fhir`...) under the
+    /// consents of `receipt`, one event per consent.
+    pub async fn record(&self, state: &AppState, what: &str, receipt: &Receipt) -> ApiResult<()> {
+        if let Standing::Shared(shared) = &self.standing {
+            for id in &receipt.0 {
+                let resource = format!("subject/{}/{what}", self.subject.id);
+                record_shared(state, &self.principal, shared, resource, Some(*id), true).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `readings` without the audit record: for callers that try every
+    /// metric and record what they used once.
+    pub fn window(&self, metric: &str, from: i64, to: i64, access: ConsentAccess) -> ApiResult<Window> {
         match &self.standing {
             Standing::Own(_) => Ok(Window {
                 from,
@@ -236,7 +271,7 @@ impl SubjectRead {
         vitalfarm_domain::metrics::catalog()
             .iter()
             .filter_map(|m| {
-                self.readings(m.code, from, to, access)
+                self.window(m.code, from, to, access)
                     .ok()
                     .filter(|w| !w.is_empty())
                     .map(|w| (m.code, w))
@@ -265,16 +300,45 @@ pub async fn subject(state: &AppState, principal: &Principal, id: SubjectId) -> 
                 membership: owner,
                 role,
             }),
+            principal: principal.clone(),
         });
     }
     let shared = Shared::load(state, principal, owner).await?;
-    if shared.permit(&Request::Subject { subject: id }).is_err() {
-        return Err(ApiError::NotFound("subject"));
+    let resource = format!("subject/{id}");
+    match shared.permit(&Request::Subject { subject: id }) {
+        Ok((consent, _)) => {
+            record_shared(state, principal, &shared, resource, Some(consent), true).await?;
+            Ok(SubjectRead {
+                subject,
+                standing: Standing::Shared(shared),
+                principal: principal.clone(),
+            })
+        }
+        Err(_) => {
+            record_shared(state, principal, &shared, resource, None, false).await?;
+            Err(ApiError::NotFound("subject"))
+        }
     }
-    Ok(SubjectRead {
-        subject,
-        standing: Standing::Shared(shared),
-    })
+}
+
+/// Writes a read of `shared`'s data by `principal` to the grantor's audit
+/// log: `data.read`, allowed under `consent` or denied. The log is written
+/// before the data is sent, so no shared read goes unrecorded.
+async fn record_shared(
+    state: &AppState,
+    principal: &Principal,
+    shared: &Shared,
+    resource: String,
+    consent: Option<ConsentId>,
+    allowed: bool,
+) -> ApiResult<()> {
+    let mut event = audit::Event::by(principal, shared.grantor, "data.read", resource);
+    event.consent = consent;
+    event.actor_membership = consent.and_then(|c| shared.grantee_of(c));
+    if !allowed {
+        event = event.with_outcome(audit::Outcome::Denied);
+    }
+    audit::record(state, event).await
 }
 
 /// What is asked of a farm.
@@ -331,7 +395,12 @@ pub async fn farm(state: &AppState, principal: &Principal, id: FarmId, ask: Farm
         });
     }
     let shared = Shared::load(state, principal, owner).await?;
+    let resource = match ask {
+        FarmAsk::File(path) => format!("farm/{id}/files{path}"),
+        FarmAsk::Listing(prefix) => format!("farm/{id}/list{prefix}"),
+    };
     if shared.active().all(|(_, c)| c.farm_paths.is_empty()) {
+        record_shared(state, principal, &shared, resource, None, false).await?;
         return Err(ApiError::NotFound("farm"));
     }
     let request = match ask {
@@ -343,6 +412,7 @@ pub async fn farm(state: &AppState, principal: &Principal, id: FarmId, ask: Farm
     };
     match shared.permit(&request) {
         Ok((consent, _)) => {
+            record_shared(state, principal, &shared, resource, Some(consent), true).await?;
             let mut receipt = Receipt::default();
             receipt.add(consent);
             if let FarmAsk::Listing(_) = ask {
@@ -358,7 +428,10 @@ pub async fn farm(state: &AppState, principal: &Principal, id: FarmId, ask: Farm
                 receipt,
             })
         }
-        Err(denial) => Err(ApiError::Forbidden(denial_text(denial, "this path"))),
+        Err(denial) => {
+            record_shared(state, principal, &shared, resource, None, false).await?;
+            Err(ApiError::Forbidden(denial_text(denial, "this path")))
+        }
     }
 }
 

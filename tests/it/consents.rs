@@ -264,6 +264,51 @@ async fn a_company_reads_exactly_what_the_approved_request_covers_until_revoked(
         .await
         .problem(404, "not-found");
     assert_eq!(item_count(&app.get("/v1/shared-with-me", &care.token).await), 0);
+    // Her audit log shows every shared read with its consent, the refused
+    // ones, and the consent's life; the chain is intact.
+    let log = app
+        .audit(mom.membership_id, &mom.token, &format!("consent_id={consent}&"))
+        .await;
+    let reads: Vec<&Value> = log.iter().filter(|e| e["action"] == "data.read").collect();
+    assert!(reads.len() >= 6, "{log:?}");
+    for e in &reads {
+        assert_eq!(e["outcome"], "allowed");
+        assert_eq!(e["actor"]["membership_id"], care.membership_id.to_string());
+    }
+    assert!(
+        reads
+            .iter()
+            .any(|e| e["resource"] == format!("subject/{infant}/readings/heart_rate"))
+    );
+    assert!(
+        reads
+            .iter()
+            .any(|e| e["resource"] == format!("subject/{infant}/summary"))
+    );
+    assert!(reads.iter().any(|e| e["actor"]["kind"] == "api_key"));
+    let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(
+        actions.contains(&"consent.granted") && actions.contains(&"consent.revoked"),
+        "{actions:?}"
+    );
+    let denied = app.audit(mom.membership_id, &mom.token, "outcome=denied&").await;
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["resource"] == format!("subject/{infant}/readings/blood_pressure")),
+        "{denied:?}"
+    );
+    assert!(
+        denied.iter().any(|e| e["resource"] == format!("subject/{me}")),
+        "{denied:?}"
+    );
+    assert_eq!(app.audit_verify(mom.membership_id, &mom.token).await["ok"], true);
+    // The company's own log has the request and the consent's life.
+    let theirs = app.audit_actions(care.membership_id, &care.token).await;
+    for action in ["consent.requested", "consent.granted", "consent.revoked"] {
+        assert!(theirs.iter().any(|a| a == action), "{action}: {theirs:?}");
+    }
+
     // Both parties still see the consent, revoked.
     let theirs = app.get(&format!("/v1/consents/{consent}"), &care.token).await;
     assert_eq!(theirs.body["status"], "revoked");

@@ -27,6 +27,7 @@ use vitalfarm_storage::entity::{consent as consent_row, consent_request};
 use vitalfarm_storage::repo::{accounts, consents, subjects};
 
 use super::RouteSet;
+use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
@@ -147,6 +148,22 @@ fn request_dto(
         expires_at: ms_to_time(r.expires_at_ms),
         decided_at: r.decided_at_ms.map(ms_to_time),
     })
+}
+
+/// Records a consent's change in both parties' audit logs: the grantor's
+/// (whose data it is) and the grantee's (who gains or loses access).
+async fn record_both(state: &AppState, auth: &Auth, row: &consent_row::Model, action: &'static str) -> ApiResult<()> {
+    let grantor = MembershipId::from_uuid(row.grantor_membership_id);
+    let grantee = MembershipId::from_uuid(row.grantee_membership_id);
+    for (membership, other) in [(grantor, grantee), (grantee, grantor)] {
+        let mut event = audit::Event::by(&auth.0, membership, action, format!("consent/{}", row.id));
+        event.consent = Some(ConsentId::from_uuid(row.id));
+        if membership == grantee {
+            event.actor_membership = Some(other);
+        }
+        audit::record(state, event).await?;
+    }
+    Ok(())
 }
 
 /// The scope lists every consent and request shares: metrics from the
@@ -335,6 +352,16 @@ pub async fn create_request(
         },
     )
     .await?;
+    audit::record(
+        &state,
+        audit::Event::by(
+            &auth.0,
+            requester,
+            "consent.requested",
+            format!("consent_request/{}", row.id),
+        ),
+    )
+    .await?;
     let names = Names::load(&state, [row.requester_membership_id]).await?;
     Ok(HttpResponse::Created().json(request_dto(&row, RequestDirection::Outgoing, &names, now)?))
 }
@@ -488,6 +515,7 @@ pub async fn approve(
         },
     )
     .await?;
+    record_both(&state, &auth, &created, "consent.granted").await?;
     let names = Names::load(&state, [created.grantor_membership_id, created.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&created, &names, now)?))
 }
@@ -509,6 +537,14 @@ pub async fn deny(
     let now = Utc::now().timestamp_millis();
     check_pending(&row, now)?;
     let row = consents::deny(&state.db, id.0, user, now).await?;
+    let mut event = audit::Event::by(
+        &auth.0,
+        MembershipId::from_uuid(row.requester_membership_id),
+        "consent.request_denied",
+        format!("consent_request/{}", row.id),
+    );
+    event.outcome = audit::Outcome::Denied;
+    audit::record(&state, event).await?;
     let names = Names::load(&state, [row.requester_membership_id]).await?;
     Ok(web::Json(request_dto(&row, RequestDirection::Incoming, &names, now)?))
 }
@@ -596,6 +632,7 @@ pub async fn grant(
         },
     )
     .await?;
+    record_both(&state, &auth, &row, "consent.granted").await?;
     let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&row, &names, now_ms)?))
 }
@@ -732,7 +769,10 @@ pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -
     }
     let now = Utc::now().timestamp_millis();
     let row = match consents::revoke(&state.db, id.0, auth.user().ok(), now).await? {
-        Some(row) => row,
+        Some(revoked) => {
+            record_both(&state, &auth, &revoked, "consent.revoked").await?;
+            revoked
+        }
         None => row,
     };
     let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;

@@ -234,9 +234,10 @@ pub async fn bundle(
     let mut plan: Plan = Vec::new();
     for m in &params.metrics {
         let window = if params.explicit_metrics {
-            read.readings(m.code, from_ms, to_ms, ConsentAccess::Read)?
+            read.readings(&state, m.code, from_ms, to_ms, ConsentAccess::Read)
+                .await?
         } else {
-            match read.readings(m.code, from_ms, to_ms, ConsentAccess::Read) {
+            match read.window(m.code, from_ms, to_ms, ConsentAccess::Read) {
                 Ok(w) => w,
                 Err(_) => continue,
             }
@@ -245,6 +246,9 @@ pub async fn bundle(
             receipt.extend(window.consent);
             plan.push((*m, window.from, window.to));
         }
+    }
+    if !params.explicit_metrics {
+        read.record(&state, "fhir", &receipt).await?;
     }
     // (d) Read and build.
     let self_url = search_url(&public_base(&req, &state), sid.0, &params);

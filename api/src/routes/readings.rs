@@ -251,7 +251,9 @@ pub async fn list(
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
-    let window = read.readings(metric.code, from, to, ConsentAccess::Read)?;
+    let window = read
+        .readings(&state, metric.code, from, to, ConsentAccess::Read)
+        .await?;
     let mut receipt = Receipt::default();
     receipt.extend(window.consent);
     let per_reading = metric.components.len().max(1) as u64;
@@ -341,7 +343,9 @@ pub async fn aggregate(
         });
     }
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
-    let window = read.readings(metric.code, from_ms, to_ms, ConsentAccess::Read)?;
+    let window = read
+        .readings(&state, metric.code, from_ms, to_ms, ConsentAccess::Read)
+        .await?;
     let mut receipt = Receipt::default();
     receipt.extend(window.consent);
     let rows = if window.is_empty() {
@@ -417,6 +421,7 @@ pub async fn summary(
                 all.extend(stats.into_iter().filter(|s| codes.contains(&s.metric.as_str())));
             }
             all.sort_by(|a, b| (&a.metric, &a.component).cmp(&(&b.metric, &b.component)));
+            read.record(&state, "summary", &receipt).await?;
             all
         }
     };
