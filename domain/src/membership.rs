@@ -137,11 +137,30 @@ mod tests {
         ];
         // One row a role, one column a permission, in the order above.
         let table = [
-            (Role::Owner, [true, true, true, true, true, true, true, true, true, true, true]),
-            (Role::Admin, [true, true, true, true, true, true, false, true, true, true, true]),
-            (Role::Developer, [true, false, true, true, true, true, false, false, false, true, false]),
-            (Role::Analyst, [true, false, false, true, false, false, false, false, false, false, false]),
-            (Role::Viewer, [true, false, false, true, false, false, false, false, false, false, false]),
+            (
+                Role::Owner,
+                [true, true, true, true, true, true, true, true, true, true, true],
+            ),
+            (
+                Role::Admin,
+                [true, true, true, true, true, true, false, true, true, true, true],
+            ),
+            (
+                Role::Developer,
+                [true, false, true, true, true, true, false, false, false, true, false],
+            ),
+            (
+                Role::Analyst,
+                [
+                    true, false, false, true, false, false, false, false, false, false, false,
+                ],
+            ),
+            (
+                Role::Viewer,
+                [
+                    true, false, false, true, false, false, false, false, false, false, false,
+                ],
+            ),
         ];
         for (role, row) in table {
             for (p, expected) in perms.iter().zip(row) {

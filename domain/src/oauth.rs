@@ -213,10 +213,7 @@ mod tests {
         assert_eq!(s.to_string(), "profile readings.read");
         assert!(s.contains(Scope::Profile) && !s.contains(Scope::FilesRead));
         assert!(Scopes::parse("").unwrap().is_empty());
-        assert_eq!(
-            Scopes::parse("profile admin").unwrap_err(),
-            "unknown scope `admin`"
-        );
+        assert_eq!(Scopes::parse("profile admin").unwrap_err(), "unknown scope `admin`");
         for scope in Scope::ALL {
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));
             assert!(!scope.describe().is_empty());
@@ -232,7 +229,10 @@ mod tests {
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(check_code_challenge(challenge).is_ok());
         assert!(verify_pkce_s256(verifier, challenge));
-        assert!(!verify_pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX", challenge));
+        assert!(!verify_pkce_s256(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX",
+            challenge
+        ));
         assert!(!verify_pkce_s256(challenge, challenge), "plain is not S256");
         assert!(!verify_pkce_s256("short", challenge));
         assert!(check_code_challenge("short").is_err());
