@@ -9,6 +9,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 use crate::error::ApiError;
 
 pub mod api_keys;
+pub mod apps;
 pub mod auth;
 pub mod commands;
 pub mod devices;
@@ -20,6 +21,7 @@ pub mod members;
 pub mod memberships;
 pub mod metrics_catalog;
 pub mod mqtt_auth;
+pub mod oauth;
 pub mod readings;
 pub mod share_links;
 pub mod subjects;
@@ -92,6 +94,8 @@ pub fn all() -> RouteSet {
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
+    apps::routes(&mut r);
+    oauth::routes(&mut r);
     r
 }
 

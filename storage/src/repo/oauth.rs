@@ -185,16 +185,23 @@ pub enum Exchange {
     Invalid,
 }
 
+/// What the caller decides about a code it presents: refused (wrong
+/// redirect URI or PKCE verifier), or accepted with or without a first
+/// refresh token.
+pub enum CodeCheck {
+    Refused,
+    Accepted(Option<NewRefresh>),
+}
+
 /// Spends the authorization code with `code_hash` for `app`: if `check`
-/// (redirect URI and PKCE) accepts it, a grant is created, with a first
-/// refresh token when one is given. A code is spent even when the check
-/// fails, so a stolen code cannot be tried against many verifiers.
+/// accepts it, a grant is created, with a first refresh token when the
+/// check gives one. A code is spent even when the check fails, so a stolen
+/// code cannot be tried against many verifiers.
 pub async fn exchange_code(
     db: &Database,
     app: AppId,
     code_hash: &str,
-    check: impl FnOnce(&oauth_code::Model) -> bool,
-    refresh: Option<NewRefresh>,
+    check: impl FnOnce(&oauth_code::Model) -> CodeCheck,
 ) -> Result<Exchange, StorageError> {
     let now = Utc::now();
     let txn = db.begin_write().await?;
@@ -223,10 +230,13 @@ pub async fn exchange_code(
     if spent.rows_affected == 0 {
         return Ok(Exchange::Reused);
     }
-    if code.expires_at <= now || !check(&code) {
-        txn.commit().await?;
-        return Ok(Exchange::Invalid);
-    }
+    let refresh = match check(&code) {
+        CodeCheck::Accepted(refresh) if code.expires_at > now => refresh,
+        _ => {
+            txn.commit().await?;
+            return Ok(Exchange::Invalid);
+        }
+    };
     let grant = insert_grant(&txn, app, Some(code.user_id), None, &code.scopes, now).await?;
     oauth_code::Entity::update_many()
         .col_expr(oauth_code::Column::GrantId, Expr::value(Some(grant.id)))
