@@ -17,3 +17,4 @@ mod service;
 mod share_links;
 mod simulate;
 mod subjects;
+mod oauth;
