@@ -100,10 +100,6 @@ impl Scopes {
         Ok(Scopes(set))
     }
 
-    pub fn from_iter(scopes: impl IntoIterator<Item = Scope>) -> Scopes {
-        Scopes(scopes.into_iter().collect())
-    }
-
     pub fn contains(&self, scope: Scope) -> bool {
         self.0.contains(&scope)
     }
@@ -122,6 +118,12 @@ impl Scopes {
 
     pub fn without(&self, scope: Scope) -> Scopes {
         Scopes(self.0.iter().copied().filter(|s| *s != scope).collect())
+    }
+}
+
+impl FromIterator<Scope> for Scopes {
+    fn from_iter<I: IntoIterator<Item = Scope>>(scopes: I) -> Scopes {
+        Scopes(scopes.into_iter().collect())
     }
 }
 
@@ -218,7 +220,7 @@ mod tests {
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));
             assert!(!scope.describe().is_empty());
         }
-        let all = Scopes::from_iter(Scope::ALL);
+        let all: Scopes = Scope::ALL.into_iter().collect();
         assert!(s.is_subset(&all) && !all.is_subset(&s));
         assert!(!all.without(Scope::OfflineAccess).contains(Scope::OfflineAccess));
     }

@@ -92,7 +92,7 @@ pub async fn create_app(
     for (i, scope) in body.scopes.iter().enumerate() {
         match Scopes::parse(scope) {
             Ok(one) if !one.is_empty() && !scope.contains(' ') => {
-                scopes = Scopes::from_iter(scopes.iter().chain(one.iter()));
+                scopes = scopes.iter().chain(one.iter()).collect();
             }
             Ok(_) => errors.add(format!("scopes[{i}]"), "must be one scope name"),
             Err(message) => errors.add(format!("scopes[{i}]"), message),
