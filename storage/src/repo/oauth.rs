@@ -398,12 +398,25 @@ async fn revoke_grant_in(db: &impl ConnectionTrait, grant: Uuid, now: DateTime<U
     Ok(())
 }
 
-/// Deletes codes that expired more than a day ago.
-pub async fn purge_expired_codes(db: &Database) -> Result<u64, StorageError> {
-    let cutoff = Utc::now() - chrono::Duration::days(1);
-    let res = oauth_code::Entity::delete_many()
-        .filter(oauth_code::Column::ExpiresAt.lt(cutoff))
+/// Deletes what can no longer be used: codes and refresh tokens that
+/// expired more than a day ago, revoked grants' leftovers, and
+/// client_credentials grants older than two days (their access tokens live
+/// at most a day). Idempotent, so every node may run it.
+pub async fn purge_stale(db: &Database) -> Result<u64, StorageError> {
+    let now = Utc::now();
+    let day_ago = now - chrono::Duration::days(1);
+    let codes = oauth_code::Entity::delete_many()
+        .filter(oauth_code::Column::ExpiresAt.lt(day_ago))
         .exec(db.conn())
         .await?;
-    Ok(res.rows_affected)
+    let tokens = oauth_refresh_token::Entity::delete_many()
+        .filter(oauth_refresh_token::Column::ExpiresAt.lt(day_ago))
+        .exec(db.conn())
+        .await?;
+    let grants = oauth_grant::Entity::delete_many()
+        .filter(oauth_grant::Column::UserId.is_null())
+        .filter(oauth_grant::Column::CreatedAt.lt(now - chrono::Duration::days(2)))
+        .exec(db.conn())
+        .await?;
+    Ok(codes.rows_affected + tokens.rows_affected + grants.rows_affected)
 }
