@@ -842,6 +842,13 @@ async fn another_membership_cannot_see_or_touch_an_app() {
     let apps = format!("/v1/memberships/{}/apps", acme.membership_id);
     let one = format!("{apps}/{client_id}");
     app.get(&apps, &mallory.token).await.problem(404, "not-found");
+    app.post(
+        &apps,
+        Some(&mallory.token),
+        json!({"name": "m", "client_type": "public", "redirect_uris": [REDIRECT], "scopes": ["profile"]}),
+    )
+    .await
+    .problem(404, "not-found");
     app.get(&one, &mallory.token).await.problem(404, "not-found");
     app.delete(&one, &mallory.token).await.problem(404, "not-found");
     app.post(&format!("{one}/rotate-secret"), Some(&mallory.token), json!({}))
@@ -854,8 +861,52 @@ async fn another_membership_cannot_see_or_touch_an_app() {
     app.get(&format!("{apps}/{}", Uuid::now_v7()), &acme.token)
         .await
         .problem(404, "not-found");
+    let res = app.get(&format!("{apps}/not-a-uuid"), &acme.token).await;
+    res.problem(400, "invalid-parameter");
+    assert_eq!(res.fields(), ["app_id"]);
     // Still there for its owner.
     let res = app.get(&one, &acme.token).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.body["name"], "Sleep Coach <beta>");
+}
+
+#[tokio::test]
+async fn the_consent_page_shares_the_sign_in_rate_limit() {
+    let app = TestApp::spawn_with(|c| c.login_max_failures_per_account = 2).await;
+    let dev = app.company("dev@limit.example").await;
+    let ada = app.individual("ada@limit.example").await;
+    let (client_id, _) = register(&app, &dev, "public", &["profile"]).await;
+    let client = oauth_client(&app, &client_id, None);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = open(&app, url.as_str()).await;
+    let wrong = [
+        ("email", ada.email.as_str()),
+        ("password", "guess"),
+        ("decision", "approve"),
+    ];
+    for _ in 0..2 {
+        let (status, _, _) = submit(&app, &page, &wrong, true).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let right = [
+        ("email", ada.email.as_str()),
+        ("password", PASSWORD),
+        ("decision", "approve"),
+    ];
+    let (status, location, body) = submit(&app, &page, &right, true).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(location.is_none() && body.contains("Too many attempts"));
+    // The sign-in endpoint counts the same failures.
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": ada.email, "password": PASSWORD}),
+    )
+    .await
+    .problem(429, "rate-limited");
 }
