@@ -78,6 +78,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .str("/id");
 
+    let acme_app = app
+        .post(
+            &format!("/v1/memberships/{}/apps", acme.membership_id),
+            Some(&acme.token),
+            json!({"name": "Acme app", "client_type": "confidential", "redirect_uris": ["https://acme.example/cb"], "scopes": ["profile"]}),
+        )
+        .await
+        .str("/app/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -101,7 +110,8 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{did}", &device)
             .replace("{cid}", &command)
             .replace("{uid}", &staff_id.to_string())
-            .replace("{kid}", &acme_key_id.to_string());
+            .replace("{kid}", &acme_key_id.to_string())
+            .replace("{app_id}", &acme_app);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
@@ -163,6 +173,16 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .body;
     assert_eq!(before_members, after_members);
+    assert_eq!(
+        app.get(
+            &format!("/v1/memberships/{}/apps/{acme_app}", acme.membership_id),
+            &acme.token
+        )
+        .await
+        .status,
+        StatusCode::OK,
+        "the app was not deleted by a stranger"
+    );
     assert_eq!(
         app.get(&format!("/v1/memberships/{}", acme.membership_id), &acme_key)
             .await
