@@ -297,6 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn app_and_consent_tokens_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path());
+        let (app, grant) = (AppId::new(), GrantId::new());
+        let token = k.issue_app(Uuid::now_v7(), app, grant, "profile").unwrap();
+        let claims = k.verify(&token).unwrap();
+        assert_eq!(claims.app, Some(app.as_uuid()));
+        assert_eq!(claims.grant, Some(grant.as_uuid()));
+        assert_eq!(claims.scope.as_deref(), Some("profile"));
+        assert!(
+            k.verify_consent(&token).is_none(),
+            "an access token is no consent token"
+        );
+        let user = k.verify(&k.issue(UserId::new()).unwrap()).unwrap();
+        assert!(user.app.is_none() && user.scope.is_none());
+
+        let consent = k.issue_consent("p".into(), "c".into(), 60).unwrap();
+        assert_eq!(k.verify_consent(&consent).unwrap().params, "p");
+        assert!(k.verify(&consent).is_none(), "a consent token is no access token");
+        let expired = k.issue_consent("p".into(), "c".into(), -1).unwrap();
+        assert!(k.verify_consent(&expired).is_none());
+    }
+
+    #[test]
     fn expired_tokens_fail() {
         let dir = tempfile::tempdir().unwrap();
         let k = JwtKeys::load_or_generate(&dir.path().join("k.pem"), "iss".into(), 0).unwrap();
