@@ -81,6 +81,16 @@ use crate::routes;
         routes::audit::list,
         routes::audit::verify,
         routes::fhir::bundle,
+        routes::apps::create_app,
+        routes::apps::list_apps,
+        routes::apps::get_app,
+        routes::apps::delete_app,
+        routes::apps::rotate_secret,
+        routes::oauth::authorize_page,
+        routes::oauth::authorize_submit,
+        routes::oauth::token,
+        routes::oauth::revoke,
+        routes::oauth::metadata,
     ),
     components(schemas(Problem, FieldError))
 )]
@@ -89,10 +99,34 @@ struct ApiDoc;
 static SPEC: LazyLock<String> = LazyLock::new(|| {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     vitalfarm_openapi::finalize(&mut doc);
+    add_app_scopes(&mut doc);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
 });
+
+/// Lets every operation an OAuth2 app may call say so: its security
+/// requirements gain `oauth2` with the scope from `crate::scopes`.
+fn add_app_scopes(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let Some(Some(scope)) = crate::scopes::lookup(&method.to_uppercase(), path) else {
+                continue;
+            };
+            if let Some(security) = op.get_mut("security").and_then(serde_json::Value::as_array_mut)
+                && !security.is_empty()
+            {
+                security.push(serde_json::json!({ vitalfarm_openapi::doc::OAUTH2: [scope.as_str()] }));
+            }
+        }
+    }
+}
 
 /// The published document as pretty JSON, exactly as committed in
 /// `openapi/openapi.json`.

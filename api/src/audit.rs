@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use vitalfarm_domain::audit::ActorKind;
-use vitalfarm_domain::{ApiKeyId, ConsentId, DeviceId, MembershipId, UserId};
+use vitalfarm_domain::{ApiKeyId, AppId, ConsentId, DeviceId, MembershipId, UserId};
 use vitalfarm_storage::repo::{accounts, audit};
 
 use crate::error::{ApiError, ApiResult};
@@ -22,6 +22,8 @@ pub use vitalfarm_domain::audit::Outcome;
 pub enum Actor {
     User(UserId),
     ApiKey(ApiKeyId),
+    /// A third-party app, for a user or with its own credentials.
+    App(AppId),
     Device(DeviceId),
     /// Someone without credentials, e.g. the holder of a share link.
     Anonymous,
@@ -36,6 +38,7 @@ impl Actor {
         match principal {
             Principal::User { id } => Actor::User(*id),
             Principal::ApiKey { id, .. } => Actor::ApiKey(*id),
+            Principal::App { app, .. } => Actor::App(*app),
         }
     }
 
@@ -43,6 +46,7 @@ impl Actor {
         match self {
             Actor::User(id) => (ActorKind::User, Some(id.as_uuid())),
             Actor::ApiKey(id) => (ActorKind::ApiKey, Some(id.as_uuid())),
+            Actor::App(id) => (ActorKind::App, Some(id.as_uuid())),
             Actor::Device(id) => (ActorKind::Device, Some(id.as_uuid())),
             Actor::Anonymous => (ActorKind::Anonymous, None),
             Actor::System => (ActorKind::System, None),

@@ -25,6 +25,22 @@ pub async fn role_in(state: &AppState, principal: &Principal, membership: Member
         Principal::ApiKey {
             membership: own, role, ..
         } => (*own == membership).then_some(*role),
+        // An app acting for a user stands where that user stands, but never
+        // as owner: irreversible acts on a membership (erasure) stay with
+        // people.
+        Principal::App { user: Some(user), .. } => accounts::role_of(&state.db, *user, membership)
+            .await?
+            .map(|r| r.max(Role::Admin)),
+        // client_credentials: no person approved anything, so the app gets a
+        // read-only role in its own membership (analyst). Writes in the
+        // company's name stay with people and with API keys, whose role an
+        // admin chose deliberately; the scopes narrow the reads further.
+        Principal::App {
+            user: None,
+            membership: Some(own),
+            ..
+        } => (*own == membership).then_some(Role::Analyst),
+        Principal::App { .. } => None,
     };
     role.ok_or(ApiError::NotFound("membership"))
 }

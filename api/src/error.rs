@@ -53,6 +53,8 @@ pub enum ApiError {
     Gone(String),
     #[error("stored data failed its integrity check")]
     DataIntegrity,
+    #[error("insufficient scope")]
+    InsufficientScope { scope: &'static str },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -82,6 +84,7 @@ impl ApiError {
             Gone(_) => ProblemKind::Gone,
             DataIntegrity => ProblemKind::DataIntegrity,
             Internal(_) => ProblemKind::Internal,
+            InsufficientScope { .. } => ProblemKind::InsufficientScope,
         }
     }
 
@@ -125,6 +128,9 @@ impl ApiError {
                     .to_owned()
             }
             Internal(_) => "an unexpected error occurred; quote the request id when reporting it".to_owned(),
+            InsufficientScope { scope } => {
+                format!("this needs the scope {scope}, which the app was not granted")
+            }
         }
     }
 
@@ -219,6 +225,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"vitalfarm\""));
+            }
+            ApiError::InsufficientScope { scope } => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"vitalfarm\", error=\"insufficient_scope\", scope=\"{scope}\""),
+                ));
             }
             _ => {}
         }

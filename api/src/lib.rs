@@ -16,6 +16,7 @@ pub mod farm_keys;
 pub mod ingest;
 pub mod mqtt;
 pub mod routes;
+pub mod scopes;
 pub mod server;
 pub mod sharing;
 pub mod simulate;

@@ -117,6 +117,9 @@ async fn janitor(db: Database) {
         if let Err(e) = rate_limits::purge_stale(&db, chrono::Duration::days(1)).await {
             tracing::warn!(error = %e, "purging rate-limit counters failed");
         }
+        if let Err(e) = vitalfarm_storage::repo::oauth::purge_stale(&db).await {
+            tracing::warn!(error = %e, "purging stale OAuth codes, tokens and grants failed");
+        }
     }
 }
 

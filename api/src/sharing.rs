@@ -88,6 +88,28 @@ pub async fn acting_memberships(
                 Vec::new()
             }
         }
+        // An app acts from where its user or its own membership stands,
+        // with the role `authz::role_in` gives it there.
+        Principal::App { user: Some(user), .. } => {
+            let mut out = Vec::new();
+            for m in accounts::memberships_of_user(&state.db, *user).await? {
+                let id = MembershipId::from_uuid(m.membership.id);
+                if authz::role_in(state, principal, id)
+                    .await
+                    .is_ok_and(|r| r.allows(permission))
+                {
+                    out.push(id);
+                }
+            }
+            out
+        }
+        Principal::App {
+            membership: Some(own), ..
+        } => match authz::role_in(state, principal, *own).await {
+            Ok(role) if role.allows(permission) => vec![*own],
+            _ => Vec::new(),
+        },
+        Principal::App { .. } => Vec::new(),
     })
 }
 

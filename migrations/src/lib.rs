@@ -13,6 +13,7 @@ mod m20261121_000006_mqtt_sessions;
 mod m20261121_000007_readings_cover;
 mod m20261122_000008_consents;
 mod m20261122_000009_audit;
+mod m20261122_000010_oauth;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_readings_cover::Migration),
             Box::new(m20261122_000008_consents::Migration),
             Box::new(m20261122_000009_audit::Migration),
+            Box::new(m20261122_000010_oauth::Migration),
         ]
     }
 }

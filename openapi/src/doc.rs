@@ -53,12 +53,17 @@ pub const TAGS: &[(&str, &str)] = &[
         "audit",
         "Each membership's tamper-evident log of who did what to its data, and the check of its hash chain.",
     ),
+    (
+        "oauth",
+        "OAuth2 for third-party apps: app registration, authorization code with PKCE, tokens, revocation, metadata.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.
 pub const BEARER_JWT: &str = "bearer_jwt";
 pub const API_KEY: &str = "api_key";
 pub const DEVICE: &str = "device";
+pub const OAUTH2: &str = "oauth2";
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -100,6 +105,7 @@ pub fn finalize(doc: &mut Value) {
                 "description": "A device's credentials, `Device <device_id>:<secret>`, from registration or `/v1/devices/{did}/rotate-secret`."
             }
         });
+        components["securitySchemes"][OAUTH2] = oauth2_scheme();
         components["responses"] = problem_responses();
     }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
@@ -114,6 +120,32 @@ pub fn finalize(doc: &mut Value) {
             }
         }
     }
+}
+
+/// Third-party apps: authorization code with PKCE (S256) for acting for a
+/// person, client credentials for acting for the app's own membership.
+/// Operations name the scope they need in their security requirement.
+fn oauth2_scheme() -> Value {
+    let scopes: Map<String, Value> = vitalfarm_domain::oauth::Scope::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), Value::String(s.describe().to_owned())))
+        .collect();
+    json!({
+        "type": "oauth2",
+        "description": "Access tokens issued to registered apps (`/v1/memberships/{mid}/apps`). PKCE with S256 is required; refresh tokens only with `offline_access`; metadata at `/.well-known/oauth-authorization-server`.",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": "/oauth/authorize",
+                "tokenUrl": "/oauth/token",
+                "refreshUrl": "/oauth/token",
+                "scopes": scopes
+            },
+            "clientCredentials": {
+                "tokenUrl": "/oauth/token",
+                "scopes": scopes
+            }
+        }
+    })
 }
 
 fn problem_responses() -> Value {
@@ -235,6 +267,7 @@ problem_response! {
     GoneResponse => Gone,
     DataIntegrityResponse => DataIntegrity,
     PayloadTooLargeResponse => PayloadTooLarge,
+    InsufficientScopeResponse => InsufficientScope,
 }
 
 #[cfg(test)]

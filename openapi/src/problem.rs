@@ -71,10 +71,11 @@ pub enum ProblemKind {
     DataIntegrity,
     Internal,
     Unavailable,
+    InsufficientScope,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 21] = [
+    pub const ALL: [ProblemKind; 22] = [
         ProblemKind::InvalidJson,
         ProblemKind::InvalidParameter,
         ProblemKind::ValidationFailed,
@@ -96,6 +97,7 @@ impl ProblemKind {
         ProblemKind::DataIntegrity,
         ProblemKind::Internal,
         ProblemKind::Unavailable,
+        ProblemKind::InsufficientScope,
     ];
 
     /// `(status, slug, title)` of each kind.
@@ -127,6 +129,11 @@ impl ProblemKind {
             DataIntegrity => (500, "data-integrity", "Stored data failed its integrity check"),
             Internal => (500, "internal", "Internal server error"),
             Unavailable => (503, "unavailable", "The service is temporarily unavailable"),
+            InsufficientScope => (
+                403,
+                "insufficient-scope",
+                "The app's access token lacks the scope this needs",
+            ),
         }
     }
 
@@ -171,6 +178,7 @@ impl ProblemKind {
             DataIntegrity => "DataIntegrity",
             Internal => "InternalError",
             Unavailable => "Unavailable",
+            InsufficientScope => "InsufficientScope",
         }
     }
 
@@ -198,6 +206,7 @@ impl ProblemKind {
             DataIntegrity => "the stored file does not authenticate; it was altered or damaged in storage",
             Internal => "an unexpected error occurred; quote the request id when reporting it",
             Unavailable => "the database is not reachable",
+            InsufficientScope => "this needs the scope readings.read, which the app was not granted",
         }
     }
 

@@ -78,6 +78,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .str("/id");
 
+    let acme_app = app
+        .post(
+            &format!("/v1/memberships/{}/apps", acme.membership_id),
+            Some(&acme.token),
+            json!({"name": "Acme app", "client_type": "confidential", "redirect_uris": ["https://acme.example/cb"], "scopes": ["profile"]}),
+        )
+        .await
+        .str("/app/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -101,7 +110,8 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{did}", &device)
             .replace("{cid}", &command)
             .replace("{uid}", &staff_id.to_string())
-            .replace("{kid}", &acme_key_id.to_string());
+            .replace("{kid}", &acme_key_id.to_string())
+            .replace("{app_id}", &acme_app);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
@@ -163,6 +173,16 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .body;
     assert_eq!(before_members, after_members);
+    assert_eq!(
+        app.get(
+            &format!("/v1/memberships/{}/apps/{acme_app}", acme.membership_id),
+            &acme.token
+        )
+        .await
+        .status,
+        StatusCode::OK,
+        "the app was not deleted by a stranger"
+    );
     assert_eq!(
         app.get(&format!("/v1/memberships/{}", acme.membership_id), &acme_key)
             .await
@@ -250,10 +270,11 @@ async fn call_as(
 
 /// An individual's data after its consents ended: the company whose
 /// consent was revoked, the company whose consent expired (with its API
-/// key), a stranger and another company's device reach nothing of it
+/// key), a stranger, another company's device, another company's app and
+/// an app Ann approved without the needed scope reach nothing of it
 /// through any operation of the spec, and change nothing.
 #[tokio::test]
-async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
+async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual() {
     use chrono::{Duration, Utc};
     let app = TestApp::spawn().await;
     let ann = app.individual("ann@example.org").await;
@@ -324,6 +345,22 @@ async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
     let stranger = app.individual("stranger@example.org").await;
     let rival = app.company("owner@rival.example").await;
     let rival_device = app.monitored_device(&rival, "RIVAL-1").await;
+    // Apps: Ann's own approval of an app that asked only for her profile,
+    // and a foreign company's backend with every data scope.
+    let developer = app.company("dev@apps.example").await;
+    let profile_only = super::oauth::user_app_token(&app, &developer, &ann, &["profile"]).await;
+    let foreign_app = super::oauth::company_app_token(
+        &app,
+        &rival,
+        &[
+            "readings.read",
+            "files.read",
+            "devices.read",
+            "consents.read",
+            "profile",
+        ],
+    )
+    .await;
     tokio::time::sleep((expires - Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(100))
         .await;
 
@@ -343,6 +380,16 @@ async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
         ("expired company key", format!("Bearer {beta_key}"), revoked.clone()),
         ("stranger", format!("Bearer {}", stranger.token), revoked.clone()),
         ("foreign device", rival_device.credential(), revoked.clone()),
+        (
+            "Ann's app without the scope",
+            format!("Bearer {profile_only}"),
+            revoked.clone(),
+        ),
+        (
+            "foreign company's app",
+            format!("Bearer {foreign_app}"),
+            revoked.clone(),
+        ),
     ];
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -373,6 +420,11 @@ async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
                 })
                 .unwrap_or_default();
             for (who, authorization, consent) in &principals {
+                // The profile scope does show Ann's own membership to the
+                // app she approved for it: that is the scope's purpose.
+                if who.starts_with("Ann's app") && path == "/v1/memberships/{mid}" {
+                    continue;
+                }
                 // A party to a consent may read that consent's own record,
                 // so each walks the consent it was never a party to.
                 let id = if path.starts_with("/v1/consent-requests/") {
@@ -390,7 +442,8 @@ async fn ended_consents_and_foreign_devices_open_nothing_of_an_individual() {
                     .replace("{cid}", &uuid::Uuid::now_v7().to_string())
                     .replace("{lid}", &uuid::Uuid::now_v7().to_string())
                     .replace("{uid}", &ann.user_id.to_string())
-                    .replace("{kid}", &uuid::Uuid::now_v7().to_string());
+                    .replace("{kid}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{app_id}", &uuid::Uuid::now_v7().to_string());
                 let target = if query.is_empty() {
                     concrete
                 } else {

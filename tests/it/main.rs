@@ -15,6 +15,7 @@ mod fhir;
 mod isolation;
 mod members;
 mod mqtt;
+mod oauth;
 mod readings;
 mod service;
 mod share_links;

@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use vitalfarm_domain::UserId;
+use vitalfarm_domain::{AppId, GrantId, UserId};
 use vitalfarm_openapi::health::{Jwk, Jwks};
 
 /// Audience of every access token vitalfarm issues.
@@ -29,6 +29,33 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// Present only in tokens issued to an OAuth2 app: the app, its grant
+    /// and the granted scopes. A token with `app` is never taken for the
+    /// user's own token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Audience of the request tokens of the OAuth consent page: signed with the
+/// same key as access tokens, but never accepted as one.
+pub const CONSENT_AUDIENCE: &str = "vitalfarm-oauth-consent";
+
+/// What the consent page's form carries back: proof that this server
+/// rendered it, for these authorization parameters, to this browser.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsentClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// SHA-256 of the authorization parameters the page was rendered for.
+    pub params: String,
+    /// SHA-256 of the browser-bound cookie set with the page.
+    pub cookie: String,
 }
 
 struct VerifyingKey {
@@ -91,10 +118,67 @@ impl JwtKeys {
             iat: now,
             exp: now + i64::try_from(self.ttl_secs).unwrap_or(i64::MAX / 2),
             jti: Uuid::now_v7(),
+            app: None,
+            grant: None,
+            scope: None,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+    }
+
+    /// An access token for an OAuth2 app: `sub` is the user who approved it,
+    /// or the app itself for client_credentials (RFC 9068).
+    pub fn issue_app(&self, sub: Uuid, app: AppId, grant: GrantId, scope: &str) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub,
+            aud: AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + i64::try_from(self.ttl_secs).unwrap_or(i64::MAX / 2),
+            jti: Uuid::now_v7(),
+            app: Some(app.as_uuid()),
+            grant: Some(grant.as_uuid()),
+            scope: Some(scope.to_owned()),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+    }
+
+    /// A consent page's request token, valid for `ttl_secs`.
+    pub fn issue_consent(&self, params: String, cookie: String, ttl_secs: i64) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = ConsentClaims {
+            iss: self.issuer.clone(),
+            aud: CONSENT_AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + ttl_secs,
+            params,
+            cookie,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.signing)?)
+    }
+
+    /// The claims of a valid consent request token.
+    pub fn verify_consent(&self, token: &str) -> Option<ConsentClaims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = self.verifying.iter().find(|k| k.kid == kid)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[CONSENT_AUDIENCE]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        jsonwebtoken::decode::<ConsentClaims>(token, &key.key, &validation)
+            .ok()
+            .map(|d| d.claims)
     }
 
     /// The claims of a valid token: right key, signature, issuer, audience
@@ -213,6 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn app_and_consent_tokens_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = keys(dir.path());
+        let (app, grant) = (AppId::new(), GrantId::new());
+        let token = k.issue_app(Uuid::now_v7(), app, grant, "profile").unwrap();
+        let claims = k.verify(&token).unwrap();
+        assert_eq!(claims.app, Some(app.as_uuid()));
+        assert_eq!(claims.grant, Some(grant.as_uuid()));
+        assert_eq!(claims.scope.as_deref(), Some("profile"));
+        assert!(
+            k.verify_consent(&token).is_none(),
+            "an access token is no consent token"
+        );
+        let user = k.verify(&k.issue(UserId::new()).unwrap()).unwrap();
+        assert!(user.app.is_none() && user.scope.is_none());
+
+        let consent = k.issue_consent("p".into(), "c".into(), 60).unwrap();
+        assert_eq!(k.verify_consent(&consent).unwrap().params, "p");
+        assert!(k.verify(&consent).is_none(), "a consent token is no access token");
+        let expired = k.issue_consent("p".into(), "c".into(), -1).unwrap();
+        assert!(k.verify_consent(&expired).is_none());
+    }
+
+    #[test]
     fn expired_tokens_fail() {
         let dir = tempfile::tempdir().unwrap();
         let k = JwtKeys::load_or_generate(&dir.path().join("k.pem"), "iss".into(), 0).unwrap();
@@ -223,6 +331,9 @@ mod tests {
             iat: 0,
             exp: 1,
             jti: Uuid::now_v7(),
+            app: None,
+            grant: None,
+            scope: None,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(k.kid.clone());

@@ -10,6 +10,12 @@ use subtle::ConstantTimeEq;
 pub const API_KEY_PREFIX: &str = "vf_key_";
 pub const REFRESH_PREFIX: &str = "vf_rt_";
 pub const INVITE_PREFIX: &str = "vf_inv_";
+/// OAuth2: a confidential app's client secret, an authorization code, an
+/// app's refresh token, and the consent page's browser-binding cookie.
+pub const CLIENT_SECRET_PREFIX: &str = "vf_cs_";
+pub const AUTH_CODE_PREFIX: &str = "vf_ac_";
+pub const APP_REFRESH_PREFIX: &str = "vf_art_";
+pub const CONSENT_COOKIE_PREFIX: &str = "vf_cc_";
 
 pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut buf = [0u8; N];

@@ -45,3 +45,4 @@ path_id!(PathDeviceId, DeviceId, "did");
 path_id!(PathCommandId, CommandId, "cid");
 path_id!(PathConsentId, ConsentId, "id");
 path_id!(PathConsentRequestId, ConsentRequestId, "id");
+path_id!(PathAppId, vitalfarm_domain::AppId, "app_id");

@@ -9,6 +9,7 @@ use vitalfarm_openapi::accounts::{
     AcceptInvitationRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
 };
 use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, NotFoundResponse, RateLimitedResponse};
+use vitalfarm_storage::entity::user;
 use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
 
 use super::RouteSet;
@@ -221,37 +222,7 @@ pub async fn login(
         errors.add("password", "must be at most 1024 characters");
     }
     errors.into_result()?;
-    check_ip_budget(&state, format!("login:ip:{}", client_ip(&req, &state))).await?;
-    // A malformed address is just an account that does not exist: it costs
-    // an attempt and a hash like any other.
-    let email = Email::parse(&body.email).ok();
-    let account_key = format!("login:account:{}", body.email.trim().to_lowercase());
-    let w = rate_limits::peek(&state.db, &account_key, window(&state)).await?;
-    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
-        return Err(retry_after(&w));
-    }
-    let user = match &email {
-        Some(email) => accounts::find_user_by_email(&state.db, email).await?,
-        None => None,
-    };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    if !pw::verify(body.password, stored).await? {
-        rate_limits::hit(&state.db, &account_key, window(&state)).await?;
-        if let Some(user) = &user {
-            // Off the request's path, so neither the answer nor its timing
-            // tells whether the account exists.
-            audit::record_for_user_later(
-                state.clone().into_inner(),
-                UserId::from_uuid(user.id),
-                "auth.sign_in",
-                audit::Outcome::Failed,
-                json!({"reason": "invalid_credentials"}),
-            );
-        }
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user = user.ok_or(ApiError::InvalidCredentials)?;
-    rate_limits::reset(&state.db, &account_key).await?;
+    let user = check_password(&req, &state, &body.email, body.password).await?;
     tracing::info!(user_id = %user.id, "login");
     let user = UserId::from_uuid(user.id);
     let tokens = issue_tokens(&state, user).await?;
@@ -319,4 +290,48 @@ pub async fn logout(state: web::Data<AppState>, Json(body): Json<RefreshRequest>
         audit::record_for_user(&state, user, "auth.sign_out", audit::Outcome::Allowed, json!({})).await?;
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Checks an email and password as sign-in does, under the same budgets:
+/// per client address, and failed attempts per account (429 with
+/// `Retry-After` past either). The OAuth consent page signs people in with
+/// it too, so the page is no way around the limits.
+pub async fn check_password(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    email: &str,
+    password: String,
+) -> ApiResult<user::Model> {
+    check_ip_budget(state, format!("login:ip:{}", client_ip(req, state))).await?;
+    // A malformed address is just an account that does not exist: it costs
+    // an attempt and a hash like any other.
+    let parsed = Email::parse(email).ok();
+    let account_key = format!("login:account:{}", email.trim().to_lowercase());
+    let w = rate_limits::peek(&state.db, &account_key, window(state)).await?;
+    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
+        return Err(retry_after(&w));
+    }
+    let user = match &parsed {
+        Some(email) => accounts::find_user_by_email(&state.db, email).await?,
+        None => None,
+    };
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !pw::verify(password, stored).await? {
+        rate_limits::hit(&state.db, &account_key, window(state)).await?;
+        if let Some(user) = &user {
+            // Off the request's path, so neither the answer nor its timing
+            // tells whether the account exists.
+            audit::record_for_user_later(
+                state.clone().into_inner(),
+                UserId::from_uuid(user.id),
+                "auth.sign_in",
+                audit::Outcome::Failed,
+                json!({"reason": "invalid_credentials"}),
+            );
+        }
+        return Err(ApiError::InvalidCredentials);
+    }
+    let user = user.ok_or(ApiError::InvalidCredentials)?;
+    rate_limits::reset(&state.db, &account_key).await?;
+    Ok(user)
 }

@@ -142,6 +142,7 @@ pub async fn create(
     let created_by = match &auth.0 {
         Principal::User { id } => id.as_uuid(),
         Principal::ApiKey { id, .. } => id.as_uuid(),
+        Principal::App { app, .. } => app.as_uuid(),
     };
     let cmd = repo::create(
         &state.db,

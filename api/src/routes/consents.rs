@@ -760,7 +760,7 @@ pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -
         crate::extract::auth::Principal::User { id } => accounts::role_of(&state.db, *id, grantor)
             .await?
             .is_some_and(|r| r.allows(Permission::ManageConsents)),
-        crate::extract::auth::Principal::ApiKey { .. } => false,
+        crate::extract::auth::Principal::ApiKey { .. } | crate::extract::auth::Principal::App { .. } => false,
     };
     if !allowed {
         return Err(ApiError::Forbidden(

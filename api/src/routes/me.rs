@@ -35,7 +35,7 @@ pub fn user_dto(u: &user::Model) -> User {
         (status = 403, response = ForbiddenResponse),
     ))]
 pub async fn me(state: web::Data<AppState>, auth: Auth) -> ApiResult<web::Json<MeResponse>> {
-    let user_id = auth.user()?;
+    let user_id = auth.acting_user()?;
     let user = accounts::find_user(&state.db, user_id)
         .await?
         .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;

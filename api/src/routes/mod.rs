@@ -9,6 +9,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 use crate::error::ApiError;
 
 pub mod api_keys;
+pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod members;
 pub mod memberships;
 pub mod metrics_catalog;
 pub mod mqtt_auth;
+pub mod oauth;
 pub mod readings;
 pub mod share_links;
 pub mod subjects;
@@ -98,6 +100,8 @@ pub fn all() -> RouteSet {
     consents::routes(&mut r);
     audit::routes(&mut r);
     fhir::routes(&mut r);
+    apps::routes(&mut r);
+    oauth::routes(&mut r);
     r
 }
 

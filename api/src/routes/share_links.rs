@@ -93,6 +93,7 @@ pub async fn create(
     let created_by = match &auth.0 {
         Principal::User { id } => id.as_uuid(),
         Principal::ApiKey { id, .. } => id.as_uuid(),
+        Principal::App { app, .. } => app.as_uuid(),
     };
     let link = share_links::create(&state.db, fid.0, &file, secrets::digest(&token), created_by, expires_at).await?;
     let view = share_links::get(&state.db, fid.0, vitalfarm_domain::ShareLinkId::from_uuid(link.id)).await?;

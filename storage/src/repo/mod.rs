@@ -10,6 +10,7 @@ pub mod devices;
 pub mod farms;
 pub mod members;
 pub mod mqtt_sessions;
+pub mod oauth;
 pub mod rate_limits;
 pub mod readings;
 pub mod refresh_tokens;
