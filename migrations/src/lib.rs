@@ -11,6 +11,7 @@ mod m20261121_000004_readings;
 mod m20261121_000005_commands;
 mod m20261121_000006_mqtt_sessions;
 mod m20261121_000007_readings_cover;
+mod m20261122_000011_jobs;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_commands::Migration),
             Box::new(m20261121_000006_mqtt_sessions::Migration),
             Box::new(m20261121_000007_readings_cover::Migration),
+            Box::new(m20261122_000011_jobs::Migration),
         ]
     }
 }

@@ -17,3 +17,4 @@ pub mod share_link;
 pub mod share_link_use;
 pub mod subject;
 pub mod user;
+pub mod job;

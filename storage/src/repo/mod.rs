@@ -13,3 +13,5 @@ pub mod readings;
 pub mod refresh_tokens;
 pub mod share_links;
 pub mod subjects;
+pub mod jobs;
+pub mod erasure;
