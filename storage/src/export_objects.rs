@@ -133,3 +133,28 @@ pub async fn exists(blobs: &BlobStore, key: &str) -> Result<bool, BlobError> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Removes every export object of `membership`; returns how many.
+pub async fn delete_all_of(blobs: &BlobStore, membership: Uuid) -> Result<usize, BlobError> {
+    let store = blobs.object_store();
+    let prefix = Path::from(format!("exports/{membership}"));
+    let mut listing = store.list(Some(&prefix));
+    let mut locations = Vec::new();
+    while let Some(meta) = listing.next().await {
+        match meta {
+            Ok(meta) => locations.push(meta.location),
+            // A local store without the directory yet: nothing to remove.
+            Err(object_store::Error::NotFound { .. }) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(listing);
+    let n = locations.len();
+    for location in locations {
+        match store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}

@@ -207,3 +207,16 @@ pub async fn is_live(db: &impl ConnectionTrait, membership: MembershipId) -> Res
         .await?
         .is_some_and(|m| m.erased_at.is_none()))
 }
+
+/// Memberships erased since `since`: the export sweep removes whatever
+/// export objects of theirs survived the erasure (a crash right after its
+/// commit, an upload that finished during it).
+pub async fn erased_since(db: &Database, since: chrono::DateTime<Utc>) -> Result<Vec<Uuid>, StorageError> {
+    Ok(membership::Entity::find()
+        .select_only()
+        .column(membership::Column::Id)
+        .filter(membership::Column::ErasedAt.gte(since))
+        .into_tuple::<Uuid>()
+        .all(db.conn())
+        .await?)
+}
