@@ -69,6 +69,11 @@ use crate::routes;
         routes::share_links::revoke,
         routes::share_links::uses,
         routes::share_links::download,
+        routes::exports::create,
+        routes::exports::list,
+        routes::exports::get,
+        routes::exports::download,
+        routes::erasure::erase,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -45,6 +45,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "Called by an external MQTT broker (Mosquitto go-auth, EMQX) to log devices in and check topics.",
     ),
     ("service", "Health, readiness, metrics, keys and this reference."),
+    (
+        "exports",
+        "Everything a membership holds as one ZIP, built in the background; and erasure of a membership.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

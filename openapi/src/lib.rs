@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod commands;
 pub mod devices;
 pub mod doc;
+pub mod exports;
 pub mod farms;
 pub mod health;
 pub mod members;

@@ -13,3 +13,4 @@ pub use path::{
     PathApiKeyId, PathCommandId, PathDeviceId, PathFarmId, PathMembershipId, PathShareLinkId, PathSubjectId, PathUserId,
 };
 pub use query::{PageQuery, Query};
+pub use path::PathExportId;

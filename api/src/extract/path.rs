@@ -41,3 +41,4 @@ path_id!(PathShareLinkId, ShareLinkId, "lid");
 path_id!(PathSubjectId, SubjectId, "sid");
 path_id!(PathDeviceId, DeviceId, "did");
 path_id!(PathCommandId, CommandId, "cid");
+path_id!(PathExportId, vitalfarm_domain::JobId, "eid");

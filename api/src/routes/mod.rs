@@ -12,6 +12,8 @@ pub mod api_keys;
 pub mod auth;
 pub mod commands;
 pub mod devices;
+pub mod erasure;
+pub mod exports;
 pub mod farm_export;
 pub mod farms;
 pub mod health;
@@ -92,6 +94,8 @@ pub fn all() -> RouteSet {
     farms::routes(&mut r);
     farm_export::routes(&mut r);
     share_links::routes(&mut r);
+    exports::routes(&mut r);
+    erasure::routes(&mut r);
     r
 }
 
