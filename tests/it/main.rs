@@ -7,6 +7,7 @@ mod bench;
 mod commands;
 mod devices;
 mod errors;
+mod exports;
 mod farms;
 mod faults;
 mod isolation;
