@@ -412,7 +412,7 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
         (&care.token, format!("/v1/memberships/{mid}")),
         (&staff, format!("/v1/memberships/{mid}")),
         (&staff, format!("/v1/memberships/{mid}/subjects")),
-        (&staff, format!("/v1/subjects/{}/readings", d.subject)),
+        (&staff, format!("/v1/subjects/{}/readings?metric=heart_rate", d.subject)),
         (&key, format!("/v1/memberships/{mid}")),
     ] {
         let status = app.get(&path, token).await.status;
