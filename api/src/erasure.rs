@@ -48,10 +48,16 @@ pub async fn erase(state: &AppState, membership: MembershipId, actor: UserId) ->
     // gone); removing them now rather than at the next sweep keeps the
     // bytes around for as short a time as possible.
     if let Err(e) = crate::server::sweep_blobs(state).await {
-        tracing::warn!(error = format!("{e:#}"), "removing an erased farm's blobs failed; the sweep retries");
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "removing an erased farm's blobs failed; the sweep retries"
+        );
     }
     if let Err(e) = remove_exports(state, membership).await {
-        tracing::warn!(error = format!("{e:#}"), "removing an erased membership's exports failed; the sweep retries");
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "removing an erased membership's exports failed; the sweep retries"
+        );
     }
     Ok(erased)
 }

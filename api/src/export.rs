@@ -217,7 +217,9 @@ pub async fn build(
             return Err(e);
         }
     }
-    let Archive { zip, mut out, counts, .. } = archive;
+    let Archive {
+        zip, mut out, counts, ..
+    } = archive;
     let tail = zip.finish()?;
     out.write(&tail).await?;
     let written = out.finish().await?;
@@ -344,7 +346,9 @@ async fn write_readings(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<
             let mut header = vec!["ts", "ts_ms", "metric", "value"];
             header.extend(columns.iter().copied());
             header.extend(["unit", "device_id", "source", "seq"]);
-            archive.write(csv_line(header.iter().map(|h| (*h).to_owned())).as_bytes()).await?;
+            archive
+                .write(csv_line(header.iter().map(|h| (*h).to_owned())).as_bytes())
+                .await?;
             let mut cursor = ReadingCursor::new(ctx, s.id);
             while let Some(group) = cursor.next().await? {
                 archive.write(csv_row(&group, &columns).as_bytes()).await?;
@@ -393,7 +397,10 @@ fn csv_row(group: &[reading::Model], columns: &[&str]) -> String {
     let Some(first) = group.first() else {
         return String::new();
     };
-    let scalar = group.iter().find(|r| r.component.is_empty()).map(|r| r.value.to_string());
+    let scalar = group
+        .iter()
+        .find(|r| r.component.is_empty())
+        .map(|r| r.value.to_string());
     let mut fields = vec![
         ts_string(first.ts_ms),
         first.ts_ms.to_string(),

@@ -91,7 +91,12 @@ pub async fn run_claimed(state: &AppState, claim: jobs::Claim) {
         },
         Err(e) => {
             tracing::error!(job_id = %job_id, attempt = claim.attempt, error = format!("{e:#}"), "export failed");
-            jobs::fail(&state.db, &claim, "the export failed; it is retried a limited number of times").await
+            jobs::fail(
+                &state.db,
+                &claim,
+                "the export failed; it is retried a limited number of times",
+            )
+            .await
         }
     };
     match recorded {

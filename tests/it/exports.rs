@@ -32,7 +32,9 @@ async fn ingest(app: &TestApp, credential: &str, readings: Vec<Value>) {
 /// `n` heart rates a minute apart and `bp` blood pressures, from `start`
 /// minutes past midnight; returns the readings and their `(metric, ts_ms)`.
 fn readings(start: i64, n: i64, bp: i64) -> (Vec<Value>, HashSet<(String, i64)>) {
-    let base = chrono::DateTime::parse_from_rfc3339("2026-11-21T00:00:00Z").unwrap().timestamp_millis();
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-21T00:00:00Z")
+        .unwrap()
+        .timestamp_millis();
     let mut out = Vec::new();
     let mut keys = HashSet::new();
     for i in 0..n {
@@ -79,7 +81,12 @@ async fn finished(app: &TestApp, m: &Member, id: Uuid) -> Resp {
     panic!("export {id} did not finish");
 }
 
-async fn download(app: &TestApp, token: &str, url: &str, headers: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+async fn download(
+    app: &TestApp,
+    token: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut req = app.client.get(app.url(url)).bearer_auth(token);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -97,7 +104,10 @@ fn unzip(bytes: Vec<u8>) -> HashMap<String, Vec<u8>> {
         let mut entry = archive.by_index(i).unwrap();
         let mut data = Vec::new();
         entry.read_to_end(&mut data).unwrap();
-        assert!(out.insert(entry.name().unwrap().into_owned(), data).is_none(), "duplicate entry");
+        assert!(
+            out.insert(entry.name().unwrap().into_owned(), data).is_none(),
+            "duplicate entry"
+        );
     }
     out
 }
@@ -148,14 +158,22 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
     assert_eq!(headers["content-type"], "application/zip");
     assert_eq!(headers["content-length"].to_str().unwrap(), zip_bytes.len().to_string());
     assert_eq!(done.body["size"], zip_bytes.len());
-    assert!(headers["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
     let etag = headers["etag"].to_str().unwrap().to_owned();
     assert_eq!(etag, format!("\"{}\"", done.str("/sha256")));
 
     // A range of it, byte for byte.
     let (status, headers, part) = download(&app, &care.token, &url, &[("range", "bytes=100-1099")]).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(headers["content-range"].to_str().unwrap(), format!("bytes 100-1099/{}", zip_bytes.len()));
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes 100-1099/{}", zip_bytes.len())
+    );
     assert_eq!(part, zip_bytes[100..1100]);
 
     let entries = unzip(zip_bytes);
@@ -163,7 +181,10 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
     assert_eq!(manifest["format_version"], 1);
     assert_eq!(manifest["membership"]["id"], care.membership_id.to_string());
     assert_eq!(manifest["counts"]["readings"], total);
-    assert_eq!(manifest["sections"], json!(["subjects", "devices", "readings", "files"]));
+    assert_eq!(
+        manifest["sections"],
+        json!(["subjects", "devices", "readings", "files"])
+    );
     let subjects: Vec<Value> = serde_json::from_slice(&entries["subjects.json"]).unwrap();
     assert_eq!(subjects.len(), 3);
     let devices: Vec<Value> = serde_json::from_slice(&entries["devices.json"]).unwrap();
@@ -176,7 +197,10 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
             let r: Value = serde_json::from_str(line).unwrap();
             let key = (r["metric"].as_str().unwrap().to_owned(), r["ts_ms"].as_i64().unwrap());
             if key.0 == "blood_pressure" {
-                assert!(r["components"]["systolic"].is_number() && r["components"]["diastolic"].is_number(), "{line}");
+                assert!(
+                    r["components"]["systolic"].is_number() && r["components"]["diastolic"].is_number(),
+                    "{line}"
+                );
                 assert_eq!(r["unit"], "mm[Hg]");
             } else {
                 assert!(r["value"].is_number(), "{line}");
@@ -194,7 +218,10 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
             let f: Vec<&str> = line.split(',').collect();
             let key = (f[col("metric")].to_owned(), f[col("ts_ms")].parse::<i64>().unwrap());
             if key.0 == "blood_pressure" {
-                assert!(!f[col("systolic")].is_empty() && !f[col("diastolic")].is_empty(), "{line}");
+                assert!(
+                    !f[col("systolic")].is_empty() && !f[col("diastolic")].is_empty(),
+                    "{line}"
+                );
                 assert!(f[col("value")].is_empty());
             } else {
                 assert!(!f[col("value")].is_empty(), "{line}");
@@ -304,7 +331,10 @@ async fn a_lapsed_lease_is_claimed_again_and_only_one_claimer_wins() {
     let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
     assert_eq!(winners.len(), 1);
     assert_eq!(winners[0].job.id, id);
-    assert!(jobs::claim(&state.db, &["export"], lease).await.unwrap().is_none(), "held under lease");
+    assert!(
+        jobs::claim(&state.db, &["export"], lease).await.unwrap().is_none(),
+        "held under lease"
+    );
 
     // Its node dies: once the lease runs out, another worker takes over,
     // and the first one can no longer record anything.
@@ -343,7 +373,11 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    E::find().filter(filter).count(app.running.state.db.conn()).await.unwrap()
+    E::find()
+        .filter(filter)
+        .count(app.running.state.db.conn())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -361,13 +395,17 @@ async fn erasure_asks_for_the_owner_the_password_and_the_name() {
     let res = erase(&app, &care, &care.token, PASSWORD, "Care").await;
     res.problem(400, "invalid-parameter");
     assert!(res.text.contains("confirm"), "{}", res.text);
-    erase(&app, &care, &admin, PASSWORD, name).await.problem(403, "forbidden");
+    erase(&app, &care, &admin, PASSWORD, name)
+        .await
+        .problem(403, "forbidden");
     erase(&app, &care, &key, PASSWORD, name).await.problem(403, "forbidden");
     erase(&app, &care, &other.token, PASSWORD, name)
         .await
         .problem(404, "not-found");
     assert_eq!(
-        app.get(&format!("/v1/memberships/{}", care.membership_id), &care.token).await.status,
+        app.get(&format!("/v1/memberships/{}", care.membership_id), &care.token)
+            .await
+            .status,
         StatusCode::OK,
         "nothing happened"
     );
@@ -382,7 +420,15 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
     let key = app.api_key(&care, "developer").await;
     let d = app.monitored_device(&care, "G-1").await;
     ingest(&app, &d.credential(), readings(0, 300, 30).0).await;
-    let res = app.upload(&care.token, care.farm_id, "a/b/report.pdf", pseudo_random(70_000, 3), &[]).await;
+    let res = app
+        .upload(
+            &care.token,
+            care.farm_id,
+            "a/b/report.pdf",
+            pseudo_random(70_000, 3),
+            &[],
+        )
+        .await;
     assert_eq!(res.status, StatusCode::CREATED);
     let export = request_export(&app, &care).await;
     assert_eq!(finished(&app, &care, export).await.body["status"], "succeeded");
@@ -391,7 +437,8 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
     let bystander = app.company("stays@other.example").await;
     let bd = app.monitored_device(&bystander, "S-1").await;
     ingest(&app, &bd.credential(), readings(0, 100, 10).0).await;
-    app.upload(&bystander.token, bystander.farm_id, "keep.txt", b"keep".to_vec(), &[]).await;
+    app.upload(&bystander.token, bystander.farm_id, "keep.txt", b"keep".to_vec(), &[])
+        .await;
 
     let mid = care.membership_id;
     let db = app.running.state.db.conn();
@@ -402,7 +449,11 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
         .unwrap();
     assert!(!blobs.is_empty());
     let export_key = export_objects::key(mid, export);
-    assert!(export_objects::exists(&app.running.state.blobs, &export_key).await.unwrap());
+    assert!(
+        export_objects::exists(&app.running.state.blobs, &export_key)
+            .await
+            .unwrap()
+    );
 
     let res = erase(&app, &care, &care.token, PASSWORD, name).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
@@ -416,14 +467,21 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
         (&key, format!("/v1/memberships/{mid}")),
     ] {
         let status = app.get(&path, token).await.status;
-        assert!(status == StatusCode::NOT_FOUND || status == StatusCode::UNAUTHORIZED, "{path}: {status}");
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::UNAUTHORIZED,
+            "{path}: {status}"
+        );
     }
     let (status, _, _) = app.download(&staff, care.farm_id, "a/b/report.pdf", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The owner belonged nowhere else: the account is gone. The nurse keeps
     // theirs, without the company.
     let login = app
-        .post("/v1/auth/login", None, json!({"email": care.email, "password": PASSWORD}))
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": care.email, "password": PASSWORD}),
+        )
         .await;
     login.problem(401, "invalid-credentials");
     let me = app.get("/v1/me", &app.login("nurse@care.example").await).await;
@@ -439,15 +497,35 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Erasing again: there is nothing there.
-    erase(&app, &care, &staff, PASSWORD, name).await.problem(404, "not-found");
+    erase(&app, &care, &staff, PASSWORD, name)
+        .await
+        .problem(404, "not-found");
 
     // In the database.
-    assert_eq!(count::<reading::Entity>(&app, reading::Column::MembershipId.eq(mid)).await, 0);
-    assert_eq!(count::<subject::Entity>(&app, subject::Column::MembershipId.eq(mid)).await, 0);
-    assert_eq!(count::<api_key::Entity>(&app, api_key::Column::MembershipId.eq(mid)).await, 0);
-    assert_eq!(count::<device::Entity>(&app, device::Column::OwnerMembershipId.eq(mid)).await, 0);
-    assert_eq!(count::<farm_file::Entity>(&app, farm_file::Column::FarmId.eq(care.farm_id)).await, 0);
-    assert_eq!(count::<farm_blob::Entity>(&app, farm_blob::Column::FarmId.eq(care.farm_id)).await, 0);
+    assert_eq!(
+        count::<reading::Entity>(&app, reading::Column::MembershipId.eq(mid)).await,
+        0
+    );
+    assert_eq!(
+        count::<subject::Entity>(&app, subject::Column::MembershipId.eq(mid)).await,
+        0
+    );
+    assert_eq!(
+        count::<api_key::Entity>(&app, api_key::Column::MembershipId.eq(mid)).await,
+        0
+    );
+    assert_eq!(
+        count::<device::Entity>(&app, device::Column::OwnerMembershipId.eq(mid)).await,
+        0
+    );
+    assert_eq!(
+        count::<farm_file::Entity>(&app, farm_file::Column::FarmId.eq(care.farm_id)).await,
+        0
+    );
+    assert_eq!(
+        count::<farm_blob::Entity>(&app, farm_blob::Column::FarmId.eq(care.farm_id)).await,
+        0
+    );
     assert_eq!(count::<job::Entity>(&app, job::Column::MembershipId.eq(mid)).await, 0);
     let farm = vitalfarm_storage::entity::farm::Entity::find_by_id(care.farm_id)
         .one(db)
@@ -477,11 +555,18 @@ async fn erasure_removes_a_companys_data_and_leaves_others_untouched() {
             blob.id
         );
     }
-    assert!(!export_objects::exists(&app.running.state.blobs, &export_key).await.unwrap());
+    assert!(
+        !export_objects::exists(&app.running.state.blobs, &export_key)
+            .await
+            .unwrap()
+    );
 
     // The bystander is untouched.
     let res = app
-        .get(&format!("/v1/subjects/{}/readings?metric=heart_rate&limit=1000", bd.subject), &bystander.token)
+        .get(
+            &format!("/v1/subjects/{}/readings?metric=heart_rate&limit=1000", bd.subject),
+            &bystander.token,
+        )
         .await;
     assert_eq!(res.body["items"].as_array().unwrap().len(), 100);
     let (status, _, body) = app.download(&bystander.token, bystander.farm_id, "keep.txt", &[]).await;
@@ -506,11 +591,18 @@ async fn erasing_an_individual_returns_its_claimed_device_to_the_fleet() {
     );
     let buyer = app.individual("buyer@home.example").await;
     let me = app
-        .get(&format!("/v1/memberships/{}/subjects", buyer.membership_id), &buyer.token)
+        .get(
+            &format!("/v1/memberships/{}/subjects", buyer.membership_id),
+            &buyer.token,
+        )
         .await
         .str("/items/0/id");
     let res = app
-        .post("/v1/devices/claim", Some(&buyer.token), json!({"claim_code": code, "subject_id": me}))
+        .post(
+            "/v1/devices/claim",
+            Some(&buyer.token),
+            json!({"claim_code": code, "subject_id": me}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     ingest(&app, &format!("Device {device_id}:{secret}"), readings(0, 20, 2).0).await;
@@ -535,10 +627,18 @@ async fn erasing_an_individual_returns_its_claimed_device_to_the_fleet() {
         .await
         .str("/id");
     let res = app
-        .post(&format!("/v1/devices/{device_id}/assign"), Some(&maker.token), json!({"subject_id": subject}))
+        .post(
+            &format!("/v1/devices/{device_id}/assign"),
+            Some(&maker.token),
+            json!({"subject_id": subject}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
-    app.post("/v1/auth/login", None, json!({"email": buyer.email, "password": PASSWORD}))
-        .await
-        .problem(401, "invalid-credentials");
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": buyer.email, "password": PASSWORD}),
+    )
+    .await
+    .problem(401, "invalid-credentials");
 }

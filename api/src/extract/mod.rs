@@ -9,8 +9,8 @@ pub mod query;
 
 pub use auth::Auth;
 pub use json::Json;
+pub use path::PathExportId;
 pub use path::{
     PathApiKeyId, PathCommandId, PathDeviceId, PathFarmId, PathMembershipId, PathShareLinkId, PathSubjectId, PathUserId,
 };
 pub use query::{PageQuery, Query};
-pub use path::PathExportId;

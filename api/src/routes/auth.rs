@@ -303,7 +303,12 @@ pub async fn logout(state: web::Data<AppState>, Json(body): Json<RefreshRequest>
 /// Re-authentication for a dangerous operation (erasure): checks `password`
 /// against the signed-in user's, under the same per-address and per-account
 /// limits as sign-in, so it cannot be used to guess passwords faster.
-pub async fn confirm_password(req: &HttpRequest, state: &AppState, user: &vitalfarm_storage::entity::user::Model, password: String) -> ApiResult<()> {
+pub async fn confirm_password(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &vitalfarm_storage::entity::user::Model,
+    password: String,
+) -> ApiResult<()> {
     if password.chars().count() > password::MAX_CHARS {
         return Err(ApiError::field("password", "must be at most 1024 characters"));
     }

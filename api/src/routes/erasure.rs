@@ -57,9 +57,11 @@ pub async fn erase(
             message: "must be the membership's name, exactly".into(),
         });
     }
-    crate::erasure::erase(&state, mid.0, user_id).await.map_err(|e| match e {
-        vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("membership"),
-        other => other.into(),
-    })?;
+    crate::erasure::erase(&state, mid.0, user_id)
+        .await
+        .map_err(|e| match e {
+            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("membership"),
+            other => other.into(),
+        })?;
     Ok(HttpResponse::NoContent().finish())
 }

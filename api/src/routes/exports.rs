@@ -17,13 +17,13 @@ use vitalfarm_storage::repo::jobs::{self, JobStatus};
 
 use super::RouteSet;
 use super::farms::{RangeRequest, blob_error, parse_range};
+use crate::authz;
 use crate::error::{ApiError, ApiResult};
 use crate::export::{self, ExportResult};
 use crate::extract::auth::Principal;
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathExportId, PathMembershipId, Query};
 use crate::state::AppState;
-use crate::authz;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/exports", create);
@@ -75,7 +75,11 @@ fn export_dto(state: &AppState, j: &job::Model) -> Export {
         counts: result.as_ref().map(|r| r.counts.clone()),
         // A failed job's error is a fixed message of ours, never an
         // internal cause.
-        error: if status == ExportStatus::Failed { j.error.clone() } else { None },
+        error: if status == ExportStatus::Failed {
+            j.error.clone()
+        } else {
+            None
+        },
         download_url: ready.then(|| format!("/v1/memberships/{}/exports/{}/download", j.membership_id, j.id)),
     }
 }
@@ -112,7 +116,9 @@ pub async fn create(
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
-            let v = v.to_str().map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+            let v = v
+                .to_str()
+                .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
             let v = v.trim();
             if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY || v.chars().any(|c| c.is_ascii_control()) {
                 return Err(ApiError::field(
@@ -145,7 +151,9 @@ pub async fn create(
     } else {
         HttpResponse::Ok()
     };
-    Ok(res.insert_header((header::LOCATION, location)).json(export_dto(&state, &job)))
+    Ok(res
+        .insert_header((header::LOCATION, location))
+        .json(export_dto(&state, &job)))
 }
 
 /// The membership's exports, newest first.

@@ -45,7 +45,8 @@ pub async fn erase<F>(db: &Database, membership: MembershipId, revoke_and_audit:
 where
     F: for<'t> FnOnce(
         &'t sea_orm::DatabaseTransaction,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + 't>>,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + 't>>,
 {
     let mid = membership.as_uuid();
     let now = Utc::now();

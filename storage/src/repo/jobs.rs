@@ -154,27 +154,21 @@ pub async fn list(
     if let Some(before) = before {
         q = q.filter(job::Column::Id.lt(before));
     }
-    let rows = q
-        .order_by_desc(job::Column::Id)
-        .limit(limit + 1)
-        .all(db.conn())
-        .await?;
+    let rows = q.order_by_desc(job::Column::Id).limit(limit + 1).all(db.conn()).await?;
     Ok(Page::from_overfetch(rows, limit, |m| m.id))
 }
 
 /// Queued, or running under a lease that ran out, with attempts left.
 fn claimable(now: i64) -> Condition {
-    Condition::all()
-        .add(job::Column::Attempts.lt(MAX_ATTEMPTS))
-        .add(
-            Condition::any()
-                .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
-                .add(
-                    Condition::all()
-                        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
-                        .add(job::Column::LeaseUntilMs.lt(now)),
-                ),
-        )
+    Condition::all().add(job::Column::Attempts.lt(MAX_ATTEMPTS)).add(
+        Condition::any()
+            .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+            .add(
+                Condition::all()
+                    .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                    .add(job::Column::LeaseUntilMs.lt(now)),
+            ),
+    )
 }
 
 /// Fails every job whose lease ran out after its last allowed attempt: its
