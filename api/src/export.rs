@@ -24,6 +24,7 @@ use vitalfarm_domain::zip::{Timestamp, ZipEncoder};
 use vitalfarm_domain::{FarmId, MembershipId, metrics};
 use vitalfarm_storage::entity::{membership, reading};
 use vitalfarm_storage::export_objects::{self, ExportWriter};
+use vitalfarm_storage::farm_crypto::DataKey;
 use vitalfarm_storage::repo::{accounts, devices, farms, jobs, subjects};
 
 use crate::state::AppState;
@@ -202,9 +203,10 @@ pub async fn build(
         generated_at: Utc::now(),
     };
     let key = export_objects::key(membership.id, job.id);
+    let data_key = data_key(state, mid).await?;
     let mut archive = Archive {
         zip: ZipEncoder::new(),
-        out: ExportWriter::new(&state.blobs, &key),
+        out: ExportWriter::new(&state.blobs, &key, data_key, job.id),
         counts: BTreeMap::new(),
         modified: zip_time(ctx.generated_at),
         lease_lost,
@@ -229,6 +231,16 @@ pub async fn build(
         sha256: written.sha256,
         counts: counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     })
+}
+
+/// The key an export of `membership` is sealed with: its farm's data key,
+/// so that erasing the membership (which destroys the key) makes every
+/// export of it unreadable at once.
+pub async fn data_key(state: &AppState, membership: MembershipId) -> anyhow::Result<DataKey> {
+    let farm = farms::find_by_membership(&state.db, membership)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the membership has no farm"))?;
+    crate::farm_keys::data_key(&state.db, &state.master_key, &farm).await
 }
 
 async fn write_all(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {

@@ -139,6 +139,8 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
         ("notes.txt", b"plain notes\n".to_vec()),
         ("scans/2026/11/deep/ct scan.bin", pseudo_random(300_000, 7)),
         ("empty.dat", Vec::new()),
+        // Large enough that the archive spans several sealed segments.
+        ("big/ecg.raw", pseudo_random(9 * 1024 * 1024, 11)),
     ];
     for (path, bytes) in &files {
         let res = app.upload(&care.token, care.farm_id, path, bytes.clone(), &[]).await;
@@ -150,7 +152,7 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
     assert_eq!(done.body["status"], "succeeded", "{}", done.text);
     let total: usize = expected.values().map(HashSet::len).sum();
     assert_eq!(done.body["counts"]["readings"], total);
-    assert_eq!(done.body["counts"]["files"], 3);
+    assert_eq!(done.body["counts"]["files"], 4);
     let url = done.str("/download_url");
 
     let (status, headers, zip_bytes) = download(&app, &care.token, &url, &[]).await;
@@ -175,6 +177,22 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
         format!("bytes 100-1099/{}", zip_bytes.len())
     );
     assert_eq!(part, zip_bytes[100..1100]);
+
+    // Across the boundary of two sealed segments.
+    let (status, _, part) = download(&app, &care.token, &url, &[("range", "bytes=8388000-8389999")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part, zip_bytes[8_388_000..8_390_000]);
+    let (status, _, tail) = download(&app, &care.token, &url, &[("range", "bytes=-100")]).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail, zip_bytes[zip_bytes.len() - 100..]);
+
+    // At rest the archive is sealed: neither the ZIP nor a file's bytes
+    // appear in the stored object.
+    let stored = export_objects::raw(&app.running.state.blobs, &export_objects::key(care.membership_id, id))
+        .await
+        .unwrap();
+    assert!(!stored.starts_with(b"PK"));
+    assert!(!stored.windows(11).any(|w| w == b"plain notes"));
 
     let entries = unzip(zip_bytes);
     let manifest: Value = serde_json::from_slice(&entries["manifest.json"]).unwrap();

@@ -254,13 +254,16 @@ pub async fn download(
         RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len }),
     };
     let body_len = span.map_or(len, |(a, b)| b - a + 1);
-    let body = if len == 0 {
-        futures_util::stream::empty().boxed()
-    } else {
-        export_objects::read(&state.blobs, &result.object_key, span)
-            .await
-            .map_err(blob_error)?
+    let key = export::data_key(&state, mid.0).await?;
+    let mut body = export_objects::read(&state.blobs, &result.object_key, key, j.id, len, span).map_err(blob_error)?;
+    // The first segment is fetched and authenticated before the status line
+    // goes out, so a missing or damaged object is a clean error response.
+    let first = match body.next().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => return Err(blob_error(e)),
+        None => Bytes::new(),
     };
+    let body = futures_util::stream::once(async move { Ok(first) }).chain(body);
     let job_id = j.id;
     let body = body.map(move |item: Result<Bytes, _>| {
         item.map_err(|e| {
