@@ -18,7 +18,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 use vitalfarm_domain::zip::{Timestamp, ZipEncoder};
 use vitalfarm_domain::{FarmId, MembershipId, metrics};
@@ -381,28 +381,37 @@ fn ts_string(ts_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// One reading as NDJSON: the ingest body's shape, plus where it came from.
-fn ndjson_line(group: &[reading::Model]) -> Value {
-    let Some(first) = group.first() else {
-        return Value::Null;
-    };
-    let mut line = json!({
-        "ts": ts_string(first.ts_ms),
-        "ts_ms": first.ts_ms,
-        "metric": first.metric,
-        "unit": first.unit,
-        "device_id": first.device_id,
-        "source": first.source,
-        "seq": first.seq,
-    });
-    if group.len() == 1 && first.component.is_empty() {
-        line["value"] = json!(first.value);
-    } else {
-        let components: serde_json::Map<String, Value> =
-            group.iter().map(|r| (r.component.clone(), json!(r.value))).collect();
-        line["components"] = Value::Object(components);
-    }
-    line
+/// One reading as an NDJSON line: the ingest body's shape, plus where it
+/// came from.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    ts_ms: i64,
+    metric: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<BTreeMap<&'a str, f64>>,
+    unit: &'a str,
+    device_id: Option<Uuid>,
+    source: &'a str,
+    seq: Option<i64>,
+}
+
+fn ndjson_line(group: &[reading::Model]) -> Option<Line<'_>> {
+    let first = group.first()?;
+    let scalar = group.len() == 1 && first.component.is_empty();
+    Some(Line {
+        ts: ts_string(first.ts_ms),
+        ts_ms: first.ts_ms,
+        metric: &first.metric,
+        value: scalar.then_some(first.value),
+        components: (!scalar).then(|| group.iter().map(|r| (r.component.as_str(), r.value)).collect()),
+        unit: &first.unit,
+        device_id: first.device_id,
+        source: &first.source,
+        seq: first.seq,
+    })
 }
 
 fn csv_row(group: &[reading::Model], columns: &[&str]) -> String {
