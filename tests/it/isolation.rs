@@ -78,6 +78,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .str("/id");
 
+    let export = app
+        .post(
+            &format!("/v1/memberships/{}/exports", acme.membership_id),
+            Some(&acme.token),
+            json!({}),
+        )
+        .await
+        .str("/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -101,7 +110,8 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{did}", &device)
             .replace("{cid}", &command)
             .replace("{uid}", &staff_id.to_string())
-            .replace("{kid}", &acme_key_id.to_string());
+            .replace("{kid}", &acme_key_id.to_string())
+            .replace("{eid}", &export);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
