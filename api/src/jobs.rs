@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web;
+use futures_util::FutureExt;
 use vitalfarm_storage::repo::jobs;
 
 use crate::export;
@@ -71,7 +72,12 @@ pub async fn run_claimed(state: &AppState, claim: jobs::Claim) {
         })
     };
     let job_id = claim.job.id;
-    let outcome = export::build(state, &claim.job, lost.clone()).await;
+    // A panic in a job must not take the worker loop down with it: it
+    // counts as a failed attempt like any other error.
+    let outcome = std::panic::AssertUnwindSafe(export::build(state, &claim.job, lost.clone()))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the export panicked")));
     keeper.abort();
     let recorded = match outcome {
         Ok(result) => match serde_json::to_string(&result) {
