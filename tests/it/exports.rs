@@ -660,3 +660,27 @@ async fn erasing_an_individual_returns_its_claimed_device_to_the_fleet() {
     .await
     .problem(401, "invalid-credentials");
 }
+
+#[tokio::test]
+async fn an_expired_export_is_gone_and_swept() {
+    let app = TestApp::spawn_with(|c| c.export_ttl_secs = 1).await;
+    let care = app.individual("ttl@example.org").await;
+    let id = request_export(&app, &care).await;
+    let done = finished(&app, &care, id).await;
+    assert_eq!(done.body["status"], "succeeded", "{}", done.text);
+    let url = done.str("/download_url");
+    let key = export_objects::key(care.membership_id, id);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    app.get(&url, &care.token).await.problem(410, "gone");
+    let res = app.get(&format!("{}/{id}", exports_path(&care)), &care.token).await;
+    assert_eq!(res.body["status"], "expired");
+    assert!(res.body["download_url"].is_null());
+    assert!(export_objects::exists(&app.running.state.blobs, &key).await.unwrap());
+    assert_eq!(
+        vitalfarm_api::export::sweep_expired(&app.running.state).await.unwrap(),
+        1
+    );
+    assert!(!export_objects::exists(&app.running.state.blobs, &key).await.unwrap());
+    app.get(&url, &care.token).await.problem(410, "gone");
+}
