@@ -499,12 +499,12 @@ impl<'a> ReadingCursor<'a> {
             .filter(reading::Column::SubjectId.eq(self.subject))
             .filter(reading::Column::Metric.eq(metric));
         if let Some((ts, id)) = self.after {
-            q = q.filter(
-                Condition::any().add(reading::Column::TsMs.gt(ts)).add(
-                    Condition::all()
-                        .add(reading::Column::TsMs.eq(ts))
-                        .add(reading::Column::Id.gt(id)),
-                ),
+            // `ts >= t` on its own lets the index bound the scan; the OR
+            // then only tells the rows of instant `t` apart.
+            q = q.filter(reading::Column::TsMs.gte(ts)).filter(
+                Condition::any()
+                    .add(reading::Column::TsMs.gt(ts))
+                    .add(reading::Column::Id.gt(id)),
             );
         }
         let page = q
