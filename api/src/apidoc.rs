@@ -91,6 +91,11 @@ use crate::routes;
         routes::oauth::token,
         routes::oauth::revoke,
         routes::oauth::metadata,
+        routes::exports::create,
+        routes::exports::list,
+        routes::exports::get,
+        routes::exports::download,
+        routes::erasure::erase,
     ),
     components(schemas(Problem, FieldError))
 )]

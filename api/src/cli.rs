@@ -127,6 +127,17 @@ enum BenchCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// A membership export of `--readings` readings through the job worker:
+    /// readings per second and the peak resident memory during it.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        readings: u64,
+        #[arg(long, default_value_t = 10)]
+        subjects: u64,
+        /// Where the scratch directory goes (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,6 +238,21 @@ pub async fn run() -> anyhow::Result<()> {
             .await?;
             print!("{report}");
             Ok(())
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Export {
+                    readings,
+                    subjects,
+                    dir,
+                },
+        } => {
+            crate::bench::export(crate::bench::ExportBench {
+                readings,
+                subjects,
+                dir,
+            })
+            .await
         }
         Command::Admin {
             task: AdminCommand::SetQuota { membership, bytes },

@@ -45,6 +45,10 @@ pub const KEYS: &[&str] = &[
     "workers",
     "log_format",
     "log_level",
+    "no_jobs",
+    "job_poll_interval_ms",
+    "job_lease_secs",
+    "export_ttl_secs",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -129,6 +133,18 @@ pub struct Config {
     pub log_format: String,
     /// A tracing filter such as `info` or `vitalfarm_api=debug,info`.
     pub log_level: String,
+    /// Run no background job worker on this node (jobs still queue, for
+    /// other nodes to run).
+    pub no_jobs: bool,
+    /// How often an idle job worker looks for work queued by other nodes
+    /// (jobs queued on this node wake it at once).
+    pub job_poll_interval_ms: u64,
+    /// How long a claimed job stays with its worker without a renewal; a
+    /// worker renews at a third of it, and another node takes the job over
+    /// once it runs out.
+    pub job_lease_secs: u64,
+    /// How long a finished export can be downloaded.
+    pub export_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -167,6 +183,10 @@ impl Default for Config {
             workers: None,
             log_format: "text".into(),
             log_level: "info".into(),
+            no_jobs: false,
+            job_poll_interval_ms: 2000,
+            job_lease_secs: 60,
+            export_ttl_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -336,6 +356,15 @@ impl Config {
         }
         if self.orphan_grace_secs > 30 * 24 * 3600 {
             return Err(invalid("orphan_grace_secs", "must be at most 2592000"));
+        }
+        if self.job_poll_interval_ms < 10 || self.job_poll_interval_ms > 3_600_000 {
+            return Err(invalid("job_poll_interval_ms", "must be between 10 and 3600000"));
+        }
+        if self.job_lease_secs < 3 || self.job_lease_secs > 3600 {
+            return Err(invalid("job_lease_secs", "must be between 3 and 3600"));
+        }
+        if self.export_ttl_secs == 0 || self.export_ttl_secs > 365 * 24 * 3600 {
+            return Err(invalid("export_ttl_secs", "must be between 1 and 31536000"));
         }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));

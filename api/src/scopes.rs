@@ -99,6 +99,12 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     // The audit log is for the membership's owners and admins themselves.
     ("GET", "/v1/memberships/{mid}/audit", None),
     ("GET", "/v1/memberships/{mid}/audit/verify", None),
+    // Exports hold everything, erasure destroys everything: people only.
+    ("POST", "/v1/memberships/{mid}/exports", None),
+    ("GET", "/v1/memberships/{mid}/exports", None),
+    ("GET", "/v1/memberships/{mid}/exports/{eid}", None),
+    ("GET", "/v1/memberships/{mid}/exports/{eid}/download", None),
+    ("DELETE", "/v1/memberships/{mid}", None),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

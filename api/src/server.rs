@@ -49,6 +49,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         master_key: Arc::new(master_key),
         ingest,
         mqtt: std::sync::OnceLock::new(),
+        jobs_wake: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -95,6 +96,10 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
     tokio::spawn(janitor(state.db.clone()));
     tokio::spawn(sweeper(state.clone()));
     tokio::spawn(expirer(state.clone()));
+    if !state.config.no_jobs {
+        tokio::spawn(crate::jobs::worker(state.clone()));
+    }
+    tokio::spawn(crate::jobs::export_sweeper(state.clone()));
     let mqtt = crate::mqtt::start(state.clone()).await?;
     Ok(Running {
         addr,

@@ -21,6 +21,8 @@ pub struct AppState {
     pub ingest: crate::ingest::Writer,
     /// vitalfarm's link to the MQTT broker, once it is up (none with MQTT off).
     pub mqtt: OnceLock<Arc<MqttLink>>,
+    /// Wakes this node's job worker when a job is queued here.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

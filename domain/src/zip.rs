@@ -97,6 +97,9 @@ struct Record {
 #[derive(Debug)]
 struct OpenEntry {
     record: Record,
+    /// `false` for an entry opened by `start_unsized_entry`: its size is
+    /// whatever arrives.
+    sized: bool,
     received: u64,
     hasher: crc32fast::Hasher,
 }
@@ -137,6 +140,19 @@ impl ZipEncoder {
     /// local header cannot be rewritten once sent. A leading `/` is dropped
     /// from `name`: archive names must be relative.
     pub fn start_entry(&mut self, name: &str, size: u64, modified: Timestamp) -> Result<Vec<u8>, ZipError> {
+        self.open(name, Some(size), modified)
+    }
+
+    /// Opens an entry whose size is not known yet (generated text such as
+    /// NDJSON): its size is the bytes passed to `entry_data` until
+    /// `finish_entry`. Such an entry is always ZIP64, since the local header
+    /// must say so before the size is known; every ZIP64-aware unpacker
+    /// reads it, and the data descriptor carries the real size.
+    pub fn start_unsized_entry(&mut self, name: &str, modified: Timestamp) -> Result<Vec<u8>, ZipError> {
+        self.open(name, None, modified)
+    }
+
+    fn open(&mut self, name: &str, size: Option<u64>, modified: Timestamp) -> Result<Vec<u8>, ZipError> {
         if self.current.is_some() {
             return Err(ZipError::EntryOpen);
         }
@@ -145,7 +161,7 @@ impl ZipEncoder {
         let name_len = u16::try_from(name.len()).map_err(|_| ZipError::NameTooLong {
             max: usize::from(u16::MAX),
         })?;
-        let zip64 = size >= self.limits.size || self.offset >= self.limits.offset;
+        let zip64 = size.is_none_or(|size| size >= self.limits.size) || self.offset >= self.limits.offset;
 
         let mut out = Vec::with_capacity(LOCAL_HEADER_LEN + name.len() + usize::from(LOCAL_ZIP64_EXTRA_LEN));
         put32(&mut out, LOCAL_HEADER_SIG);
@@ -178,10 +194,11 @@ impl ZipEncoder {
                 time,
                 date,
                 crc: 0,
-                size,
+                size: size.unwrap_or(0),
                 offset: self.offset,
                 zip64,
             },
+            sized: size.is_some(),
             received: 0,
             hasher: crc32fast::Hasher::new(),
         });
@@ -195,7 +212,7 @@ impl ZipEncoder {
     pub fn entry_data(&mut self, data: &[u8]) -> Result<(), ZipError> {
         let entry = self.current.as_mut().ok_or(ZipError::NoEntry)?;
         let received = entry.received.saturating_add(len64(data));
-        if received > entry.record.size {
+        if entry.sized && received > entry.record.size {
             return Err(ZipError::TooMuchData {
                 declared: entry.record.size,
                 received,
@@ -211,16 +228,23 @@ impl ZipEncoder {
     /// than declared is an error and leaves the entry open.
     pub fn finish_entry(&mut self) -> Result<Vec<u8>, ZipError> {
         let entry = self.current.as_ref().ok_or(ZipError::NoEntry)?;
-        if entry.received != entry.record.size {
+        if entry.sized && entry.received != entry.record.size {
             return Err(ZipError::SizeMismatch {
                 declared: entry.record.size,
                 received: entry.received,
             });
         }
-        let Some(OpenEntry { mut record, hasher, .. }) = self.current.take() else {
+        let Some(OpenEntry {
+            mut record,
+            hasher,
+            received,
+            ..
+        }) = self.current.take()
+        else {
             return Err(ZipError::NoEntry);
         };
         record.crc = hasher.finalize();
+        record.size = received;
 
         let mut out = Vec::with_capacity(24);
         put32(&mut out, DATA_DESCRIPTOR_SIG);
@@ -505,6 +529,30 @@ mod tests {
 
     fn u64_at(bytes: &[u8], at: usize) -> u64 {
         u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn unsized_entries_take_the_size_that_arrived() {
+        let mut encoder = ZipEncoder::new();
+        let mut archive = Vec::new();
+        archive.extend(encoder.start_entry("a.txt", 3, WHEN).unwrap());
+        encoder.entry_data(b"abc").unwrap();
+        archive.extend(b"abc");
+        archive.extend(encoder.finish_entry().unwrap());
+        archive.extend(encoder.start_unsized_entry("dir/b.ndjson", WHEN).unwrap());
+        for piece in [&b"{\"x\":1}\n"[..], b"", b"{\"x\":2}\n"] {
+            encoder.entry_data(piece).unwrap();
+            archive.extend(piece);
+        }
+        archive.extend(encoder.finish_entry().unwrap());
+        archive.extend(encoder.start_unsized_entry("empty", WHEN).unwrap());
+        archive.extend(encoder.finish_entry().unwrap());
+        archive.extend(encoder.finish().unwrap());
+        let entries = read_back(archive);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(names, ["a.txt", "dir/b.ndjson", "empty"]);
+        assert_eq!(entries[1].1, b"{\"x\":1}\n{\"x\":2}\n");
+        assert!(entries[2].1.is_empty());
     }
 
     #[test]

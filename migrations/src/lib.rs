@@ -14,6 +14,7 @@ mod m20261121_000007_readings_cover;
 mod m20261122_000008_consents;
 mod m20261122_000009_audit;
 mod m20261122_000010_oauth;
+mod m20261122_000011_jobs;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_consents::Migration),
             Box::new(m20261122_000009_audit::Migration),
             Box::new(m20261122_000010_oauth::Migration),
+            Box::new(m20261122_000011_jobs::Migration),
         ]
     }
 }

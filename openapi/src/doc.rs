@@ -57,6 +57,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "oauth",
         "OAuth2 for third-party apps: app registration, authorization code with PKCE, tokens, revocation, metadata.",
     ),
+    (
+        "exports",
+        "Everything a membership holds as one ZIP, built in the background; and erasure of a membership.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod consents;
 pub mod devices;
 pub mod doc;
+pub mod exports;
 pub mod farms;
 pub mod fhir;
 pub mod health;

@@ -105,6 +105,11 @@ impl BlobStore {
         &self.description
     }
 
+    /// The store itself, for objects that are not farm blobs (exports).
+    pub(crate) fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     fn location(farm: FarmId, blob: Uuid) -> Path {
         Path::from(format!("{farm}/{blob}"))
     }

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod db;
 pub mod entity;
 pub mod error;
+pub mod export_objects;
 pub mod farm_crypto;
 mod nodelay;
 pub mod page;

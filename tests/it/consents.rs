@@ -555,3 +555,74 @@ async fn overlapping_consents_use_the_widest_and_each_read_names_it() {
     assert_eq!(read.body["items"].as_array().unwrap().len(), 1, "{}", read.text);
     assert_eq!(read.body["consents"], json!([narrow]));
 }
+
+#[tokio::test]
+async fn erasing_an_individual_ends_its_consents_at_once_and_keeps_only_the_erasure_on_record() {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use vitalfarm_storage::entity::audit_event;
+    let app = TestApp::spawn().await;
+    let care = app.company("erasure@acme.example").await;
+    let zoe = app.individual("zoe@example.org").await;
+    let subject = self_subject(&app, &zoe).await;
+    let device = app.claimed_device(&zoe, &subject, "Z-1").await;
+    app.ingest(
+        &device,
+        json!([{"metric": "heart_rate", "ts": ts(Utc::now() - Duration::hours(2)), "value": 64}]),
+    )
+    .await;
+    let consent = app
+        .post(
+            "/v1/consents",
+            Some(&zoe.token),
+            json!({"grantee_membership_id": care.membership_id, "subject_ids": [subject], "metrics": ["heart_rate"],
+                "purpose": "care", "access": "read", "expires_at": ts(Utc::now() + Duration::days(30))}),
+        )
+        .await
+        .str("/id");
+    let hr = format!("/v1/subjects/{subject}/readings?metric=heart_rate");
+    assert_eq!(app.get(&hr, &care.token).await.status, StatusCode::OK);
+    assert!(
+        app.audit(zoe.membership_id, &zoe.token, "action=data.read&")
+            .await
+            .len()
+            >= 2
+    );
+
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/memberships/{}", zoe.membership_id),
+            Some(&zoe.token),
+            Some(json!({"password": vitalfarm_tests::PASSWORD, "confirm": "zoe@example.org's individual"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+
+    // The grantee loses access on its next request, and sees why.
+    app.get(&hr, &care.token).await.problem(404, "not-found");
+    let c = app.get(&format!("/v1/consents/{consent}"), &care.token).await;
+    assert_eq!(c.body["status"], "revoked", "{}", c.text);
+    let theirs = app
+        .audit(care.membership_id, &care.token, "action=consent.revoked&")
+        .await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["detail"]["reason"], "membership_erased");
+    assert_eq!(app.audit_verify(care.membership_id, &care.token).await["ok"], true);
+    // Of the erased membership's log, only the erasure itself remains.
+    let left = audit_event::Entity::find()
+        .filter(audit_event::Column::MembershipId.eq(zoe.membership_id))
+        .all(app.db().conn())
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].action, "membership.erased");
+    assert_eq!(left[0].seq, 1);
+    assert_eq!(
+        audit_event::Entity::find()
+            .filter(audit_event::Column::Action.eq("data.read"))
+            .count(app.db().conn())
+            .await
+            .unwrap(),
+        0
+    );
+}

@@ -86,6 +86,14 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         )
         .await
         .str("/app/id");
+    let export = app
+        .post(
+            &format!("/v1/memberships/{}/exports", acme.membership_id),
+            Some(&acme.token),
+            json!({}),
+        )
+        .await
+        .str("/id");
 
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
@@ -111,7 +119,8 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{cid}", &command)
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string())
-            .replace("{app_id}", &acme_app);
+            .replace("{app_id}", &acme_app)
+            .replace("{eid}", &export);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
@@ -443,7 +452,8 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
                     .replace("{lid}", &uuid::Uuid::now_v7().to_string())
                     .replace("{uid}", &ann.user_id.to_string())
                     .replace("{kid}", &uuid::Uuid::now_v7().to_string())
-                    .replace("{app_id}", &uuid::Uuid::now_v7().to_string());
+                    .replace("{app_id}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{eid}", &uuid::Uuid::now_v7().to_string());
                 let target = if query.is_empty() {
                     concrete
                 } else {

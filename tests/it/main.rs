@@ -9,6 +9,7 @@ mod commands;
 mod consents;
 mod devices;
 mod errors;
+mod exports;
 mod farms;
 mod faults;
 mod fhir;

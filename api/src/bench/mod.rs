@@ -1,11 +1,13 @@
 //! `vitalfarm bench`: measured figures, each printed next to the same run's
 //! baseline so a number means something on the machine at hand.
 
+mod export;
 mod farm;
 mod ingest;
 
 use std::time::Duration;
 
+pub use export::{ExportBench, export};
 pub use farm::{FarmBench, farm};
 pub use ingest::{IngestBench, ingest};
 

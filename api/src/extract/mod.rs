@@ -10,6 +10,7 @@ pub mod query;
 pub use auth::Auth;
 pub use json::Json;
 pub use path::PathAppId;
+pub use path::PathExportId;
 pub use path::{
     PathApiKeyId, PathCommandId, PathConsentId, PathConsentRequestId, PathDeviceId, PathFarmId, PathMembershipId,
     PathShareLinkId, PathSubjectId, PathUserId,

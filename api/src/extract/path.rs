@@ -46,3 +46,4 @@ path_id!(PathCommandId, CommandId, "cid");
 path_id!(PathConsentId, ConsentId, "id");
 path_id!(PathConsentRequestId, ConsentRequestId, "id");
 path_id!(PathAppId, vitalfarm_domain::AppId, "app_id");
+path_id!(PathExportId, vitalfarm_domain::JobId, "eid");

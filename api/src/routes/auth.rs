@@ -335,3 +335,29 @@ pub async fn check_password(
     rate_limits::reset(&state.db, &account_key).await?;
     Ok(user)
 }
+
+/// Re-authentication for a dangerous operation (erasure): checks `password`
+/// against the signed-in user's, under the same per-address and per-account
+/// limits as sign-in, so it cannot be used to guess passwords faster.
+pub async fn confirm_password(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &vitalfarm_storage::entity::user::Model,
+    password: String,
+) -> ApiResult<()> {
+    if password.chars().count() > password::MAX_CHARS {
+        return Err(ApiError::field("password", "must be at most 1024 characters"));
+    }
+    check_ip_budget(state, format!("login:ip:{}", client_ip(req, state))).await?;
+    let account_key = format!("login:account:{}", user.email.trim().to_lowercase());
+    let w = rate_limits::peek(&state.db, &account_key, window(state)).await?;
+    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
+        return Err(retry_after(&w));
+    }
+    if !pw::verify(password, user.password_hash.clone()).await? {
+        rate_limits::hit(&state.db, &account_key, window(state)).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    rate_limits::reset(&state.db, &account_key).await?;
+    Ok(())
+}

@@ -59,7 +59,7 @@ fn model_dto(m: &device_model::Model) -> DeviceModel {
 
 /// The device as `viewer` may see it: a fleet owner does not learn which
 /// subject (of another membership) its device records.
-fn device_dto(d: &device::Model, viewer: MembershipId) -> Device {
+pub fn device_dto(d: &device::Model, viewer: MembershipId) -> Device {
     let sees_subject = d.bound_membership_id == Some(viewer.as_uuid());
     Device {
         id: d.id,

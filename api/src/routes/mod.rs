@@ -15,6 +15,8 @@ pub mod auth;
 pub mod commands;
 pub mod consents;
 pub mod devices;
+pub mod erasure;
+pub mod exports;
 pub mod farm_export;
 pub mod farms;
 pub mod fhir;
@@ -102,6 +104,8 @@ pub fn all() -> RouteSet {
     fhir::routes(&mut r);
     apps::routes(&mut r);
     oauth::routes(&mut r);
+    exports::routes(&mut r);
+    erasure::routes(&mut r);
     r
 }
 

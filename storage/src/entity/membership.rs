@@ -8,6 +8,9 @@ pub struct Model {
     pub kind: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// Set when the membership was erased: the row stays as a tombstone
+    /// (name cleared) so its id is never reused.
+    pub erased_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub mod device_model;
 pub mod farm;
 pub mod farm_blob;
 pub mod farm_file;
+pub mod job;
 pub mod member_role;
 pub mod membership;
 pub mod oauth_app;

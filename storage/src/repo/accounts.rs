@@ -74,6 +74,7 @@ async fn create_membership(
         kind: Set(kind.as_str().to_owned()),
         name: Set(name.to_owned()),
         created_at: Set(now),
+        erased_at: Set(None),
     }
     .insert(txn)
     .await?;

@@ -258,3 +258,14 @@ mod tests {
         assert_eq!(like_literal("50%\\"), "50\\%\\\\");
     }
 }
+
+/// Inside `txn`: removes `membership`'s whole log, for its erasure. The
+/// erasure then starts a new chain holding only the record of itself: who
+/// read what is personal data too, and it goes with the rest.
+pub async fn delete_all_in(txn: &impl sea_orm::ConnectionTrait, membership: MembershipId) -> Result<u64, StorageError> {
+    Ok(audit_event::Entity::delete_many()
+        .filter(audit_event::Column::MembershipId.eq(membership.as_uuid()))
+        .exec(txn)
+        .await?
+        .rows_affected)
+}

@@ -221,6 +221,48 @@ pub async fn revoke_all_by(
     Ok(open.into_iter().map(ConsentId::from_uuid).collect())
 }
 
+/// Consents where `membership` is either party and that are not revoked:
+/// what an erasure of it ends.
+pub async fn open_of(db: &Database, membership: MembershipId) -> Result<Vec<consent_row::Model>, StorageError> {
+    Ok(consent_row::Entity::find()
+        .filter(
+            Condition::any()
+                .add(consent_row::Column::GrantorMembershipId.eq(membership.as_uuid()))
+                .add(consent_row::Column::GranteeMembershipId.eq(membership.as_uuid())),
+        )
+        .filter(consent_row::Column::RevokedAtMs.is_null())
+        .all(db.conn())
+        .await?)
+}
+
+/// Inside `txn`: revokes every consent `membership` gave or received, and
+/// withdraws its pending requests (an erased membership neither shares
+/// nor reads).
+pub async fn end_all_of(
+    txn: &impl sea_orm::ConnectionTrait,
+    membership: MembershipId,
+    by: Option<UserId>,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    consent_row::Entity::update_many()
+        .col_expr(consent_row::Column::RevokedAtMs, Expr::value(now_ms))
+        .col_expr(consent_row::Column::RevokedBy, Expr::value(by.map(|u| u.as_uuid())))
+        .filter(
+            Condition::any()
+                .add(consent_row::Column::GrantorMembershipId.eq(membership.as_uuid()))
+                .add(consent_row::Column::GranteeMembershipId.eq(membership.as_uuid())),
+        )
+        .filter(consent_row::Column::RevokedAtMs.is_null())
+        .exec(txn)
+        .await?;
+    consent_request::Entity::delete_many()
+        .filter(consent_request::Column::RequesterMembershipId.eq(membership.as_uuid()))
+        .filter(consent_request::Column::Status.eq("pending"))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 // ---- requests ----
 
 pub struct NewRequest<'a> {

@@ -1,0 +1,628 @@
+//! A membership's export: one ZIP of everything it holds, built by a
+//! background job and written to the object store as it is produced.
+//!
+//! The archive is a list of sections (`SECTIONS`); each writes its own
+//! entries into the streaming archive and adds its counts to the manifest,
+//! which is the last entry. Adding a section means one `Section` variant,
+//! its name, and the function that writes it. Nothing is held whole in
+//! memory: readings come from the database a page at a time (cursor by
+//! time and id), farm files are decrypted chunk by chunk, ZIP entries of
+//! generated text are sized when they end, and the object store receives
+//! the archive in parts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use futures_util::StreamExt;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+use vitalfarm_domain::zip::{Timestamp, ZipEncoder};
+use vitalfarm_domain::{FarmId, MembershipId, metrics};
+use vitalfarm_storage::entity::{membership, reading};
+use vitalfarm_storage::export_objects::{self, ExportWriter};
+use vitalfarm_storage::farm_crypto::DataKey;
+use vitalfarm_storage::repo::{accounts, devices, farms, jobs, subjects};
+
+use crate::state::AppState;
+
+/// The job kind of an export.
+pub const KIND: &str = "export";
+/// Bumped when the archive's layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+/// Readings fetched per query.
+const READINGS_PAGE: u64 = 2000;
+/// Subjects, devices and files fetched per query.
+const LIST_PAGE: u64 = 200;
+/// Generated text is handed to the archive in pieces of about this size.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// One part of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `subjects.json`
+    Subjects,
+    /// `devices.json`
+    Devices,
+    /// `readings/<subject_id>.ndjson` and `readings/<subject_id>.csv`
+    Readings,
+    /// `files/<farm path>`, decrypted
+    Files,
+}
+
+/// The sections of every export, in archive order; `manifest.json` follows.
+pub const SECTIONS: &[Section] = &[Section::Subjects, Section::Devices, Section::Readings, Section::Files];
+
+impl Section {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Section::Subjects => "subjects",
+            Section::Devices => "devices",
+            Section::Readings => "readings",
+            Section::Files => "files",
+        }
+    }
+
+    async fn write(self, ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+        match self {
+            Section::Subjects => write_subjects(ctx, archive).await,
+            Section::Devices => write_devices(ctx, archive).await,
+            Section::Readings => write_readings(ctx, archive).await,
+            Section::Files => write_files(ctx, archive).await,
+        }
+    }
+}
+
+/// What a section reads from.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub membership: &'a membership::Model,
+    pub generated_at: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    fn membership_id(&self) -> MembershipId {
+        MembershipId::from_uuid(self.membership.id)
+    }
+}
+
+/// The archive being written: the ZIP framing, the upload it goes to, the
+/// manifest's counts, and the flag the lease keeper raises when the job
+/// was lost to another worker.
+pub struct Archive {
+    zip: ZipEncoder,
+    out: ExportWriter,
+    counts: BTreeMap<&'static str, u64>,
+    modified: Timestamp,
+    lease_lost: Arc<AtomicBool>,
+    pending: Vec<u8>,
+}
+
+impl Archive {
+    async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        if self.lease_lost.load(Ordering::Relaxed) {
+            anyhow::bail!("the job's lease was lost to another worker");
+        }
+        if !bytes.is_empty() {
+            self.out.write(bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `n` to the manifest count `key`.
+    pub fn count(&mut self, key: &'static str, n: u64) {
+        *self.counts.entry(key).or_default() += n;
+    }
+
+    /// Opens an entry whose size is known (a stored file).
+    pub async fn begin_sized(&mut self, name: &str, size: u64, modified: Timestamp) -> anyhow::Result<()> {
+        let header = self.zip.start_entry(name, size, modified)?;
+        self.send(&header).await
+    }
+
+    /// Opens an entry of generated text; its size is what gets written.
+    pub async fn begin(&mut self, name: &str) -> anyhow::Result<()> {
+        let header = self.zip.start_unsized_entry(name, self.modified)?;
+        self.send(&header).await
+    }
+
+    /// Writes into the open entry. Small writes are gathered, so a line per
+    /// reading does not cost a store call per line.
+    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        self.zip.entry_data(&pending)?;
+        self.send(&pending).await?;
+        self.pending = pending;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Closes the open entry.
+    pub async fn end(&mut self) -> anyhow::Result<()> {
+        self.flush().await?;
+        let descriptor = self.zip.finish_entry()?;
+        self.send(&descriptor).await
+    }
+
+    /// A whole small entry of JSON.
+    pub async fn json_entry(&mut self, name: &str, value: &impl Serialize) -> anyhow::Result<()> {
+        self.begin(name).await?;
+        let bytes = serde_json::to_vec_pretty(value)?;
+        self.write(&bytes).await?;
+        self.end().await
+    }
+}
+
+fn zip_time(t: DateTime<Utc>) -> Timestamp {
+    (
+        u16::try_from(t.year()).unwrap_or(1980),
+        u8::try_from(t.month()).unwrap_or(1),
+        u8::try_from(t.day()).unwrap_or(1),
+        u8::try_from(t.hour()).unwrap_or(0),
+        u8::try_from(t.minute()).unwrap_or(0),
+        u8::try_from(t.second()).unwrap_or(0),
+    )
+}
+
+/// The result recorded on a succeeded export job.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ExportResult {
+    pub object_key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Builds the export of `job` and uploads it; returns what to record.
+/// `lease_lost` is raised by the caller's lease keeper; the build stops at
+/// its next write, and the partial upload is abandoned.
+pub async fn build(
+    state: &AppState,
+    job: &vitalfarm_storage::entity::job::Model,
+    lease_lost: Arc<AtomicBool>,
+) -> anyhow::Result<ExportResult> {
+    let mid = MembershipId::from_uuid(job.membership_id);
+    let (membership, _) = accounts::find_membership(&state.db, mid)
+        .await?
+        .filter(|(m, _)| m.erased_at.is_none())
+        .ok_or_else(|| anyhow::anyhow!("the membership is gone"))?;
+    let ctx = Ctx {
+        state,
+        membership: &membership,
+        generated_at: Utc::now(),
+    };
+    let key = export_objects::key(membership.id, job.id);
+    let data_key = data_key(state, mid).await?;
+    let mut archive = Archive {
+        zip: ZipEncoder::new(),
+        out: ExportWriter::new(&state.blobs, &key, data_key, job.id),
+        counts: BTreeMap::new(),
+        modified: zip_time(ctx.generated_at),
+        lease_lost,
+        pending: Vec::new(),
+    };
+    match write_all(&ctx, &mut archive).await {
+        Ok(()) => {}
+        Err(e) => {
+            archive.out.abort().await;
+            return Err(e);
+        }
+    }
+    let Archive {
+        zip, mut out, counts, ..
+    } = archive;
+    let tail = zip.finish()?;
+    out.write(&tail).await?;
+    let written = out.finish().await?;
+    Ok(ExportResult {
+        object_key: key,
+        size: written.size,
+        sha256: written.sha256,
+        counts: counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    })
+}
+
+/// The key an export of `membership` is sealed with: its farm's data key,
+/// so that erasing the membership (which destroys the key) makes every
+/// export of it unreadable at once.
+pub async fn data_key(state: &AppState, membership: MembershipId) -> anyhow::Result<DataKey> {
+    let farm = farms::find_by_membership(&state.db, membership)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the membership has no farm"))?;
+    crate::farm_keys::data_key(&state.db, &state.master_key, &farm).await
+}
+
+async fn write_all(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    for section in SECTIONS {
+        section.write(ctx, archive).await?;
+    }
+    let manifest = json!({
+        "format_version": FORMAT_VERSION,
+        "membership": {
+            "id": ctx.membership.id,
+            "kind": ctx.membership.kind,
+            "name": ctx.membership.name,
+        },
+        "generated_at": ctx.generated_at,
+        "sections": SECTIONS.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "counts": archive.counts,
+    });
+    archive.json_entry("manifest.json", &manifest).await
+}
+
+/// `subjects.json`: a JSON array, written a page at a time.
+async fn write_subjects(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    archive.begin("subjects.json").await?;
+    archive.write(b"[").await?;
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let page = subjects::list(&ctx.state.db, ctx.membership_id(), None, after, LIST_PAGE).await?;
+        for s in &page.items {
+            let dto = crate::routes::subjects::subject_dto(s).map_err(|e| anyhow::anyhow!("{e}"))?;
+            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
+            archive.write(&serde_json::to_vec(&dto)?).await?;
+            n += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    archive.write(b"\n]\n").await?;
+    archive.end().await?;
+    archive.count("subjects", n);
+    Ok(())
+}
+
+/// `devices.json`: the membership's fleet and the devices bound to it, as
+/// the API shows them to it.
+async fn write_devices(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    archive.begin("devices.json").await?;
+    archive.write(b"[").await?;
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let page = devices::list(
+            &ctx.state.db,
+            ctx.membership_id(),
+            devices::DeviceFilter::default(),
+            after,
+            LIST_PAGE,
+        )
+        .await?;
+        for d in &page.items {
+            let dto = crate::routes::devices::device_dto(d, ctx.membership_id());
+            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
+            archive.write(&serde_json::to_vec(&dto)?).await?;
+            n += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    archive.write(b"\n]\n").await?;
+    archive.end().await?;
+    archive.count("devices", n);
+    Ok(())
+}
+
+/// Component codes in catalog order: the CSV's value columns besides
+/// `value`.
+fn component_columns() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for m in metrics::catalog() {
+        for c in m.components {
+            if !out.contains(&c.code) {
+                out.push(c.code);
+            }
+        }
+    }
+    out
+}
+
+/// `readings/<subject>.ndjson` and `.csv`, per subject: one line per
+/// reading (a blood pressure's components together on one line), in
+/// canonical units, by metric and then time.
+async fn write_readings(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    let columns = component_columns();
+    let mut after = None;
+    loop {
+        let page = subjects::list(&ctx.state.db, ctx.membership_id(), None, after, LIST_PAGE).await?;
+        for s in &page.items {
+            archive.begin(&format!("readings/{}.ndjson", s.id)).await?;
+            let mut cursor = ReadingCursor::new(ctx, s.id);
+            let mut n = 0u64;
+            while let Some(group) = cursor.next().await? {
+                let mut line = serde_json::to_vec(&ndjson_line(&group))?;
+                line.push(b'\n');
+                archive.write(&line).await?;
+                n += 1;
+            }
+            archive.end().await?;
+            archive.count("readings", n);
+
+            archive.begin(&format!("readings/{}.csv", s.id)).await?;
+            let mut header = vec!["ts", "ts_ms", "metric", "value"];
+            header.extend(columns.iter().copied());
+            header.extend(["unit", "device_id", "source", "seq"]);
+            archive
+                .write(csv_line(header.iter().map(|h| (*h).to_owned())).as_bytes())
+                .await?;
+            let mut cursor = ReadingCursor::new(ctx, s.id);
+            while let Some(group) = cursor.next().await? {
+                archive.write(csv_row(&group, &columns).as_bytes()).await?;
+            }
+            archive.end().await?;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn ts_string(ts_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ts_ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// One reading as an NDJSON line: the ingest body's shape, plus where it
+/// came from.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    ts_ms: i64,
+    metric: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<BTreeMap<&'a str, f64>>,
+    unit: &'a str,
+    device_id: Option<Uuid>,
+    source: &'a str,
+    seq: Option<i64>,
+}
+
+fn ndjson_line(group: &[reading::Model]) -> Option<Line<'_>> {
+    let first = group.first()?;
+    let scalar = group.len() == 1 && first.component.is_empty();
+    Some(Line {
+        ts: ts_string(first.ts_ms),
+        ts_ms: first.ts_ms,
+        metric: &first.metric,
+        value: scalar.then_some(first.value),
+        components: (!scalar).then(|| group.iter().map(|r| (r.component.as_str(), r.value)).collect()),
+        unit: &first.unit,
+        device_id: first.device_id,
+        source: &first.source,
+        seq: first.seq,
+    })
+}
+
+fn csv_row(group: &[reading::Model], columns: &[&str]) -> String {
+    let Some(first) = group.first() else {
+        return String::new();
+    };
+    let scalar = group
+        .iter()
+        .find(|r| r.component.is_empty())
+        .map(|r| r.value.to_string());
+    let mut fields = vec![
+        ts_string(first.ts_ms),
+        first.ts_ms.to_string(),
+        first.metric.clone(),
+        scalar.unwrap_or_default(),
+    ];
+    for c in columns {
+        fields.push(
+            group
+                .iter()
+                .find(|r| r.component == *c)
+                .map(|r| r.value.to_string())
+                .unwrap_or_default(),
+        );
+    }
+    fields.push(first.unit.clone());
+    fields.push(first.device_id.map(|d| d.to_string()).unwrap_or_default());
+    fields.push(first.source.clone());
+    fields.push(first.seq.map(|s| s.to_string()).unwrap_or_default());
+    csv_line(fields.into_iter())
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted.
+fn csv_line(fields: impl Iterator<Item = String>) -> String {
+    let mut out = String::new();
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&f.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&f);
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// Walks one subject's readings metric by metric, in time order, a page
+/// at a time, and hands them out a reading at a time: the rows of one
+/// device, metric and instant (a blood pressure's components) together.
+/// Pages follow the `(subject, metric, ts)` index; the cursor is the last
+/// row's `(ts_ms, id)`, so no row is skipped or repeated between pages.
+struct ReadingCursor<'a> {
+    ctx: &'a Ctx<'a>,
+    subject: Uuid,
+    metrics: std::slice::Iter<'static, metrics::MetricDef>,
+    metric: Option<&'static str>,
+    after: Option<(i64, Uuid)>,
+    exhausted: bool,
+    rows: VecDeque<reading::Model>,
+}
+
+impl<'a> ReadingCursor<'a> {
+    fn new(ctx: &'a Ctx<'a>, subject: Uuid) -> Self {
+        let mut metrics = metrics::catalog().iter();
+        let metric = metrics.next().map(|m| m.code);
+        Self {
+            ctx,
+            subject,
+            metrics,
+            metric,
+            after: None,
+            exhausted: false,
+            rows: VecDeque::new(),
+        }
+    }
+
+    async fn fetch(&mut self, metric: &str) -> anyhow::Result<()> {
+        let mut q = reading::Entity::find()
+            .filter(reading::Column::MembershipId.eq(self.ctx.membership.id))
+            .filter(reading::Column::SubjectId.eq(self.subject))
+            .filter(reading::Column::Metric.eq(metric));
+        if let Some((ts, id)) = self.after {
+            // `ts >= t` on its own lets the index bound the scan; the OR
+            // then only tells the rows of instant `t` apart.
+            q = q.filter(reading::Column::TsMs.gte(ts)).filter(
+                Condition::any()
+                    .add(reading::Column::TsMs.gt(ts))
+                    .add(reading::Column::Id.gt(id)),
+            );
+        }
+        let page = q
+            .order_by_asc(reading::Column::TsMs)
+            .order_by_asc(reading::Column::Id)
+            .limit(READINGS_PAGE)
+            .all(self.ctx.state.db.conn())
+            .await?;
+        self.exhausted = (page.len() as u64) < READINGS_PAGE;
+        if let Some(last) = page.last() {
+            self.after = Some((last.ts_ms, last.id));
+        }
+        self.rows.extend(page);
+        Ok(())
+    }
+
+    /// The next reading, or `None` after the last.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<reading::Model>>> {
+        loop {
+            let Some(metric) = self.metric else {
+                return Ok(None);
+            };
+            // Make sure every row of the front instant is here: one more
+            // page if the buffer ends on it and the metric has more.
+            while !self.exhausted
+                && self
+                    .rows
+                    .front()
+                    .is_none_or(|f| self.rows.back().is_some_and(|b| b.ts_ms == f.ts_ms))
+            {
+                self.fetch(metric).await?;
+            }
+            let Some(front) = self.rows.front() else {
+                self.metric = self.metrics.next().map(|m| m.code);
+                self.after = None;
+                self.exhausted = false;
+                continue;
+            };
+            let (ts, device) = (front.ts_ms, front.device_id);
+            let mut group = Vec::new();
+            let mut rest = VecDeque::with_capacity(self.rows.len());
+            // Rows of the same instant from other devices stay queued, in
+            // their order, for the next calls.
+            while let Some(row) = self.rows.pop_front() {
+                if row.ts_ms != ts {
+                    rest.push_back(row);
+                    rest.extend(self.rows.drain(..));
+                    break;
+                }
+                // A repeated component is another reading at the same
+                // instant (manual readings have no device to tell apart).
+                if row.device_id == device && !group.iter().any(|g: &reading::Model| g.component == row.component) {
+                    group.push(row);
+                } else {
+                    rest.push_back(row);
+                }
+            }
+            self.rows = rest;
+            return Ok(Some(group));
+        }
+    }
+}
+
+/// `files/<farm path>`: every farm file, decrypted, streamed.
+async fn write_files(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    let Some(farm) = farms::find_by_membership(&ctx.state.db, ctx.membership_id()).await? else {
+        return Ok(());
+    };
+    let farm_id = FarmId::from_uuid(farm.id);
+    let mut after: Option<String> = None;
+    let mut key = None;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    loop {
+        let files = farms::files_after(&ctx.state.db, farm_id, after.as_deref(), LIST_PAGE).await?;
+        let Some(last) = files.last() else { break };
+        after = Some(last.path.clone());
+        if key.is_none() {
+            key = Some(crate::farm_keys::data_key(&ctx.state.db, &ctx.state.master_key, &farm).await?);
+        }
+        let Some(key) = &key else { break };
+        for file in files {
+            let size = u64::try_from(file.size)?;
+            archive
+                .begin_sized(&format!("files{}", file.path), size, zip_time(file.updated_at))
+                .await?;
+            let mut body = ctx.state.blobs.read(farm_id, file.blob_id, key, size, None).await?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                archive.zip.entry_data(&chunk)?;
+                archive.send(&chunk).await?;
+            }
+            let descriptor = archive.zip.finish_entry()?;
+            archive.send(&descriptor).await?;
+            n += 1;
+            bytes += size;
+        }
+    }
+    archive.count("files", n);
+    archive.count("file_bytes", bytes);
+    Ok(())
+}
+
+/// Removes the objects of exports past their time (`export_ttl_secs` after
+/// they finished); the job stays, without a result, and its download
+/// answers 410. Idempotent: every node may run it.
+pub async fn sweep_expired(state: &AppState) -> anyhow::Result<usize> {
+    let ttl = chrono::Duration::seconds(i64::try_from(state.config.export_ttl_secs).unwrap_or(i64::MAX / 1000));
+    let cutoff = Utc::now() - ttl;
+    let mut removed = 0;
+    loop {
+        let batch = jobs::expired(&state.db, KIND, cutoff, 100).await?;
+        if batch.is_empty() {
+            return Ok(removed);
+        }
+        for job in batch {
+            export_objects::delete(&state.blobs, &export_objects::key(job.membership_id, job.id)).await?;
+            jobs::clear_result(&state.db, vitalfarm_domain::JobId::from_uuid(job.id)).await?;
+            removed += 1;
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Erasing a membership: everything it holds goes in one transaction, and
+//! the membership row stays behind as a tombstone (kind kept, name cleared,
+//! `erased_at` set) so its id is never handed out again and every reference
+//! to it still resolves to "nothing here".
+//!
+//! Blob objects live outside the database and cannot join the transaction:
+//! the transaction destroys the farm's wrapped data key and marks the blobs
+//! `deleted`, so their bytes are unreadable the moment it commits, and the
+//! regular blob sweep (`farms::sweepable_blobs`) removes the objects after
+//! it, idempotently, also when this process dies in between. Export objects
+//! are named here and removed by the caller after the commit likewise.
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+use vitalfarm_domain::{DeviceStatus, MembershipId};
+
+use crate::entity::{
+    api_key, device, device_command, device_model, farm, farm_blob, farm_file, job, member_role, membership, reading,
+    subject, user,
+};
+use crate::repo::farms::BLOB_DELETED;
+use crate::{Database, StorageError};
+
+/// What the erasure removed, and what the caller must still remove outside
+/// the database.
+#[derive(Debug, Default, Clone)]
+pub struct Erased {
+    pub readings: u64,
+    pub subjects: u64,
+    pub files: u64,
+    pub devices_deleted: u64,
+    pub devices_unbound: u64,
+    pub users_deleted: u64,
+    /// Export jobs whose objects are to be removed from the store.
+    pub export_jobs: Vec<Uuid>,
+}
+
+/// Erases `membership`. `revoke_and_audit` runs inside the transaction
+/// first (see `api::erasure::revoke_consents_and_audit`): whatever it writes
+/// commits or rolls back with the rest. Returns `NotFound` when the
+/// membership is unknown or already erased.
+pub async fn erase<F>(db: &Database, membership: MembershipId, revoke_and_audit: F) -> Result<Erased, StorageError>
+where
+    F: for<'t> FnOnce(
+        &'t sea_orm::DatabaseTransaction,
+    )
+        -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + 't>>,
+{
+    let mid = membership.as_uuid();
+    let now = Utc::now();
+    let txn = db.begin_write().await?;
+
+    // 0. Lock the membership row (PostgreSQL; SQLite's write lock is held
+    // since BEGIN IMMEDIATE): a concurrent erasure, role change or signup
+    // into it waits, then sees the tombstone.
+    let row = membership::Entity::find_by_id(mid)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    if row.erased_at.is_some() {
+        return Err(StorageError::NotFound);
+    }
+
+    // 1. Consents it granted are revoked and the erasure is recorded first,
+    // while the rows they refer to still exist.
+    revoke_and_audit(&txn).await?;
+
+    let mut out = Erased::default();
+
+    // 2. Who is a member, before the roles go: accounts with no other
+    // membership are deleted at the end.
+    let members: Vec<Uuid> = member_role::Entity::find()
+        .filter(member_role::Column::MembershipId.eq(mid))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|r| r.user_id)
+        .collect();
+
+    // 3. Access first: roles and API keys. Nothing can act in the
+    // membership from here on, whatever fails later (it would roll back).
+    member_role::Entity::delete_many()
+        .filter(member_role::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?;
+    api_key::Entity::delete_many()
+        .filter(api_key::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?;
+
+    // 4. The farm: forget its data key (every copy of every blob becomes
+    // unreadable), drop the file records (share links and their uses
+    // cascade from them) and hand the blobs to the sweep.
+    if let Some(farm) = farm::Entity::find()
+        .filter(farm::Column::MembershipId.eq(mid))
+        .one(&txn)
+        .await?
+    {
+        out.files = farm_file::Entity::delete_many()
+            .filter(farm_file::Column::FarmId.eq(farm.id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        farm_blob::Entity::update_many()
+            .col_expr(farm_blob::Column::State, Expr::value(BLOB_DELETED))
+            .col_expr(farm_blob::Column::UpdatedAt, Expr::value(now))
+            .filter(farm_blob::Column::FarmId.eq(farm.id))
+            .exec(&txn)
+            .await?;
+        farm::Entity::update_many()
+            .col_expr(farm::Column::WrappedKey, Expr::value(Option::<String>::None))
+            .col_expr(farm::Column::MasterKeyId, Expr::value(Option::<String>::None))
+            .col_expr(farm::Column::UsedBytes, Expr::value(0i64))
+            .col_expr(farm::Column::FileCount, Expr::value(0i64))
+            .col_expr(farm::Column::QuotaBytes, Expr::value(0i64))
+            .filter(farm::Column::Id.eq(farm.id))
+            .exec(&txn)
+            .await?;
+    }
+
+    // 5. Health data: readings before subjects (readings reference them).
+    out.readings = reading::Entity::delete_many()
+        .filter(reading::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+
+    // 6. Devices. Another fleet's devices it had claimed go back to their
+    // owner, unbound and `provisioned` (the owner can assign them again);
+    // its own fleet is deleted with its models; device commands cascade
+    // from the devices, and the ones it sent to other fleets' devices are
+    // deleted by membership.
+    device_command::Entity::delete_many()
+        .filter(device_command::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?;
+    out.devices_unbound = device::Entity::update_many()
+        .col_expr(device::Column::BoundMembershipId, Expr::value(Option::<Uuid>::None))
+        .col_expr(device::Column::SubjectId, Expr::value(Option::<Uuid>::None))
+        .col_expr(device::Column::Status, Expr::value(DeviceStatus::Provisioned.as_str()))
+        .col_expr(device::Column::UpdatedAt, Expr::value(now))
+        .filter(device::Column::BoundMembershipId.eq(mid))
+        .filter(device::Column::OwnerMembershipId.ne(mid))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    out.devices_deleted = device::Entity::delete_many()
+        .filter(device::Column::OwnerMembershipId.eq(mid))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    device_model::Entity::delete_many()
+        .filter(device_model::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?;
+
+    // 7. Subjects, now that nothing references them.
+    out.subjects = subject::Entity::delete_many()
+        .filter(subject::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+
+    // 8. Jobs: the export objects are named for removal after the commit.
+    out.export_jobs = job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(job::Column::MembershipId.eq(mid))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?;
+    job::Entity::delete_many()
+        .filter(job::Column::MembershipId.eq(mid))
+        .exec(&txn)
+        .await?;
+
+    // 9. Accounts that belonged here alone: deleting the user removes its
+    // refresh tokens (cascade), so signing in and refreshing both fail.
+    for user_id in members {
+        let elsewhere = member_role::Entity::find()
+            .filter(member_role::Column::UserId.eq(user_id))
+            .one(&txn)
+            .await?
+            .is_some();
+        if !elsewhere {
+            out.users_deleted += user::Entity::delete_by_id(user_id).exec(&txn).await?.rows_affected;
+        }
+    }
+
+    // 10. The tombstone.
+    membership::Entity::update_many()
+        .col_expr(membership::Column::Name, Expr::value(String::new()))
+        .col_expr(membership::Column::ErasedAt, Expr::value(Some(now)))
+        .filter(membership::Column::Id.eq(mid))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Whether `membership` exists and is not erased.
+pub async fn is_live(db: &impl ConnectionTrait, membership: MembershipId) -> Result<bool, StorageError> {
+    Ok(membership::Entity::find_by_id(membership.as_uuid())
+        .one(db)
+        .await?
+        .is_some_and(|m| m.erased_at.is_none()))
+}
+
+/// Memberships erased since `since`: the export sweep removes whatever
+/// export objects of theirs survived the erasure (a crash right after its
+/// commit, an upload that finished during it).
+pub async fn erased_since(db: &Database, since: chrono::DateTime<Utc>) -> Result<Vec<Uuid>, StorageError> {
+    Ok(membership::Entity::find()
+        .select_only()
+        .column(membership::Column::Id)
+        .filter(membership::Column::ErasedAt.gte(since))
+        .into_tuple::<Uuid>()
+        .all(db.conn())
+        .await?)
+}

@@ -1,0 +1,365 @@
+//! The jobs table: background work (exports) any node may run. A job is
+//! claimed with a lease: on PostgreSQL the candidate row is locked with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claimers pass over each other's
+//! rows; on SQLite (one writer at a time) the claim is a conditional UPDATE
+//! that only succeeds while the job is still claimable. Either way exactly
+//! one claimer wins. A worker renews its lease while it runs; a job whose
+//! lease ran out (its node died) is claimable again, until `MAX_ATTEMPTS`
+//! claims have been spent, after which it fails for good.
+//!
+//! Every later write (renew, succeed, fail) is conditional on the attempt
+//! number the claimer got, so a worker that lost its lease cannot overwrite
+//! the outcome of the one that took over.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+use vitalfarm_domain::{JobId, MembershipId};
+
+use crate::entity::job;
+use crate::{Database, DatabaseKind, Page, StorageError};
+
+/// Claims a job may take before it fails for good.
+pub const MAX_ATTEMPTS: i32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub membership: MembershipId,
+    pub requested_by: Option<Uuid>,
+    pub idempotency_key: Option<&'a str>,
+    /// A JSON object, as text.
+    pub payload: String,
+}
+
+/// A claimed job: the row as it was claimed, and the attempt number that
+/// proves the claim in later writes.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job: job::Model,
+    pub attempt: i32,
+}
+
+fn now_ms(now: DateTime<Utc>) -> i64 {
+    now.timestamp_millis()
+}
+
+/// Creates a queued job. With an idempotency key already used in this
+/// membership, returns that key's job instead (`false`: not new).
+pub async fn create(db: &Database, new: NewJob<'_>) -> Result<(job::Model, bool), StorageError> {
+    if let Some(key) = new.idempotency_key
+        && let Some(existing) = find_by_idempotency_key(db, new.membership, key).await?
+    {
+        return Ok((existing, false));
+    }
+    let now = Utc::now();
+    let inserted = job::ActiveModel {
+        id: Set(JobId::new().as_uuid()),
+        kind: Set(new.kind.to_owned()),
+        membership_id: Set(new.membership.as_uuid()),
+        requested_by: Set(new.requested_by),
+        idempotency_key: Set(new.idempotency_key.map(str::to_owned)),
+        payload: Set(new.payload),
+        status: Set(JobStatus::Queued.as_str().to_owned()),
+        attempts: Set(0),
+        lease_until_ms: Set(None),
+        result: Set(None),
+        error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db.conn())
+    .await;
+    match inserted {
+        Ok(m) => Ok((m, true)),
+        // Two requests with the same key raced: the other one's job it is.
+        Err(e) => match (StorageError::unique(e, "idempotency key"), new.idempotency_key) {
+            (StorageError::Conflict(_), Some(key)) => find_by_idempotency_key(db, new.membership, key)
+                .await?
+                .map(|m| (m, false))
+                .ok_or(StorageError::NotFound),
+            (e, _) => Err(e),
+        },
+    }
+}
+
+async fn find_by_idempotency_key(
+    db: &Database,
+    membership: MembershipId,
+    key: &str,
+) -> Result<Option<job::Model>, StorageError> {
+    Ok(job::Entity::find()
+        .filter(job::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(job::Column::IdempotencyKey.eq(key))
+        .one(db.conn())
+        .await?)
+}
+
+/// A job of `membership`, or `None` (also when it belongs to another).
+pub async fn get(
+    db: &Database,
+    membership: MembershipId,
+    kind: &str,
+    id: JobId,
+) -> Result<Option<job::Model>, StorageError> {
+    Ok(job::Entity::find_by_id(id.as_uuid())
+        .filter(job::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(job::Column::Kind.eq(kind))
+        .one(db.conn())
+        .await?)
+}
+
+/// A membership's jobs of `kind`, newest first.
+pub async fn list(
+    db: &Database,
+    membership: MembershipId,
+    kind: &str,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Page<job::Model>, StorageError> {
+    let mut q = job::Entity::find()
+        .filter(job::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(job::Column::Kind.eq(kind));
+    if let Some(before) = before {
+        q = q.filter(job::Column::Id.lt(before));
+    }
+    let rows = q.order_by_desc(job::Column::Id).limit(limit + 1).all(db.conn()).await?;
+    Ok(Page::from_overfetch(rows, limit, |m| m.id))
+}
+
+/// Queued, or running under a lease that ran out, with attempts left.
+fn claimable(now: i64) -> Condition {
+    Condition::all().add(job::Column::Attempts.lt(MAX_ATTEMPTS)).add(
+        Condition::any()
+            .add(job::Column::Status.eq(JobStatus::Queued.as_str()))
+            .add(
+                Condition::all()
+                    .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+                    .add(job::Column::LeaseUntilMs.lt(now)),
+            ),
+    )
+}
+
+/// Fails every job whose lease ran out after its last allowed attempt: its
+/// node died `MAX_ATTEMPTS` times while running it, so running it again is
+/// more likely to kill another node than to succeed.
+pub async fn fail_exhausted(db: &Database) -> Result<u64, StorageError> {
+    let now = Utc::now();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Failed.as_str()))
+        .col_expr(
+            job::Column::Error,
+            Expr::value(Some(format!(
+                "gave up after {MAX_ATTEMPTS} attempts: the worker running it stopped each time"
+            ))),
+        )
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(job::Column::LeaseUntilMs.lt(now_ms(now)))
+        .filter(job::Column::Attempts.gte(MAX_ATTEMPTS))
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Claims the oldest claimable job of one of `kinds` for `lease`, or `None`.
+pub async fn claim(db: &Database, kinds: &[&str], lease: chrono::Duration) -> Result<Option<Claim>, StorageError> {
+    let now = Utc::now();
+    let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+    match db.kind() {
+        DatabaseKind::Postgres => {
+            let txn = db.conn().begin().await?;
+            let candidate = job::Entity::find()
+                .filter(claimable(now_ms(now)))
+                .filter(job::Column::Kind.is_in(kinds))
+                .order_by_asc(job::Column::Id)
+                .limit(1)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .one(&txn)
+                .await?;
+            let Some(candidate) = candidate else {
+                txn.commit().await?;
+                return Ok(None);
+            };
+            let claim = take(&txn, &candidate, now, lease).await?;
+            txn.commit().await?;
+            Ok(claim)
+        }
+        DatabaseKind::Sqlite => {
+            let candidates = job::Entity::find()
+                .filter(claimable(now_ms(now)))
+                .filter(job::Column::Kind.is_in(kinds))
+                .order_by_asc(job::Column::Id)
+                .limit(8)
+                .all(db.conn())
+                .await?;
+            for candidate in candidates {
+                if let Some(claim) = take(db.conn(), &candidate, now, lease).await? {
+                    return Ok(Some(claim));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The conditional UPDATE behind a claim: it matches only while the job is
+/// still as the claimer saw it (same attempt count, still claimable), so of
+/// two claimers that saw the same row, one changes it and the other nothing.
+async fn take(
+    conn: &impl sea_orm::ConnectionTrait,
+    seen: &job::Model,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> Result<Option<Claim>, StorageError> {
+    let attempt = seen.attempts + 1;
+    let lease_until = now_ms(now + lease);
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Running.as_str()))
+        .col_expr(job::Column::Attempts, Expr::value(attempt))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Some(lease_until)))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(job::Column::Id.eq(seen.id))
+        .filter(job::Column::Attempts.eq(seen.attempts))
+        .filter(claimable(now_ms(now)))
+        .exec(conn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Ok(None);
+    }
+    let mut job = seen.clone();
+    job.status = JobStatus::Running.as_str().to_owned();
+    job.attempts = attempt;
+    job.lease_until_ms = Some(lease_until);
+    job.updated_at = now;
+    Ok(Some(Claim { job, attempt }))
+}
+
+fn owned_by(claim: &Claim) -> Condition {
+    Condition::all()
+        .add(job::Column::Id.eq(claim.job.id))
+        .add(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .add(job::Column::Attempts.eq(claim.attempt))
+}
+
+/// Extends the lease; `false` when the claim was lost (the lease ran out and
+/// another worker took the job, or the job was deleted), and the worker
+/// must stop.
+pub async fn renew(db: &Database, claim: &Claim, lease: chrono::Duration) -> Result<bool, StorageError> {
+    let now = Utc::now();
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Some(now_ms(now + lease))))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .filter(owned_by(claim))
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records success with `result` (a JSON object as text); `false` when the
+/// claim was lost.
+pub async fn succeed(db: &Database, claim: &Claim, result: String) -> Result<bool, StorageError> {
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(JobStatus::Succeeded.as_str()))
+        .col_expr(job::Column::Result, Expr::value(Some(result)))
+        .col_expr(job::Column::Error, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(owned_by(claim))
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a failed attempt: queued again while attempts remain, else
+/// `failed` with `error` (a message safe to show the client).
+pub async fn fail(db: &Database, claim: &Claim, error: &str) -> Result<bool, StorageError> {
+    let status = if claim.attempt >= MAX_ATTEMPTS {
+        JobStatus::Failed
+    } else {
+        JobStatus::Queued
+    };
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(status.as_str()))
+        .col_expr(job::Column::Error, Expr::value(Some(error.to_owned())))
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Option::<i64>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(owned_by(claim))
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Succeeded jobs of `kind` finished before `cutoff` whose result is still
+/// on record: exports whose object the sweep should remove.
+pub async fn expired(
+    db: &Database,
+    kind: &str,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<job::Model>, StorageError> {
+    Ok(job::Entity::find()
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::Status.eq(JobStatus::Succeeded.as_str()))
+        .filter(job::Column::UpdatedAt.lt(cutoff))
+        .filter(job::Column::Result.is_not_null())
+        .order_by_asc(job::Column::Id)
+        .limit(limit)
+        .all(db.conn())
+        .await?)
+}
+
+/// Forgets the result of a job whose object was removed. `updated_at` is
+/// left alone: it is when the job finished, from which expiry is counted.
+pub async fn clear_result(db: &Database, id: JobId) -> Result<(), StorageError> {
+    job::Entity::update_many()
+        .col_expr(job::Column::Result, Expr::value(Option::<String>::None))
+        .filter(job::Column::Id.eq(id.as_uuid()))
+        .exec(db.conn())
+        .await?;
+    Ok(())
+}
+
+/// Test and bench support: makes a running job's lease run out now, as if
+/// its node had died.
+pub async fn expire_lease(db: &Database, id: JobId) -> Result<bool, StorageError> {
+    let res = job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntilMs, Expr::value(Some(now_ms(Utc::now()) - 1)))
+        .filter(job::Column::Id.eq(id.as_uuid()))
+        .filter(job::Column::Status.eq(JobStatus::Running.as_str()))
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected == 1)
+}
