@@ -248,17 +248,6 @@ pub async fn all_in_order(
         .await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_are_literal() {
-        assert_eq!(like_literal("auth.sign_in"), "auth.sign\\_in");
-        assert_eq!(like_literal("50%\\"), "50\\%\\\\");
-    }
-}
-
 /// Inside `txn`: removes `membership`'s whole log, for its erasure. The
 /// erasure then starts a new chain holding only the record of itself: who
 /// read what is personal data too, and it goes with the rest.
@@ -268,4 +257,15 @@ pub async fn delete_all_in(txn: &impl sea_orm::ConnectionTrait, membership: Memb
         .exec(txn)
         .await?
         .rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_literal() {
+        assert_eq!(like_literal("auth.sign_in"), "auth.sign\\_in");
+        assert_eq!(like_literal("50%\\"), "50\\%\\\\");
+    }
 }
