@@ -20,12 +20,13 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
+use vitalfarm_domain::consent::{self, Access as ConsentAccess};
 use vitalfarm_domain::zip::{Timestamp, ZipEncoder};
-use vitalfarm_domain::{FarmId, MembershipId, metrics};
+use vitalfarm_domain::{ConsentId, FarmId, MembershipId, fhir, metrics};
 use vitalfarm_storage::entity::{membership, reading};
 use vitalfarm_storage::export_objects::{self, ExportWriter};
 use vitalfarm_storage::farm_crypto::DataKey;
-use vitalfarm_storage::repo::{accounts, devices, farms, jobs, subjects};
+use vitalfarm_storage::repo::{accounts, audit, consents, devices, farms, jobs, subjects};
 
 use crate::state::AppState;
 
@@ -51,10 +52,29 @@ pub enum Section {
     Readings,
     /// `files/<farm path>`, decrypted
     Files,
+    /// `fhir/<subject_id>.json`: each subject's readings as a FHIR R4
+    /// `collection` Bundle
+    Fhir,
+    /// `consents.json`: every consent the membership gave or received
+    Consents,
+    /// `audit.ndjson`: the membership's audit chain, in order, with hashes
+    Audit,
+    /// `shared/<grantor>/<subject_id>.ndjson`: what individuals shared with
+    /// this membership under consents whose access is `read_export`
+    Shared,
 }
 
 /// The sections of every export, in archive order; `manifest.json` follows.
-pub const SECTIONS: &[Section] = &[Section::Subjects, Section::Devices, Section::Readings, Section::Files];
+pub const SECTIONS: &[Section] = &[
+    Section::Subjects,
+    Section::Devices,
+    Section::Readings,
+    Section::Fhir,
+    Section::Files,
+    Section::Consents,
+    Section::Audit,
+    Section::Shared,
+];
 
 impl Section {
     pub const fn name(self) -> &'static str {
@@ -63,6 +83,10 @@ impl Section {
             Section::Devices => "devices",
             Section::Readings => "readings",
             Section::Files => "files",
+            Section::Fhir => "fhir",
+            Section::Consents => "consents",
+            Section::Audit => "audit",
+            Section::Shared => "shared",
         }
     }
 
@@ -72,6 +96,10 @@ impl Section {
             Section::Devices => write_devices(ctx, archive).await,
             Section::Readings => write_readings(ctx, archive).await,
             Section::Files => write_files(ctx, archive).await,
+            Section::Fhir => write_fhir(ctx, archive).await,
+            Section::Consents => write_consents(ctx, archive).await,
+            Section::Audit => write_audit(ctx, archive).await,
+            Section::Shared => write_shared(ctx, archive).await,
         }
     }
 }
@@ -470,6 +498,9 @@ fn csv_line(fields: impl Iterator<Item = String>) -> String {
 /// row's `(ts_ms, id)`, so no row is skipped or repeated between pages.
 struct ReadingCursor<'a> {
     ctx: &'a Ctx<'a>,
+    /// The membership the subject belongs to: the exporter's own, or a
+    /// grantor's for shared data.
+    owner: Uuid,
     subject: Uuid,
     metrics: std::slice::Iter<'static, metrics::MetricDef>,
     metric: Option<&'static str>,
@@ -480,10 +511,15 @@ struct ReadingCursor<'a> {
 
 impl<'a> ReadingCursor<'a> {
     fn new(ctx: &'a Ctx<'a>, subject: Uuid) -> Self {
+        Self::of(ctx, ctx.membership.id, subject)
+    }
+
+    fn of(ctx: &'a Ctx<'a>, owner: Uuid, subject: Uuid) -> Self {
         let mut metrics = metrics::catalog().iter();
         let metric = metrics.next().map(|m| m.code);
         Self {
             ctx,
+            owner,
             subject,
             metrics,
             metric,
@@ -495,7 +531,7 @@ impl<'a> ReadingCursor<'a> {
 
     async fn fetch(&mut self, metric: &str) -> anyhow::Result<()> {
         let mut q = reading::Entity::find()
-            .filter(reading::Column::MembershipId.eq(self.ctx.membership.id))
+            .filter(reading::Column::MembershipId.eq(self.owner))
             .filter(reading::Column::SubjectId.eq(self.subject))
             .filter(reading::Column::Metric.eq(metric));
         if let Some((ts, id)) = self.after {
@@ -566,6 +602,191 @@ impl<'a> ReadingCursor<'a> {
             return Ok(Some(group));
         }
     }
+}
+
+/// The FHIR form of one reading's rows.
+fn fhir_reading(group: &[reading::Model]) -> Option<fhir::Reading> {
+    let first = group.first()?;
+    Some(fhir::Reading {
+        ts_ms: first.ts_ms,
+        device_id: first.device_id,
+        values: group.iter().map(|r| (r.component.clone(), r.value)).collect(),
+        source: first.source.clone(),
+    })
+}
+
+/// `fhir/<subject>.json`: a `collection` Bundle per subject, the Patient
+/// first, then an Observation per reading, written entry by entry.
+async fn write_fhir(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    let mut after = None;
+    loop {
+        let page = subjects::list(&ctx.state.db, ctx.membership_id(), None, after, LIST_PAGE).await?;
+        for s in &page.items {
+            let patient = crate::routes::fhir::patient_of(s);
+            archive.begin(&format!("fhir/{}.json", s.id)).await?;
+            let head = json!({
+                "resourceType": "Bundle",
+                "type": "collection",
+                "timestamp": fhir::instant(ctx.generated_at.timestamp_millis()),
+            });
+            let mut text = serde_json::to_string(&head)?;
+            // The entries are streamed into the object's last field.
+            text.pop();
+            text.push_str(",\"entry\":[\n");
+            archive.write(text.as_bytes()).await?;
+            let entry = |resource: serde_json::Value| {
+                let id = resource["id"].as_str().unwrap_or_default().to_owned();
+                json!({"fullUrl": format!("urn:uuid:{id}"), "resource": resource})
+            };
+            archive
+                .write(&serde_json::to_vec(&entry(fhir::patient(&patient)))?)
+                .await?;
+            let mut cursor = ReadingCursor::new(ctx, s.id);
+            let mut n = 0u64;
+            while let Some(group) = cursor.next().await? {
+                let Some(first) = group.first() else { continue };
+                let (Some(metric), Some(reading)) = (metrics::find(&first.metric), fhir_reading(&group)) else {
+                    continue;
+                };
+                if let Some(observation) = fhir::observation(&patient, metric, &reading) {
+                    archive.write(b",\n").await?;
+                    archive.write(&serde_json::to_vec(&entry(observation))?).await?;
+                    n += 1;
+                }
+            }
+            archive.write(b"\n]}\n").await?;
+            archive.end().await?;
+            archive.count("fhir_observations", n);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// `consents.json`: every consent the membership gave or received, as
+/// `GET /v1/consents/{id}` shows it, revoked and expired ones included.
+async fn write_consents(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    archive.begin("consents.json").await?;
+    archive.write(b"[").await?;
+    let now = Utc::now().timestamp_millis();
+    let mut after = None;
+    let mut n = 0u64;
+    loop {
+        let page = consents::list(
+            &ctx.state.db,
+            &[ctx.membership_id()],
+            consents::Side::Either,
+            after,
+            LIST_PAGE,
+        )
+        .await?;
+        for row in &page.items {
+            let dto = crate::routes::consents::consent_view(ctx.state, row, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
+            archive.write(&serde_json::to_vec(&dto)?).await?;
+            n += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    archive.write(b"\n]\n").await?;
+    archive.end().await?;
+    archive.count("consents", n);
+    Ok(())
+}
+
+/// `audit.ndjson`: the audit chain as stored, one event a line in order,
+/// hashes included, so the export can be verified on its own.
+async fn write_audit(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    archive.begin("audit.ndjson").await?;
+    let mut after_seq = 0;
+    let mut n = 0u64;
+    loop {
+        let page = audit::all_in_order(&ctx.state.db, ctx.membership_id(), after_seq, LIST_PAGE).await?;
+        for e in &page {
+            let line = json!({
+                "id": e.id, "seq": e.seq, "at": ts_string(e.at_ms), "actor_kind": e.actor_kind,
+                "actor_id": e.actor_id, "actor_membership_id": e.actor_membership_id, "action": e.action,
+                "resource": e.resource, "consent_id": e.consent_id, "outcome": e.outcome,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or_default(),
+                "prev_hash": e.prev_hash, "hash": e.hash,
+            });
+            let mut bytes = serde_json::to_vec(&line)?;
+            bytes.push(b'\n');
+            archive.write(&bytes).await?;
+            n += 1;
+            after_seq = e.seq;
+        }
+        if (page.len() as u64) < LIST_PAGE {
+            break;
+        }
+    }
+    archive.end().await?;
+    archive.count("audit_events", n);
+    Ok(())
+}
+
+/// `shared/<grantor>/<subject>.ndjson`: readings individuals shared with
+/// this membership, only under consents in force whose access is
+/// `read_export`, and only what `domain::consent::evaluate` permits for
+/// export (the consent's metrics and data period), each reading asked
+/// about at its own time. Each export of shared data is written to the
+/// grantor's audit log with the consent used.
+async fn write_shared(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
+    let now = Utc::now().timestamp_millis();
+    let rows = consents::live_for_grantees(&ctx.state.db, &[ctx.membership_id()], now).await?;
+    let mut n = 0u64;
+    for row in &rows {
+        let Some(c) = consents::to_domain(row) else { continue };
+        if c.access != ConsentAccess::ReadExport || c.state(now) != consent::State::Active {
+            continue;
+        }
+        for subject in &c.subjects {
+            archive
+                .begin(&format!("shared/{}/{}.ndjson", row.grantor_membership_id, subject))
+                .await?;
+            let mut cursor = ReadingCursor::of(ctx, row.grantor_membership_id, subject.as_uuid());
+            while let Some(group) = cursor.next().await? {
+                let Some(first) = group.first() else { continue };
+                let request = consent::Request::Readings {
+                    subject: *subject,
+                    metric: &first.metric,
+                    from: first.ts_ms,
+                    to: first.ts_ms.saturating_add(1),
+                    access: ConsentAccess::ReadExport,
+                };
+                let permitted = consent::evaluate(&c, &request, now).is_ok_and(|p| p.window.is_none_or(|(f, t)| f < t));
+                if !permitted {
+                    continue;
+                }
+                let mut line = serde_json::to_vec(&ndjson_line(&group))?;
+                line.push(b'\n');
+                archive.write(&line).await?;
+                n += 1;
+            }
+            archive.end().await?;
+            let mut event = crate::audit::Event::new(
+                c.grantor,
+                crate::audit::Actor::System,
+                "data.exported",
+                format!("subject/{subject}/readings"),
+            );
+            event.consent = Some(ConsentId::from_uuid(row.id));
+            event.actor_membership = Some(ctx.membership_id());
+            crate::audit::record(ctx.state, event)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    archive.count("shared_readings", n);
+    Ok(())
 }
 
 /// `files/<farm path>`: every farm file, decrypted, streamed.

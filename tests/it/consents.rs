@@ -626,3 +626,98 @@ async fn erasing_an_individual_ends_its_consents_at_once_and_keeps_only_the_eras
         0
     );
 }
+
+/// An export of all that is held: the individual's has its consents, its
+/// audit chain and a FHIR bundle per subject; a company's holds shared
+/// readings only under a `read_export` consent, and only what it covers.
+#[tokio::test]
+async fn exports_carry_consents_audit_fhir_and_only_exportable_shared_data() {
+    use super::exports::{download, finished, request_export, unzip};
+    let app = TestApp::spawn().await;
+    let care = app.company("export@acme.example").await;
+    let lab = app.company("export@lab.example").await;
+    let ivy = app.individual("ivy@example.org").await;
+    let subject = self_subject(&app, &ivy).await;
+    let device = app.claimed_device(&ivy, &subject, "I-1").await;
+    let now = Utc::now();
+    app.ingest(
+        &device,
+        json!([
+            {"metric": "heart_rate", "ts": ts(now - Duration::days(3)), "value": 61},
+            {"metric": "heart_rate", "ts": ts(now - Duration::hours(3)), "value": 62},
+            {"metric": "spo2", "ts": ts(now - Duration::hours(3)), "value": 98},
+        ]),
+    )
+    .await;
+    let grant = |grantee: uuid::Uuid, access: &str| {
+        let app = &app;
+        let token = ivy.token.clone();
+        let body = json!({"grantee_membership_id": grantee, "subject_ids": [subject], "metrics": ["heart_rate"],
+            "purpose": "research", "access": access, "expires_at": ts(now + Duration::days(1)),
+            "data_from": ts(now - Duration::days(1))});
+        async move { app.post("/v1/consents", Some(&token), body).await.str("/id") }
+    };
+    let exportable = grant(care.membership_id, "read_export").await;
+    grant(lab.membership_id, "read").await;
+
+    // The company with read_export gets exactly the covered readings.
+    let id = request_export(&app, &care).await;
+    let done = finished(&app, &care, id).await;
+    assert_eq!(done.body["status"], "succeeded", "{}", done.text);
+    let (status, _, bytes) = download(&app, &care.token, &done.str("/download_url"), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let files = unzip(bytes);
+    let shared = files
+        .get(&format!("shared/{}/{subject}.ndjson", ivy.membership_id))
+        .unwrap_or_else(|| panic!("{:?}", files.keys().collect::<Vec<_>>()));
+    let lines: Vec<Value> = std::str::from_utf8(shared)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "only heart rate since data_from: {lines:?}");
+    assert_eq!(lines[0]["value"], 62.0);
+    let consents: Value = serde_json::from_slice(&files["consents.json"]).unwrap();
+    assert_eq!(consents.as_array().unwrap().len(), 1);
+    assert_eq!(consents[0]["id"], exportable.as_str());
+    // The export of shared data is in Ivy's log.
+    let exported = app.audit(ivy.membership_id, &ivy.token, "action=data.exported&").await;
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(exported[0]["consent_id"], exportable.as_str());
+
+    // A read-only consent never reaches an export.
+    let id = request_export(&app, &lab).await;
+    let done = finished(&app, &lab, id).await;
+    let (_, _, bytes) = download(&app, &lab.token, &done.str("/download_url"), &[]).await;
+    let files = unzip(bytes);
+    assert!(
+        !files.keys().any(|k| k.starts_with("shared/")),
+        "{:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+
+    // The individual's own export: consents given, the audit chain, FHIR.
+    let id = request_export(&app, &ivy).await;
+    let done = finished(&app, &ivy, id).await;
+    let (_, _, bytes) = download(&app, &ivy.token, &done.str("/download_url"), &[]).await;
+    let files = unzip(bytes);
+    let consents: Value = serde_json::from_slice(&files["consents.json"]).unwrap();
+    assert_eq!(consents.as_array().unwrap().len(), 2);
+    let audit: Vec<Value> = std::str::from_utf8(&files["audit.ndjson"])
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(audit.iter().any(|e| e["action"] == "data.exported"));
+    for pair in audit.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"], "the chain is whole");
+    }
+    let bundle: Value = serde_json::from_slice(&files[&format!("fhir/{subject}.json")]).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "collection");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert_eq!(entries[0]["resource"]["resourceType"], "Patient");
+    assert_eq!(entries.len(), 4, "the patient and three observations: {bundle}");
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["counts"]["fhir_observations"], 3);
+}

@@ -67,7 +67,7 @@ fn exports_path(m: &Member) -> String {
     format!("/v1/memberships/{}/exports", m.membership_id)
 }
 
-async fn request_export(app: &TestApp, m: &Member) -> Uuid {
+pub(crate) async fn request_export(app: &TestApp, m: &Member) -> Uuid {
     let res = app.post(&exports_path(m), Some(&m.token), json!({})).await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
     assert_eq!(res.body["status"], "queued");
@@ -75,7 +75,7 @@ async fn request_export(app: &TestApp, m: &Member) -> Uuid {
 }
 
 /// Polls the export until it leaves `queued`/`running`.
-async fn finished(app: &TestApp, m: &Member, id: Uuid) -> Resp {
+pub(crate) async fn finished(app: &TestApp, m: &Member, id: Uuid) -> Resp {
     for _ in 0..600 {
         let res = app.get(&format!("{}/{id}", exports_path(m)), &m.token).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
@@ -87,7 +87,7 @@ async fn finished(app: &TestApp, m: &Member, id: Uuid) -> Resp {
     panic!("export {id} did not finish");
 }
 
-async fn download(
+pub(crate) async fn download(
     app: &TestApp,
     token: &str,
     url: &str,
@@ -103,7 +103,7 @@ async fn download(
     (status, headers, res.bytes().await.unwrap().to_vec())
 }
 
-fn unzip(bytes: Vec<u8>) -> HashMap<String, Vec<u8>> {
+pub(crate) fn unzip(bytes: Vec<u8>) -> HashMap<String, Vec<u8>> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
     let mut out = HashMap::new();
     for i in 0..archive.len() {
@@ -207,7 +207,9 @@ async fn an_export_holds_every_reading_once_and_every_file_byte_for_byte() {
     assert_eq!(manifest["counts"]["readings"], total);
     assert_eq!(
         manifest["sections"],
-        json!(["subjects", "devices", "readings", "files"])
+        json!([
+            "subjects", "devices", "readings", "fhir", "files", "consents", "audit", "shared"
+        ])
     );
     let subjects: Vec<Value> = serde_json::from_slice(&entries["subjects.json"]).unwrap();
     assert_eq!(subjects.len(), 3);

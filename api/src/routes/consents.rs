@@ -114,6 +114,12 @@ fn consent_dto(row: &consent_row::Model, names: &Names, now: i64) -> ApiResult<C
     })
 }
 
+/// A consent as the API shows it, names and farm looked up.
+pub async fn consent_view(state: &AppState, row: &consent_row::Model, now: i64) -> ApiResult<Consent> {
+    let names = Names::load(state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
+    consent_dto(row, &names, now)
+}
+
 fn request_dto(
     r: &consent_request::Model,
     direction: RequestDirection,

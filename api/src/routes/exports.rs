@@ -93,8 +93,10 @@ fn principal_id(p: &Principal) -> uuid::Uuid {
 }
 
 /// Queues an export of everything the membership holds: subjects, devices,
-/// readings (NDJSON and CSV per subject, canonical units), farm files, and
-/// a manifest. Poll the returned export until `succeeded`, then download.
+/// readings (NDJSON and CSV per subject, canonical units), a FHIR R4 bundle
+/// per subject, farm files, the consents it gave or received, its audit
+/// chain, the data individuals shared with it under `read_export`
+/// consents, and a manifest. Poll the returned export until `succeeded`, then download.
 /// With an `Idempotency-Key`, a repeated request returns the first export
 /// (200) instead of queueing another.
 #[utoipa::path(post, path = "/v1/memberships/{mid}/exports", tag = "exports",

@@ -270,7 +270,7 @@ pub async fn bundle(
     Ok(response.body(bytes))
 }
 
-fn patient_of(subject: &subject::Model) -> fhir::Patient {
+pub fn patient_of(subject: &subject::Model) -> fhir::Patient {
     fhir::Patient {
         id: subject.id,
         display_name: subject.display_name.clone(),
