@@ -685,6 +685,11 @@ async fn exports_carry_consents_audit_fhir_and_only_exportable_shared_data() {
     assert_eq!(exported.len(), 1, "{exported:?}");
     assert_eq!(exported[0]["consent_id"], exportable.as_str());
 
+    let care_log = app.audit_actions(care.membership_id, &care.token).await;
+    for action in ["export.requested", "export.downloaded"] {
+        assert!(care_log.iter().any(|a| a == action), "{action}: {care_log:?}");
+    }
+
     // A read-only consent never reaches an export.
     let id = request_export(&app, &lab).await;
     let done = finished(&app, &lab, id).await;

@@ -126,23 +126,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             let body = op
                 .pointer("/requestBody/content/application~1json/schema")
                 .map(|_| example_body(&op["requestBody"]));
-            // Required query parameters get their documented example, so the
-            // request reaches the authorisation check.
-            let query: Vec<String> = op["parameters"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter()
-                        .filter(|p| p["in"] == "query" && p["required"] == true)
-                        .map(|p| {
-                            format!(
-                                "{}={}",
-                                p["name"].as_str().unwrap(),
-                                p["example"].as_str().unwrap_or("x")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let query = required_query(op);
             let target = if query.is_empty() {
                 concrete.clone()
             } else {
@@ -225,6 +209,26 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         Some(1),
         "no stranger's command was stored"
     );
+}
+
+/// The operation's required query parameters with their documented
+/// examples, so a request reaches the authorisation check.
+fn required_query(op: &Value) -> Vec<String> {
+    op["parameters"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| {
+                    format!(
+                        "{}={}",
+                        p["name"].as_str().unwrap(),
+                        p["example"].as_str().unwrap_or("x")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A plausible body for an operation: its example when the spec has one.
@@ -413,21 +417,7 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
             let body = op
                 .pointer("/requestBody/content/application~1json/schema")
                 .map(|_| example_body(&op["requestBody"]));
-            let query: Vec<String> = op["parameters"]
-                .as_array()
-                .map(|ps| {
-                    ps.iter()
-                        .filter(|p| p["in"] == "query" && p["required"] == true)
-                        .map(|p| {
-                            format!(
-                                "{}={}",
-                                p["name"].as_str().unwrap(),
-                                p["example"].as_str().unwrap_or("x")
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let query = required_query(op);
             for (who, authorization, consent) in &principals {
                 // The profile scope does show Ann's own membership to the
                 // app she approved for it: that is the scope's purpose.

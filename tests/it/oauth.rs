@@ -312,6 +312,14 @@ async fn authorization_code_with_pkce_scopes_refresh_rotation_and_reuse() {
         .await
         .expect("code exchange");
     let access = tokens.access_token().secret().clone();
+    // Both sides' audit logs tell: the app's registration in its
+    // developer's, the authorization and the token in the user's.
+    let ada_log = app.audit_actions(ada.membership_id, &ada.token).await;
+    for action in ["app.authorized", "app.token_issued"] {
+        assert!(ada_log.iter().any(|a| a == action), "{action}: {ada_log:?}");
+    }
+    let dev_log = app.audit_actions(dev.membership_id, &dev.token).await;
+    assert!(dev_log.iter().any(|a| a == "app.registered"), "{dev_log:?}");
     let refresh = tokens
         .refresh_token()
         .expect("offline_access gives a refresh token")

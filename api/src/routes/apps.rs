@@ -13,6 +13,7 @@ use vitalfarm_storage::entity::oauth_app;
 use vitalfarm_storage::repo::oauth;
 
 use super::RouteSet;
+use crate::audit;
 use crate::auth::secrets;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
@@ -126,6 +127,12 @@ pub async fn create_app(
     )
     .await?;
     tracing::info!(membership_id = %mid.0, app_id = %app.id, "oauth app registered");
+    audit::record(
+        &state,
+        audit::Event::by(&auth.0, mid.0, "app.registered", format!("app/{}", app.id))
+            .with_detail(serde_json::json!({"client_type": app.client_type, "scopes": app.scopes})),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(CreatedApp {
         app: app_dto(&app)?,
         client_secret: secret,
@@ -198,6 +205,11 @@ pub async fn delete_app(
             other => other.into(),
         })?;
     tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app deleted");
+    audit::record(
+        &state,
+        audit::Event::by(&auth.0, mid.0, "app.deleted", format!("app/{}", app_id.0)),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -234,6 +246,11 @@ pub async fn rotate_secret(
             other => other.into(),
         })?;
     tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app secret rotated");
+    audit::record(
+        &state,
+        audit::Event::by(&auth.0, mid.0, "app.secret_rotated", format!("app/{}", app_id.0)),
+    )
+    .await?;
     Ok(web::Json(CreatedApp {
         app: app_dto(&app)?,
         client_secret: Some(secret),

@@ -17,6 +17,7 @@ use vitalfarm_storage::repo::jobs::{self, JobStatus};
 
 use super::RouteSet;
 use super::farms::{RangeRequest, blob_error, parse_range};
+use crate::audit;
 use crate::authz;
 use crate::error::{ApiError, ApiResult};
 use crate::export::{self, ExportResult};
@@ -146,6 +147,11 @@ pub async fn create(
     .await?;
     if created {
         tracing::info!(membership_id = %mid.0, job_id = %job.id, "export queued");
+        audit::record(
+            &state,
+            audit::Event::by(&auth.0, mid.0, "export.requested", format!("export/{}", job.id)),
+        )
+        .await?;
         state.jobs_wake.notify_one();
     }
     let location = format!("/v1/memberships/{}/exports/{}", mid.0, job.id);
@@ -267,6 +273,16 @@ pub async fn download(
         None => Bytes::new(),
     };
     let body = futures_util::stream::once(async move { Ok(first) }).chain(body);
+    // A ranged download's first part stands for the whole: resuming it
+    // is not another export of the data.
+    if span.is_none_or(|(a, _)| a == 0) {
+        audit::record(
+            &state,
+            audit::Event::by(&auth.0, mid.0, "export.downloaded", format!("export/{}", j.id))
+                .with_detail(serde_json::json!({"bytes": body_len})),
+        )
+        .await?;
+    }
     let job_id = j.id;
     let body = body.map(move |item: Result<Bytes, _>| {
         item.map_err(|e| {

@@ -30,6 +30,7 @@ use vitalfarm_storage::repo::oauth::{self as repo, CodeCheck, Exchange, NewRefre
 
 use super::RouteSet;
 use super::apps::redirect_uris;
+use crate::audit;
 use crate::auth::secrets;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -546,6 +547,14 @@ pub async fn authorize_submit(
     )
     .await?;
     tracing::info!(app_id = %checked.app.id, user_id = %user.id, "oauth authorization approved");
+    audit::record_for_user(
+        &state,
+        UserId::from_uuid(user.id),
+        "app.authorized",
+        audit::Outcome::Allowed,
+        serde_json::json!({"app_id": checked.app.id, "scopes": checked.scopes.to_string()}),
+    )
+    .await?;
     Ok(back(&[("code", &code)]))
 }
 
@@ -770,6 +779,14 @@ async fn token_inner(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result
                         .user_id
                         .ok_or_else(|| anyhow::anyhow!("code grant {} has no user", grant.id))?;
                     tracing::info!(app_id = %app.id, grant_id = %grant.id, "oauth code exchanged");
+                    audit::record_for_user(
+                        state,
+                        UserId::from_uuid(user),
+                        "app.token_issued",
+                        audit::Outcome::Allowed,
+                        serde_json::json!({"app_id": app.id, "grant_id": grant.id}),
+                    )
+                    .await?;
                     tokens(
                         state,
                         user,
@@ -852,6 +869,17 @@ async fn token_inner(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result
             }
             let membership = MembershipId::from_uuid(app.membership_id);
             let grant = repo::create_membership_grant(&state.db, app_id, membership, &scopes.to_string()).await?;
+            audit::record(
+                state,
+                audit::Event::new(
+                    membership,
+                    audit::Actor::App(app_id),
+                    "app.token_issued",
+                    format!("app/{}", app.id),
+                )
+                .with_detail(serde_json::json!({"grant_id": grant.id, "scopes": scopes.to_string()})),
+            )
+            .await?;
             tokens(state, app.id, app_id, GrantId::from_uuid(grant.id), &scopes, None)
         }
         Some(_) => Err(bad(
@@ -895,6 +923,16 @@ async fn revoke_inner(req: &HttpRequest, state: &AppState, body: &[u8]) -> Resul
     if let Some(grant) = grant {
         repo::revoke_grant_of(&state.db, app_id, grant).await?;
         tracing::info!(app_id = %app.id, grant_id = %grant, "oauth grant revoked");
+        audit::record(
+            state,
+            audit::Event::new(
+                MembershipId::from_uuid(app.membership_id),
+                audit::Actor::App(app_id),
+                "app.grant_revoked",
+                format!("grant/{grant}"),
+            ),
+        )
+        .await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
