@@ -33,6 +33,15 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/exports/{eid}/download", download);
 }
 
+/// A malformed `Idempotency-Key` header: a bad parameter (400), like a
+/// bad query parameter.
+fn bad_key() -> ApiError {
+    ApiError::InvalidParameter {
+        field: "Idempotency-Key".into(),
+        message: "must be 1 to 200 visible ASCII characters".into(),
+    }
+}
+
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
@@ -122,13 +131,10 @@ pub async fn create(
         Some(v) => {
             let v = v
                 .to_str()
-                .map_err(|_| ApiError::field("Idempotency-Key", "must be visible ASCII"))?;
+                .map_err(|_| bad_key())?;
             let v = v.trim();
             if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY || v.chars().any(|c| c.is_ascii_control()) {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "must be 1 to 200 visible ASCII characters",
-                ));
+                return Err(bad_key());
             }
             Some(v.to_owned())
         }
