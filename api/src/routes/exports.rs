@@ -129,9 +129,7 @@ pub async fn create(
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
-            let v = v
-                .to_str()
-                .map_err(|_| bad_key())?;
+            let v = v.to_str().map_err(|_| bad_key())?;
             let v = v.trim();
             if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY || v.chars().any(|c| c.is_ascii_control()) {
                 return Err(bad_key());
