@@ -465,23 +465,28 @@ fn parse_temperature(json: &str) -> Result<Dataset<TemperatureRule>, String> {
             return Err(format!("{}: empty age band", r.class.as_str()));
         }
     }
-    // The last rule must catch every temperature the others leave, else a
-    // finite reading could find no class.
-    let catch_all = d
-        .records
-        .iter()
-        .rev()
-        .find(|r| r.age_from_days.is_none() && r.age_to_days.is_none());
-    let probes = [-50.0, 34.9, 35.0, 37.0, 37.99, 38.0, 42.0, 100.0];
-    for age in [0, 90, 91, 365, 30_000] {
-        for t in probes {
+    // Every temperature at every age must find a class; probing both sides
+    // of each threshold in the file, at both sides of each age limit, shows
+    // whether the rules leave a hole.
+    let mut probes = vec![-50.0, 100.0];
+    let mut ages = vec![-1, 0, 100_000];
+    for r in &d.records {
+        for b in [r.celsius.gt, r.celsius.gte, r.celsius.lt, r.celsius.lte]
+            .into_iter()
+            .flatten()
+        {
+            probes.extend([b - 0.01, b, b + 0.01]);
+        }
+        for a in [r.age_from_days, r.age_to_days].into_iter().flatten() {
+            ages.extend([a - 1, a]);
+        }
+    }
+    for age in ages {
+        for &t in &probes {
             if !d.records.iter().any(|r| r.matches(t, age)) {
                 return Err(format!("no rule for {t} C at {age} days"));
             }
         }
-    }
-    if catch_all.is_none() {
-        return Err("no rule applies to every age".into());
     }
     Ok(d)
 }
