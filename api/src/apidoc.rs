@@ -96,6 +96,8 @@ use crate::routes;
         routes::exports::get,
         routes::exports::download,
         routes::erasure::erase,
+        routes::public_datasets::list,
+        routes::public_datasets::get,
     ),
     components(schemas(Problem, FieldError))
 )]

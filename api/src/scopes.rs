@@ -105,6 +105,9 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/memberships/{mid}/exports/{eid}", None),
     ("GET", "/v1/memberships/{mid}/exports/{eid}/download", None),
     ("DELETE", "/v1/memberships/{mid}", None),
+    // Public reference data: readable by any app that runs analytics.
+    ("GET", "/v1/public-datasets", Some(AnalyticsRead)),
+    ("GET", "/v1/public-datasets/{name}", Some(AnalyticsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

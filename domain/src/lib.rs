@@ -26,4 +26,5 @@ pub use ids::*;
 pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};
 pub use validation::{FieldError, ValidationErrors};
+pub mod datasets;
 pub mod oauth;

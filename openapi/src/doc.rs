@@ -61,6 +61,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "exports",
         "Everything a membership holds as one ZIP, built in the background; and erasure of a membership.",
     ),
+    (
+        "public-datasets",
+        "Read-only public reference data with its sources: blood-pressure categories, vital-sign ranges by age, temperature thresholds.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -7,6 +7,7 @@ mod audit;
 mod bench;
 mod commands;
 mod consents;
+mod datasets;
 mod devices;
 mod errors;
 mod exports;

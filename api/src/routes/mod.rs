@@ -27,6 +27,7 @@ pub mod memberships;
 pub mod metrics_catalog;
 pub mod mqtt_auth;
 pub mod oauth;
+pub mod public_datasets;
 pub mod readings;
 pub mod share_links;
 pub mod subjects;
@@ -106,6 +107,7 @@ pub fn all() -> RouteSet {
     oauth::routes(&mut r);
     exports::routes(&mut r);
     erasure::routes(&mut r);
+    public_datasets::routes(&mut r);
     r
 }
 
