@@ -96,6 +96,8 @@ use crate::routes;
         routes::exports::get,
         routes::exports::download,
         routes::erasure::erase,
+        routes::analytics::correlation,
+        routes::charts::chart_svg,
     ),
     components(schemas(Problem, FieldError))
 )]

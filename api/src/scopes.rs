@@ -105,6 +105,8 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/memberships/{mid}/exports/{eid}", None),
     ("GET", "/v1/memberships/{mid}/exports/{eid}/download", None),
     ("DELETE", "/v1/memberships/{mid}", None),
+    ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
+    ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

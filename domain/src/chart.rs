@@ -25,8 +25,8 @@ pub struct Chart {
     pub from_ms: i64,
     pub to_ms: i64,
     pub series: Vec<Series>,
-    /// The normal range, shaded.
-    pub band: Option<(f64, f64)>,
+    /// Normal ranges `(low, high)`, shaded (one per series at most).
+    pub bands: Vec<(f64, f64)>,
 }
 
 const WIDTH: f64 = 800.0;
@@ -124,7 +124,7 @@ fn value_range(chart: &Chart) -> (f64, f64) {
         .series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
-        .chain(chart.band.iter().flat_map(|b| [b.0, b.1]))
+        .chain(chart.bands.iter().flat_map(|b| [b.0, b.1]))
         .filter(|v| v.is_finite());
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if !(lo.is_finite() && hi.is_finite()) {
@@ -166,8 +166,9 @@ pub fn render(chart: &Chart) -> String {
         cx = num(WIDTH / 2.0),
         title = escape(&chart.title),
     );
-    if let Some((lo, hi)) = chart
-        .band
+    for &(lo, hi) in chart
+        .bands
+        .iter()
         .filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi)
     {
         let (y1, y2) = (clamp_y(y_of(hi)), clamp_y(y_of(lo)));
@@ -380,7 +381,7 @@ mod tests {
                         .collect(),
                 },
             ],
-            band: Some((90.0, 120.0)),
+            bands: vec![(90.0, 120.0), (60.0, 80.0)],
         }
     }
 
@@ -389,7 +390,7 @@ mod tests {
         let doc = render(&bp());
         let tags = well_formed(&doc).unwrap();
         assert_eq!(tags.iter().filter(|t| *t == "polyline").count(), 2);
-        assert!(doc.contains(r#"class="normal-range""#));
+        assert_eq!(doc.matches(r#"class="normal-range""#).count(), 2);
         assert_eq!(doc.matches(r#"class="legend""#).count(), 2);
         assert!(numbers_finite(&doc));
         assert!(doc.contains("Ann &lt;script&gt;&amp;&quot;x&quot;"));
@@ -421,7 +422,7 @@ mod tests {
                     label: "x".into(),
                     points: vec![(5, 70.0), (5, f64::NAN), (5, f64::INFINITY)],
                 }],
-                band: None,
+                bands: Vec::new(),
             },
             Chart {
                 title: "flat\u{1}".into(),
@@ -432,7 +433,7 @@ mod tests {
                     label: "spo2".into(),
                     points: vec![(0, 98.0), (86_400_000, 98.0)],
                 }],
-                band: Some((f64::NAN, 100.0)),
+                bands: vec![(f64::NAN, 100.0)],
             },
         ];
         for c in cases {

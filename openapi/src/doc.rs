@@ -61,6 +61,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "exports",
         "Everything a membership holds as one ZIP, built in the background; and erasure of a membership.",
     ),
+    (
+        "analytics",
+        "Analyses of the readings one may read (one's own, or shared by consent), with the consents used.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

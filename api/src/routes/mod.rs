@@ -8,10 +8,12 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
+pub mod analytics;
 pub mod api_keys;
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod commands;
 pub mod consents;
 pub mod devices;
@@ -106,6 +108,8 @@ pub fn all() -> RouteSet {
     oauth::routes(&mut r);
     exports::routes(&mut r);
     erasure::routes(&mut r);
+    analytics::routes(&mut r);
+    charts::routes(&mut r);
     r
 }
 
