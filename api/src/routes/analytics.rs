@@ -36,10 +36,10 @@ pub fn period(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> ApiResu
     let from = from.unwrap_or(to - chrono::Duration::hours(24));
     let span = to.timestamp_millis().saturating_sub(from.timestamp_millis());
     if span <= 0 {
-        return Err(ApiError::field("from", "must be before `to`"));
+        return Err(bad("from", "must be before `to`"));
     }
     if span > MAX_PERIOD_MS {
-        return Err(ApiError::field("from", "the period may span at most 366 days"));
+        return Err(bad("from", "the period may span at most 366 days"));
     }
     Ok((from, to))
 }
