@@ -147,14 +147,14 @@ pub fn pearson(points: &[PairedPoint]) -> Option<f64> {
     r.is_finite().then(|| r.clamp(-1.0, 1.0))
 }
 
-/// An adult's normal resting range of a series, in the catalog's unit.
-///
-/// Sources: heart rate, respiratory rate and body temperature follow the
-/// common clinical reference ranges for adults at rest (e.g. MedlinePlus,
-/// "Vital signs"); blood pressure the AHA "normal" category (systolic below
-/// 120, diastolic below 80) with the usual hypotension limits of 90/60;
-/// SpO2 95–100 % at sea level; glucose 70–140 mg/dL spans fasting and two
-/// hours after a meal (ADA).
+/// An adult's normal resting range of a series, in the catalog's unit, for
+/// orientation on charts (not for diagnosis; references differ by a unit or
+/// two). Heart rate 60–100 /min and body temperature 36.1–37.2 °C
+/// (97–99 °F) as MedlinePlus gives them; respiratory rate 12–20 /min, the
+/// range usual in clinical references for adults at rest; blood pressure
+/// from the hypotension limits (90/60) up to the AHA "normal" category
+/// (below 120/80); SpO2 95–100 % at sea level; glucose 70–140 mg/dL spans
+/// a normal fasting value and one two hours after a meal (ADA).
 pub fn normal_range(metric: &str, component: &str) -> Option<(f64, f64)> {
     match (metric, component) {
         ("heart_rate", "") => Some((60.0, 100.0)),
