@@ -253,6 +253,27 @@ async fn correlation_of_shared_data_needs_a_consent_for_both_metrics() {
     );
     // The stranger still sees nothing.
     s.app.get(&url, &stranger.token).await.problem(404, "not-found");
+
+    // Ann's log shows each metric read under its own consent, and the
+    // refused attempt before blood pressure was shared.
+    let log = s
+        .app
+        .audit(s.ann.membership_id, &s.ann.token, "action=data.read&")
+        .await;
+    let read = |metric: &str, consent: &str| {
+        log.iter().any(|e| {
+            e["resource"] == format!("subject/{}/readings/{metric}", s.me)
+                && e["consent_id"] == consent
+                && e["outcome"] == "allowed"
+        })
+    };
+    assert!(read("heart_rate", &hr_only), "{log:?}");
+    assert!(read("blood_pressure", &bp), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|e| e["resource"] == format!("subject/{}/readings/blood_pressure", s.me) && e["outcome"] == "denied"),
+        "{log:?}"
+    );
 }
 
 fn is_svg(res: &vitalfarm_tests::Resp) {
