@@ -98,6 +98,8 @@ use crate::routes;
         routes::erasure::erase,
         routes::public_datasets::list,
         routes::public_datasets::get,
+        routes::analytics::correlation,
+        routes::charts::chart_svg,
     ),
     components(schemas(Problem, FieldError))
 )]

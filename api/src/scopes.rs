@@ -108,6 +108,8 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     // Public reference data: readable by any app that runs analytics.
     ("GET", "/v1/public-datasets", Some(AnalyticsRead)),
     ("GET", "/v1/public-datasets/{name}", Some(AnalyticsRead)),
+    ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
+    ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

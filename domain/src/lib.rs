@@ -26,5 +26,7 @@ pub use ids::*;
 pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};
 pub use validation::{FieldError, ValidationErrors};
+pub mod analytics;
+pub mod chart;
 pub mod datasets;
 pub mod oauth;

@@ -65,6 +65,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "public-datasets",
         "Read-only public reference data with its sources: blood-pressure categories, vital-sign ranges by age, temperature thresholds.",
     ),
+    (
+        "analytics",
+        "Analyses of the readings one may read (one's own, or shared by consent), with the consents used.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -27,5 +27,6 @@ pub use problem::{FieldError, Problem, ProblemKind};
 
 /// The committed spec, as a string, for tests that compare it with the code.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");
+pub mod analytics;
 pub mod datasets;
 pub mod oauth;

@@ -120,6 +120,7 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{uid}", &staff_id.to_string())
             .replace("{kid}", &acme_key_id.to_string())
             .replace("{app_id}", &acme_app)
+            .replace("{metric}", "heart_rate")
             .replace("{eid}", &export);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -443,6 +444,7 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
                     .replace("{uid}", &ann.user_id.to_string())
                     .replace("{kid}", &uuid::Uuid::now_v7().to_string())
                     .replace("{app_id}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{metric}", "heart_rate")
                     .replace("{eid}", &uuid::Uuid::now_v7().to_string());
                 let target = if query.is_empty() {
                     concrete

@@ -8,10 +8,12 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
+pub mod analytics;
 pub mod api_keys;
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod charts;
 pub mod commands;
 pub mod consents;
 pub mod devices;
@@ -108,6 +110,8 @@ pub fn all() -> RouteSet {
     exports::routes(&mut r);
     erasure::routes(&mut r);
     public_datasets::routes(&mut r);
+    analytics::routes(&mut r);
+    charts::routes(&mut r);
     r
 }
 
