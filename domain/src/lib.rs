@@ -27,3 +27,4 @@ pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};
 pub use validation::{FieldError, ValidationErrors};
 pub mod oauth;
+pub mod ecg;
