@@ -96,6 +96,7 @@ use crate::routes;
         routes::exports::get,
         routes::exports::download,
         routes::erasure::erase,
+        routes::ecg::analyze,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -105,6 +105,7 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/memberships/{mid}/exports/{eid}", None),
     ("GET", "/v1/memberships/{mid}/exports/{eid}/download", None),
     ("DELETE", "/v1/memberships/{mid}", None),
+    ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

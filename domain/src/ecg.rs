@@ -119,7 +119,10 @@ fn err(line: usize, message: impl Into<String>) -> ParseError {
 fn number(line: usize, what: &str, text: &str) -> Result<f64, ParseError> {
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(err(line, format!("{what} must be a number, found {:?}", truncate(text.trim())))),
+        _ => Err(err(
+            line,
+            format!("{what} must be a number, found {:?}", truncate(text.trim())),
+        )),
     }
 }
 
@@ -208,12 +211,19 @@ pub fn parse_csv(text: &str) -> Result<Recording, ParseError> {
             if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&hz) {
                 return Err(err(
                     0,
-                    format!("the sampling rate derived from t ({hz:.1} Hz) must be between {MIN_RATE_HZ} and {MAX_RATE_HZ}"),
+                    format!(
+                        "the sampling rate derived from t ({hz:.1} Hz) must be between {MIN_RATE_HZ} and {MAX_RATE_HZ}"
+                    ),
                 ));
             }
             hz
         }
-        (None, _) => return Err(err(0, "the sampling rate is missing: add `# sampling_rate_hz=...` or a `t` column")),
+        (None, _) => {
+            return Err(err(
+                0,
+                "the sampling rate is missing: add `# sampling_rate_hz=...` or a `t` column",
+            ));
+        }
     };
     let step = 1.0 / hz;
     for pair in times.windows(2) {
@@ -305,13 +315,7 @@ fn band_pass(samples: &[f64], fs: f64) -> Vec<f64> {
 
 /// The five-point derivative of the paper, centred.
 fn derivative(x: &[f64], fs: f64) -> Vec<f64> {
-    let at = |i: isize| -> f64 {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| x.get(i))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |i: isize| -> f64 { usize::try_from(i).ok().and_then(|i| x.get(i)).copied().unwrap_or(0.0) };
     (0..x.len())
         .map(|i| {
             let i = i as isize;
@@ -455,17 +459,18 @@ pub fn detect(samples: &[f64], fs: f64) -> Detection {
 }
 
 fn summarise(r_peaks: Vec<usize>, fs: f64) -> Detection {
-    let rr_ms: Vec<f64> = r_peaks
-        .windows(2)
-        .map(|w| (w[1] - w[0]) as f64 * 1000.0 / fs)
-        .collect();
+    let rr_ms: Vec<f64> = r_peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / fs).collect();
     let (heart_rate_bpm, hr_min, hr_max) = if rr_ms.is_empty() {
         (None, None, None)
     } else {
         let mean = rr_ms.iter().sum::<f64>() / rr_ms.len() as f64;
         let longest = rr_ms.iter().copied().fold(f64::MIN, f64::max);
         let shortest = rr_ms.iter().copied().fold(f64::MAX, f64::min);
-        (Some(60_000.0 / mean), Some(60_000.0 / longest), Some(60_000.0 / shortest))
+        (
+            Some(60_000.0 / mean),
+            Some(60_000.0 / longest),
+            Some(60_000.0 / shortest),
+        )
     };
     Detection {
         r_peaks,
@@ -581,13 +586,12 @@ mod tests {
     /// Every known beat found within `tolerance` samples, and nothing else.
     fn assert_matches(found: &[usize], beats_s: &[f64], fs: f64, tolerance: usize) {
         let expected: Vec<usize> = beats_s.iter().map(|t| (t * fs).round() as usize).collect();
-        assert_eq!(
-            found.len(),
-            expected.len(),
-            "found {found:?}, expected {expected:?}"
-        );
+        assert_eq!(found.len(), expected.len(), "found {found:?}, expected {expected:?}");
         for (f, e) in found.iter().zip(&expected) {
-            assert!(f.abs_diff(*e) <= tolerance, "found {f}, expected {e}: {found:?} vs {expected:?}");
+            assert!(
+                f.abs_diff(*e) <= tolerance,
+                "found {f}, expected {e}: {found:?} vs {expected:?}"
+            );
         }
     }
 
@@ -643,7 +647,11 @@ mod tests {
 
     #[test]
     fn parses_the_one_column_form() {
-        let r = parse_csv("# sampling_rate_hz=250\n# start=2026-11-21T08:00:00Z\nmv\n".to_owned().as_str());
+        let r = parse_csv(
+            "# sampling_rate_hz=250\n# start=2026-11-21T08:00:00Z\nmv\n"
+                .to_owned()
+                .as_str(),
+        );
         assert_eq!(r.unwrap_err().message, "at least 2 seconds of samples");
         let text = csv(250.0, &vec![0.1; 600]);
         let r = parse_csv(&text).unwrap();
@@ -678,7 +686,11 @@ mod tests {
             (format!("{base}1e9\n"), 4, "within"),
             (format!("{base}NaN\n"), 4, "must be a number"),
             ("t,mv\n0,1\n0.005,1\n0.004,1\n".to_owned(), 4, "increase"),
-            ("# sampling_rate_hz=200\nt,mv\n0,1\n0.005,1\n0.02,1\n".to_owned(), 5, "evenly"),
+            (
+                "# sampling_rate_hz=200\nt,mv\n0,1\n0.005,1\n0.02,1\n".to_owned(),
+                5,
+                "evenly",
+            ),
         ];
         for (text, line, needle) in cases {
             let e = parse_csv(&text).unwrap_err();

@@ -26,5 +26,5 @@ pub use ids::*;
 pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};
 pub use validation::{FieldError, ValidationErrors};
-pub mod oauth;
 pub mod ecg;
+pub mod oauth;

@@ -27,4 +27,5 @@ pub use problem::{FieldError, Problem, ProblemKind};
 
 /// The committed spec, as a string, for tests that compare it with the code.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");
+pub mod ecg;
 pub mod oauth;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod commands;
 pub mod consents;
 pub mod devices;
+pub mod ecg;
 pub mod erasure;
 pub mod exports;
 pub mod farm_export;
@@ -106,6 +107,7 @@ pub fn all() -> RouteSet {
     oauth::routes(&mut r);
     exports::routes(&mut r);
     erasure::routes(&mut r);
+    ecg::routes(&mut r);
     r
 }
 
