@@ -8,6 +8,7 @@ mod bench;
 mod commands;
 mod consents;
 mod devices;
+mod ecg;
 mod errors;
 mod exports;
 mod farms;

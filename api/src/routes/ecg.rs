@@ -68,7 +68,16 @@ pub async fn analyze(
         .await?
         .ok_or(ApiError::NotFound("file"))?;
     let farm_id = FarmId::from_uuid(farm.id);
-    let farm_read = sharing::farm(&state, &auth.0, farm_id, FarmAsk::File(path.as_str())).await?;
+    // The subject is shared, so its membership's farm is no secret: a
+    // consent without folders refuses the file like one with other folders.
+    let farm_read = match sharing::farm(&state, &auth.0, farm_id, FarmAsk::File(path.as_str())).await {
+        Err(ApiError::NotFound("farm")) if matches!(read.standing, Standing::Shared(_)) => {
+            return Err(ApiError::Forbidden(
+                "no active consent shares this recording's folder with you".into(),
+            ));
+        }
+        other => other?,
+    };
     let file = farms::find_file(&state.db, farm_id, &path)
         .await?
         .ok_or(ApiError::NotFound("file"))?;
