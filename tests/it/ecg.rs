@@ -265,3 +265,39 @@ async fn others_read_a_recording_only_under_a_consent_for_the_heart_rate_and_the
         .await
         .problem(404, "not-found");
 }
+
+#[tokio::test]
+async fn a_company_viewer_analyses_an_enrollee_recording_but_may_not_store() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@ecg-fleet.example").await;
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/subjects", acme.membership_id),
+            Some(&acme.token),
+            json!({"kind": "enrollee", "display_name": "Enrollee 7", "external_ref": "E-7"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let enrollee = res.str("/id");
+    let (beats, csv) = recording(Utc::now() - Duration::minutes(30));
+    app.upload(&acme.token, acme.farm_id, "fleet/e7.csv", csv.into_bytes(), &[])
+        .await;
+    let viewer = app.staff(&acme, "viewer@ecg-fleet.example", "viewer").await;
+    let body = json!({"farm_path": "fleet/e7.csv", "store_heart_rate": true});
+
+    let res = app
+        .post(&analyze_path(&enrollee), Some(&viewer), json!({"farm_path": "fleet/e7.csv"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_beats(&res.body, &beats);
+    app.post(&analyze_path(&enrollee), Some(&viewer), body.clone())
+        .await
+        .problem(403, "forbidden");
+    let res = app.post(&analyze_path(&enrollee), Some(&acme.token), body).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["stored_heart_rate"], json!(true));
+    let list = app
+        .get(&format!("/v1/subjects/{enrollee}/readings?metric=heart_rate"), &viewer)
+        .await;
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{}", list.text);
+}
