@@ -286,7 +286,11 @@ async fn a_company_viewer_analyses_an_enrollee_recording_but_may_not_store() {
     let body = json!({"farm_path": "fleet/e7.csv", "store_heart_rate": true});
 
     let res = app
-        .post(&analyze_path(&enrollee), Some(&viewer), json!({"farm_path": "fleet/e7.csv"}))
+        .post(
+            &analyze_path(&enrollee),
+            Some(&viewer),
+            json!({"farm_path": "fleet/e7.csv"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_beats(&res.body, &beats);
