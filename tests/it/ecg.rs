@@ -251,6 +251,17 @@ async fn others_read_a_recording_only_under_a_consent_for_the_heart_rate_and_the
         .await
         .problem(403, "forbidden");
 
+    // A consent for heart rate from after the recording does not cover it.
+    let later = app.company("ecg@later.example").await;
+    let mut body_later = grant(later.membership_id, json!(["ecg"]));
+    body_later["data_from"] =
+        json!((Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let res = app.post("/v1/consents", Some(&ann.token), body_later).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let res = app.post(&analyze_path(&me), Some(&later.token), body.clone()).await;
+    let detail = res.problem(403, "forbidden")["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("heart rate"), "{detail}");
+
     // Revoked: gone again.
     let res = app
         .call(
