@@ -100,6 +100,7 @@ use crate::routes;
         routes::public_datasets::get,
         routes::analytics::correlation,
         routes::charts::chart_svg,
+        routes::ecg::analyze,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -2,16 +2,21 @@
 //! that decide what a member may do. No I/O, no async, no framework types, so
 //! everything here is cheap to test exhaustively.
 
+pub mod analytics;
 pub mod audit;
+pub mod chart;
 pub mod command;
 pub mod consent;
+pub mod datasets;
 pub mod device;
+pub mod ecg;
 pub mod email;
 pub mod farm_path;
 pub mod fhir;
 pub mod ids;
 pub mod membership;
 pub mod metrics;
+pub mod oauth;
 pub mod password;
 pub mod subject;
 pub mod validation;
@@ -26,7 +31,3 @@ pub use ids::*;
 pub use membership::{MembershipKind, Permission, Role};
 pub use subject::{Sex, SubjectKind};
 pub use validation::{FieldError, ValidationErrors};
-pub mod analytics;
-pub mod chart;
-pub mod datasets;
-pub mod oauth;

@@ -7,16 +7,20 @@
 //! generates; a test keeps the two equal.
 
 pub mod accounts;
+pub mod analytics;
 pub mod audit;
 pub mod commands;
 pub mod consents;
+pub mod datasets;
 pub mod devices;
 pub mod doc;
+pub mod ecg;
 pub mod exports;
 pub mod farms;
 pub mod fhir;
 pub mod health;
 pub mod members;
+pub mod oauth;
 pub mod problem;
 pub mod readings;
 pub mod serde_num;
@@ -27,6 +31,3 @@ pub use problem::{FieldError, Problem, ProblemKind};
 
 /// The committed spec, as a string, for tests that compare it with the code.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");
-pub mod analytics;
-pub mod datasets;
-pub mod oauth;

@@ -10,6 +10,7 @@ mod commands;
 mod consents;
 mod datasets;
 mod devices;
+mod ecg;
 mod errors;
 mod exports;
 mod farms;

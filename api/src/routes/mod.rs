@@ -17,6 +17,7 @@ pub mod charts;
 pub mod commands;
 pub mod consents;
 pub mod devices;
+pub mod ecg;
 pub mod erasure;
 pub mod exports;
 pub mod farm_export;
@@ -112,6 +113,7 @@ pub fn all() -> RouteSet {
     public_datasets::routes(&mut r);
     analytics::routes(&mut r);
     charts::routes(&mut r);
+    ecg::routes(&mut r);
     r
 }
 
