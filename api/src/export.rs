@@ -117,6 +117,11 @@ impl Ctx<'_> {
     }
 }
 
+/// A JSON array entry being written, with its length so far.
+pub struct JsonArray {
+    len: u64,
+}
+
 /// The archive being written: the ZIP framing, the upload it goes to, the
 /// manifest's counts, and the flag the lease keeper raises when the job
 /// was lost to another worker.
@@ -181,6 +186,29 @@ impl Archive {
         self.flush().await?;
         let descriptor = self.zip.finish_entry()?;
         self.send(&descriptor).await
+    }
+
+    /// Opens an entry holding a JSON array that is written an element at
+    /// a time (`array_item`, then `end_array`), so no list is held whole.
+    pub async fn begin_array(&mut self, name: &str) -> anyhow::Result<JsonArray> {
+        self.begin(name).await?;
+        self.write(b"[").await?;
+        Ok(JsonArray { len: 0 })
+    }
+
+    pub async fn array_item(&mut self, array: &mut JsonArray, value: &impl Serialize) -> anyhow::Result<()> {
+        self.write(if array.len == 0 { b"\n" } else { b",\n" }).await?;
+        self.write(&serde_json::to_vec(value)?).await?;
+        array.len += 1;
+        Ok(())
+    }
+
+    /// Closes the array and counts its elements in the manifest as `key`.
+    pub async fn end_array(&mut self, array: JsonArray, key: &'static str) -> anyhow::Result<()> {
+        self.write(b"\n]\n").await?;
+        self.end().await?;
+        self.count(key, array.len);
+        Ok(())
     }
 
     /// A whole small entry of JSON.
@@ -291,36 +319,28 @@ async fn write_all(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
 
 /// `subjects.json`: a JSON array, written a page at a time.
 async fn write_subjects(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
-    archive.begin("subjects.json").await?;
-    archive.write(b"[").await?;
+    let mut array = archive.begin_array("subjects.json").await?;
     let mut after = None;
-    let mut n = 0u64;
     loop {
         let page = subjects::list(&ctx.state.db, ctx.membership_id(), None, after, LIST_PAGE).await?;
         for s in &page.items {
             let dto = crate::routes::subjects::subject_dto(s).map_err(|e| anyhow::anyhow!("{e}"))?;
-            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
-            archive.write(&serde_json::to_vec(&dto)?).await?;
-            n += 1;
+            archive.array_item(&mut array, &dto).await?;
         }
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    archive.write(b"\n]\n").await?;
-    archive.end().await?;
-    archive.count("subjects", n);
+    archive.end_array(array, "subjects").await?;
     Ok(())
 }
 
 /// `devices.json`: the membership's fleet and the devices bound to it, as
 /// the API shows them to it.
 async fn write_devices(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
-    archive.begin("devices.json").await?;
-    archive.write(b"[").await?;
+    let mut array = archive.begin_array("devices.json").await?;
     let mut after = None;
-    let mut n = 0u64;
     loop {
         let page = devices::list(
             &ctx.state.db,
@@ -332,18 +352,14 @@ async fn write_devices(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<(
         .await?;
         for d in &page.items {
             let dto = crate::routes::devices::device_dto(d, ctx.membership_id());
-            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
-            archive.write(&serde_json::to_vec(&dto)?).await?;
-            n += 1;
+            archive.array_item(&mut array, &dto).await?;
         }
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    archive.write(b"\n]\n").await?;
-    archive.end().await?;
-    archive.count("devices", n);
+    archive.end_array(array, "devices").await?;
     Ok(())
 }
 
@@ -669,11 +685,9 @@ async fn write_fhir(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> 
 /// `consents.json`: every consent the membership gave or received, as
 /// `GET /v1/consents/{id}` shows it, revoked and expired ones included.
 async fn write_consents(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
-    archive.begin("consents.json").await?;
-    archive.write(b"[").await?;
+    let mut array = archive.begin_array("consents.json").await?;
     let now = Utc::now().timestamp_millis();
     let mut after = None;
-    let mut n = 0u64;
     loop {
         let page = consents::list(
             &ctx.state.db,
@@ -687,18 +701,14 @@ async fn write_consents(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<
             let dto = crate::routes::consents::consent_view(ctx.state, row, now)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            archive.write(if n == 0 { b"\n" } else { b",\n" }).await?;
-            archive.write(&serde_json::to_vec(&dto)?).await?;
-            n += 1;
+            archive.array_item(&mut array, &dto).await?;
         }
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    archive.write(b"\n]\n").await?;
-    archive.end().await?;
-    archive.count("consents", n);
+    archive.end_array(array, "consents").await?;
     Ok(())
 }
 
