@@ -12,7 +12,7 @@ use vitalfarm_domain::{MembershipId, UserId};
 use vitalfarm_storage::StorageError;
 use vitalfarm_storage::export_objects;
 use vitalfarm_storage::repo::erasure::{self, Erased};
-use vitalfarm_storage::repo::{audit as audit_repo, consents};
+use vitalfarm_storage::repo::{audit as audit_repo, consents, events as events_repo};
 
 use crate::audit;
 use crate::state::AppState;
@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Inside the erasure's transaction, so either all of it happens or none:
 /// revokes every consent the membership gave (its grantees lose access at
 /// once) or received, withdraws its pending requests, and removes its audit
-/// log, whose record of who read what goes with the rest of its data. The
+/// log and event log, whose record of who read what goes with the rest of its data. The
 /// erasure's own minimal record is written after the commit.
 pub fn revoke_consents_and_audit<'t>(
     txn: &'t DatabaseTransaction,
@@ -31,6 +31,7 @@ pub fn revoke_consents_and_audit<'t>(
         let now = chrono::Utc::now().timestamp_millis();
         consents::end_all_of(txn, membership, Some(actor), now).await?;
         audit_repo::delete_all_in(txn, membership).await?;
+        events_repo::delete_all_in(txn, membership).await?;
         Ok(())
     })
 }

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod erasure;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod extract;
 pub mod farm_keys;

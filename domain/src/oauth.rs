@@ -22,11 +22,14 @@ pub enum Scope {
     DevicesWrite,
     ConsentsRead,
     AnalyticsRead,
+    AlertsRead,
+    AlertsWrite,
+    WebhooksManage,
     OfflineAccess,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 13] = [
         Scope::Profile,
         Scope::ReadingsRead,
         Scope::ReadingsWrite,
@@ -36,6 +39,9 @@ impl Scope {
         Scope::DevicesWrite,
         Scope::ConsentsRead,
         Scope::AnalyticsRead,
+        Scope::AlertsRead,
+        Scope::AlertsWrite,
+        Scope::WebhooksManage,
         Scope::OfflineAccess,
     ];
 
@@ -50,6 +56,9 @@ impl Scope {
             Scope::DevicesWrite => "devices.write",
             Scope::ConsentsRead => "consents.read",
             Scope::AnalyticsRead => "analytics.read",
+            Scope::AlertsRead => "alerts.read",
+            Scope::AlertsWrite => "alerts.write",
+            Scope::WebhooksManage => "webhooks.manage",
             Scope::OfflineAccess => "offline_access",
         }
     }
@@ -66,6 +75,9 @@ impl Scope {
             Scope::DevicesWrite => "Register, change and command your devices",
             Scope::ConsentsRead => "See the consents you have given or received",
             Scope::AnalyticsRead => "Run analytics over the data you may read",
+            Scope::AlertsRead => "See alert rules, alerts and the live stream of readings and alerts",
+            Scope::AlertsWrite => "Create and delete alert rules and acknowledge alerts",
+            Scope::WebhooksManage => "Register webhooks and see their deliveries",
             Scope::OfflineAccess => "Keep access while you are not using it (refresh tokens)",
         }
     }

@@ -15,6 +15,7 @@ mod m20261122_000008_consents;
 mod m20261122_000009_audit;
 mod m20261122_000010_oauth;
 mod m20261122_000011_jobs;
+mod m20261122_000012_events;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_audit::Migration),
             Box::new(m20261122_000010_oauth::Migration),
             Box::new(m20261122_000011_jobs::Migration),
+            Box::new(m20261122_000012_events::Migration),
         ]
     }
 }

@@ -53,7 +53,8 @@ pub struct CreateAppRequest {
     pub redirect_uris: Vec<String>,
     /// The scopes the app may ask for: `profile`, `readings.read`,
     /// `readings.write`, `files.read`, `files.write`, `devices.read`,
-    /// `devices.write`, `consents.read`, `analytics.read`, `offline_access`.
+    /// `devices.write`, `consents.read`, `analytics.read`, `alerts.read`,
+    /// `alerts.write`, `webhooks.manage`, `offline_access`.
     #[schema(min_items = 1)]
     pub scopes: Vec<String>,
 }
@@ -256,7 +257,7 @@ pub struct RevokeRequest {
     "token_endpoint": "https://api.vitalfarm.example/oauth/token",
     "revocation_endpoint": "https://api.vitalfarm.example/oauth/revoke",
     "jwks_uri": "https://api.vitalfarm.example/.well-known/jwks.json",
-    "scopes_supported": ["profile", "readings.read", "readings.write", "files.read", "files.write", "devices.read", "devices.write", "consents.read", "analytics.read", "offline_access"],
+    "scopes_supported": ["profile", "readings.read", "readings.write", "files.read", "files.write", "devices.read", "devices.write", "consents.read", "analytics.read", "alerts.read", "alerts.write", "webhooks.manage", "offline_access"],
     "response_types_supported": ["code"],
     "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
     "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -8,6 +8,7 @@ pub mod consent_request;
 pub mod device;
 pub mod device_command;
 pub mod device_model;
+pub mod event;
 pub mod farm;
 pub mod farm_blob;
 pub mod farm_file;

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod consents;
 pub mod devices;
 pub mod erasure;
+pub mod events;
 pub mod farms;
 pub mod jobs;
 pub mod members;
