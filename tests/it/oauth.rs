@@ -815,7 +815,7 @@ async fn metadata_and_app_registration_rules() {
         meta["grant_types_supported"],
         json!(["authorization_code", "refresh_token", "client_credentials"])
     );
-    assert_eq!(meta["scopes_supported"].as_array().unwrap().len(), 10);
+    assert_eq!(meta["scopes_supported"].as_array().unwrap().len(), 13);
     assert!(
         meta["token_endpoint_auth_methods_supported"]
             .as_array()
