@@ -65,6 +65,13 @@ enum Command {
     /// A fleet of simulated devices sending realistic vital signs, for
     /// demos, load and benchmarks.
     Simulate(crate::simulate::SimulateArgs),
+    /// A guided run of mashups, alerts, webhooks and the live stream over
+    /// the public API, on a fresh embedded service (or `--url`).
+    Demo {
+        /// A running vitalfarm to drive instead (`http://host:port`).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +179,7 @@ pub async fn run() -> anyhow::Result<()> {
             )?;
             server::serve(config).await
         }
+        Command::Demo { url } => crate::demo::command(crate::demo::DemoOptions { url }).await,
         Command::Migrate { common } => {
             let config = Config::load(
                 common.config.as_deref(),

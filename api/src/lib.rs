@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod erasure;
 pub mod error;
 pub mod events;

@@ -9,6 +9,7 @@ mod bench;
 mod commands;
 mod consents;
 mod datasets;
+mod demo;
 mod devices;
 mod ecg;
 mod errors;
