@@ -266,7 +266,7 @@ fn steady(from: i64, to: i64, every: i64, wobble: f64) -> Vec<Value> {
         let w = f64::from(k % 7) - 3.0;
         out.push(json!({"metric": "heart_rate", "ts": ts(t), "value": 68.0 + wobble + w}));
         out.push(json!({"metric": "spo2", "ts": ts(t), "value": 97.0 + (w / 3.0).round()}));
-        if k % 3 == 0 {
+        if k.is_multiple_of(3) {
             out.push(json!({"metric": "blood_pressure", "ts": ts(t),
                 "components": {"systolic": 122.0 + wobble + w, "diastolic": 78.0 + w}}));
             out.push(json!({"metric": "body_temperature", "ts": ts(t), "value": 36.6 + w / 20.0}));
