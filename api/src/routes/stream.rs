@@ -114,14 +114,20 @@ pub async fn stream(
     if let Some(s) = q.max_seconds
         && !(1..=MAX_SECONDS).contains(&s)
     {
-        return Err(ApiError::field("max_seconds", "must be between 1 and 86400"));
+        return Err(ApiError::InvalidParameter {
+            field: "max_seconds".into(),
+            message: "must be between 1 and 86400".into(),
+        });
     }
     let resume = match req.headers().get("last-event-id") {
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(Position::parse)
-                .ok_or_else(|| ApiError::field("Last-Event-ID", "must be an `id` this stream sent"))?,
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    field: "Last-Event-ID".into(),
+                    message: "must be an `id` this stream sent".into(),
+                })?,
         ),
         None => None,
     };
