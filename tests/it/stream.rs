@@ -321,6 +321,23 @@ async fn a_stream_resumes_after_its_last_event_id() {
 }
 
 #[tokio::test]
+async fn a_stream_ends_when_the_access_token_expires() {
+    let app = TestApp::spawn_with(|c| c.access_token_ttl_secs = 1).await;
+    let acme = app.company("expiry@acme.example").await;
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/memberships/{}/stream", acme.membership_id)))
+        .bearer_auth(&acme.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // No `max_seconds`: only the token's expiry ends it.
+    let body = tokio::time::timeout(PATIENCE, res.text()).await.unwrap().unwrap();
+    assert!(body.starts_with(": stream open"), "{body}");
+}
+
+#[tokio::test]
 async fn strangers_bad_input_and_too_many_streams_are_refused() {
     let app = TestApp::spawn_with(|c| c.stream_max_per_membership = 1).await;
     let acme = app.company("limits@acme.example").await;

@@ -151,6 +151,8 @@ pub async fn stream(
         view: View::default(),
         audited: HashMap::new(),
         position: resume.unwrap_or(start),
+        replayed: HashSet::new(),
+        replayed_seq: 0,
         out: tx,
     };
     tokio::spawn(conn.run(rx, resume, ends, slot));
@@ -236,6 +238,10 @@ struct Connection {
     /// When each consent's reads were last written to the grantor's log.
     audited: HashMap<ConsentId, Instant>,
     position: Position,
+    /// What a resume replayed, so that the live batches do not send it
+    /// again: reading ids, and the newest event `seq`.
+    replayed: HashSet<Uuid>,
+    replayed_seq: i64,
     out: mpsc::Sender<Bytes>,
 }
 
@@ -295,7 +301,7 @@ impl Connection {
                 _ = refresh.tick() => self.refresh().await?,
                 _ = keep_alive.tick() => self.send(Bytes::from_static(b": keep-alive\n\n")).await?,
                 msg = rx.recv() => match msg {
-                    Ok(batch) => self.deliver(&batch.readings, &batch.events, Some(batch.position)).await?,
+                    Ok(batch) => self.live(&batch).await?,
                     // Fell behind the poller: the client resumes with the
                     // last id it got.
                     Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
@@ -351,7 +357,30 @@ impl Connection {
                 .map_or(from.received_ms, |r| r.received_at.timestamp_millis()),
             seq: evs.last().map_or(from.seq, |e| e.seq),
         };
-        self.deliver(&readings, &evs, Some(position)).await
+        self.deliver(&readings, &evs, Some(position)).await?;
+        self.replayed = readings.iter().map(|r| r.id).collect();
+        self.replayed_seq = position.seq;
+        Ok(())
+    }
+
+    /// A batch of the poller, less what a resume replayed already.
+    async fn live(&mut self, batch: &Batch) -> Result<(), Stop> {
+        if self.replayed.is_empty() && self.replayed_seq == 0 {
+            return self.deliver(&batch.readings, &batch.events, Some(batch.position)).await;
+        }
+        let readings: Vec<reading::Model> = batch
+            .readings
+            .iter()
+            .filter(|r| !self.replayed.contains(&r.id))
+            .cloned()
+            .collect();
+        let evs: Vec<event::Model> = batch
+            .events
+            .iter()
+            .filter(|e| e.seq > self.replayed_seq)
+            .cloned()
+            .collect();
+        self.deliver(&readings, &evs, Some(batch.position)).await
     }
 
     /// Sends what of a batch the caller may see.
