@@ -388,3 +388,39 @@ async fn strangers_bad_input_and_too_many_streams_are_refused() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn readings_sent_over_mqtt_arrive_on_the_stream() {
+    use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
+    let app = TestApp::spawn_mqtt().await;
+    let acme = app.company("mqtt-live@acme.example").await;
+    let device = app.monitored_device(&acme, "MQ-LIVE").await;
+    let mut sse = Sse::open(&app, acme.membership_id, &acme.token, None).await;
+
+    let (client, mut eventloop) = AsyncClient::new(app.device_mqtt_options(&device.id, &device.secret), 16);
+    let topic = app.topic(&format!("devices/{}/readings", device.id));
+    let body = json!({"readings": [{"metric": "heart_rate", "ts": "2026-11-21T10:00:00Z", "value": 66}]});
+    client
+        .publish(topic, QoS::AtLeastOnce, false, body.to_string())
+        .await
+        .unwrap();
+    // Drive the connection until the broker acknowledges the message (the
+    // first polls may meet a broker that is not listening yet).
+    let mut refused = 0;
+    loop {
+        match tokio::time::timeout(PATIENCE, eventloop.poll()).await.unwrap() {
+            Ok(MqttEvent::Incoming(Packet::PubAck(_))) => break,
+            Ok(_) => {}
+            Err(e) => {
+                refused += 1;
+                assert!(refused < 50, "MQTT error: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+    let seen = sse
+        .until(|e| is_reading(e, &device.subject, "2026-11-21T10:00:00Z"))
+        .await;
+    assert_eq!(seen.last().unwrap().data["value"], json!(66.0));
+}
