@@ -424,3 +424,21 @@ async fn readings_sent_over_mqtt_arrive_on_the_stream() {
         .await;
     assert_eq!(seen.last().unwrap().data["value"], json!(66.0));
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_membership_is_erased() {
+    let app = TestApp::spawn().await;
+    let care = app.company("erased-live@care.example").await;
+    let mut sse = Sse::open(&app, care.membership_id, &care.token, None).await;
+    let res = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/memberships/{}", care.membership_id),
+            Some(&care.token),
+            Some(json!({"password": vitalfarm_tests::PASSWORD, "confirm": "erased-live@care.example's company"})),
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.text);
+    // The stream ends by itself (`max_seconds` is far away).
+    assert!(sse.event().await.is_none());
+}
