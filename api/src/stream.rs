@@ -84,6 +84,9 @@ struct Inner {
     tx: broadcast::Sender<Arc<Batch>>,
     running: AtomicBool,
     open: Mutex<HashMap<MembershipId, usize>>,
+    /// Cuts the poller's wait short after a local ingest; only latency
+    /// depends on it, other nodes' readings wait for the next poll.
+    wake: tokio::sync::Notify,
 }
 
 /// An open stream's place in the per-membership count; dropping it frees
@@ -115,6 +118,7 @@ impl Hub {
                 tx,
                 running: AtomicBool::new(false),
                 open: Mutex::new(HashMap::new()),
+                wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -133,6 +137,13 @@ impl Hub {
             inner: self.inner.clone(),
             membership,
         })
+    }
+
+    /// Asks the poller to look now (readings were just stored here).
+    pub fn wake(&self) {
+        if self.inner.running.load(Ordering::Acquire) {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// A receiver of every batch from now on, and the position the stream
@@ -226,7 +237,10 @@ async fn poll(inner: Arc<Inner>, start: Position) {
             // No receiver left is the only error; the loop's check ends it.
             let _ = inner.tx.send(Arc::new(batch));
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::select! {
+            () = tokio::time::sleep(POLL_EVERY) => {}
+            () = inner.wake.notified() => {}
+        }
     }
     tracing::debug!("stream poller stopped");
 }
