@@ -442,3 +442,23 @@ async fn a_stream_ends_when_its_membership_is_erased() {
     // The stream ends by itself (`max_seconds` is far away).
     assert!(sse.event().await.is_none());
 }
+
+#[tokio::test]
+async fn a_stream_of_an_api_key_ends_when_the_key_is_revoked() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("key-live@acme.example").await;
+    let key = app.api_key(&acme, "viewer").await;
+    let mut sse = Sse::open(&app, acme.membership_id, &key, None).await;
+    let keys = app
+        .get(&format!("/v1/memberships/{}/api-keys", acme.membership_id), &acme.token)
+        .await;
+    let kid = keys.str("/items/0/id");
+    let res = app
+        .delete(
+            &format!("/v1/memberships/{}/api-keys/{kid}", acme.membership_id),
+            &acme.token,
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.text);
+    assert!(sse.event().await.is_none());
+}

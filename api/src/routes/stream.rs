@@ -30,7 +30,7 @@ use vitalfarm_domain::{ConsentId, MembershipId, Permission};
 use vitalfarm_openapi::doc::{ForbiddenResponse, RateLimitedResponse};
 use vitalfarm_openapi::stream::{StreamAlert, StreamConsent, StreamEvent, StreamReading};
 use vitalfarm_storage::entity::{event, reading};
-use vitalfarm_storage::repo::{consents, events, stream as repo};
+use vitalfarm_storage::repo::{api_keys, consents, events, oauth, stream as repo};
 
 use super::RouteSet;
 use crate::audit;
@@ -318,6 +318,23 @@ impl Connection {
         // Erasure of the membership, removal of the member or a lower role
         // ends the stream.
         authz::authorize(&self.state, &self.principal, self.mid, Permission::ReadData).await?;
+        // The credential itself: a revoked or expired API key, or a revoked
+        // app authorization, ends the stream as it ends the next request.
+        // (An access token is checked once; its `exp` ends the stream.)
+        let live = match &self.principal {
+            Principal::ApiKey { id, membership, .. } => api_keys::find_in(&self.state.db, *membership, *id)
+                .await
+                .map_err(ApiError::from)?
+                .is_some_and(|k| k.expires_at.is_none_or(|e| e > Utc::now())),
+            Principal::App { grant: Some(grant), .. } => oauth::find_live_grant(&self.state.db, *grant)
+                .await
+                .map_err(ApiError::from)?
+                .is_some(),
+            _ => true,
+        };
+        if !live {
+            return Err(Stop);
+        }
         self.reload().await
     }
 
