@@ -52,11 +52,16 @@ TOML
 # The stateful phase is left out: schemathesis 4 infers links from Location
 # headers and paired `POST /v1/devices/{did}/commands` with
 # `GET /v1/subjects/{sid}`, then refused its own inferred link as invalid.
+# The live stream is left out: a GET that by design never ends would hold
+# a worker until the run times out (its tests in tests/it/stream.rs read it
+# with a real SSE client, and `max_seconds` ends it for clients that want
+# that).
 status=0
 schemathesis --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all \
   --exclude-checks positive_data_acceptance,negative_data_rejection \
+  --exclude-path '/v1/memberships/{mid}/stream' \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-60}" \
   --phases examples,coverage,fuzzing \
   --workers 2 \

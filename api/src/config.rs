@@ -49,6 +49,7 @@ pub const KEYS: &[&str] = &[
     "job_poll_interval_ms",
     "job_lease_secs",
     "export_ttl_secs",
+    "stream_max_per_membership",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -145,6 +146,9 @@ pub struct Config {
     pub job_lease_secs: u64,
     /// How long a finished export can be downloaded.
     pub export_ttl_secs: u64,
+    /// Live streams one membership may hold open on one node; more answer
+    /// 429.
+    pub stream_max_per_membership: usize,
 }
 
 impl Default for Config {
@@ -187,6 +191,7 @@ impl Default for Config {
             job_poll_interval_ms: 2000,
             job_lease_secs: 60,
             export_ttl_secs: 7 * 24 * 3600,
+            stream_max_per_membership: 20,
         }
     }
 }
@@ -365,6 +370,9 @@ impl Config {
         }
         if self.export_ttl_secs == 0 || self.export_ttl_secs > 365 * 24 * 3600 {
             return Err(invalid("export_ttl_secs", "must be between 1 and 31536000"));
+        }
+        if self.stream_max_per_membership == 0 {
+            return Err(invalid("stream_max_per_membership", "must be at least 1"));
         }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));

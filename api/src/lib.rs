@@ -26,6 +26,7 @@ pub mod server;
 pub mod sharing;
 pub mod simulate;
 pub mod state;
+pub mod stream;
 pub mod telemetry;
 
 /// Selects the process-wide TLS crypto provider. Two providers are linked

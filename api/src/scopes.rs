@@ -111,6 +111,7 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
+    ("GET", "/v1/memberships/{mid}/stream", Some(AlertsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

@@ -41,6 +41,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         config.ingest_queue,
         config.ingest_batch_rows,
     );
+    let stream = crate::stream::Hub::new(db.clone());
     Ok(AppState {
         config,
         db,
@@ -50,6 +51,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         ingest,
         mqtt: std::sync::OnceLock::new(),
         jobs_wake: Arc::new(tokio::sync::Notify::new()),
+        stream,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct AppState {
     pub mqtt: OnceLock<Arc<MqttLink>>,
     /// Wakes this node's job worker when a job is queued here.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// This node's live-stream source (`GET /v1/memberships/{mid}/stream`).
+    pub stream: crate::stream::Hub,
 }
 
 impl AppState {

@@ -69,6 +69,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "analytics",
         "Analyses of the readings one may read (one's own, or shared by consent), with the consents used.",
     ),
+    (
+        "stream",
+        "A live Server-Sent Events stream of the readings and alerts a membership may see, honouring consents as they change.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

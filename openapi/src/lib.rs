@@ -24,6 +24,7 @@ pub mod oauth;
 pub mod problem;
 pub mod readings;
 pub mod serde_num;
+pub mod stream;
 pub mod subjects;
 
 pub use doc::{TAGS, finalize};

@@ -25,4 +25,5 @@ mod readings;
 mod service;
 mod share_links;
 mod simulate;
+mod stream;
 mod subjects;

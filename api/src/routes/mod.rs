@@ -33,6 +33,7 @@ pub mod oauth;
 pub mod public_datasets;
 pub mod readings;
 pub mod share_links;
+pub mod stream;
 pub mod subjects;
 
 #[derive(Default)]
@@ -114,6 +115,7 @@ pub fn all() -> RouteSet {
     analytics::routes(&mut r);
     charts::routes(&mut r);
     ecg::routes(&mut r);
+    stream::routes(&mut r);
     r
 }
 

@@ -153,6 +153,7 @@ pub async fn ingest(
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
     devices::touch(&state.db, &device.0).await?;
+    state.stream.wake();
     Ok(web::Json(outcome))
 }
 

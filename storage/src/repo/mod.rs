@@ -18,4 +18,5 @@ pub mod rate_limits;
 pub mod readings;
 pub mod refresh_tokens;
 pub mod share_links;
+pub mod stream;
 pub mod subjects;
