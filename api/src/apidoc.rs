@@ -101,6 +101,13 @@ use crate::routes;
         routes::analytics::correlation,
         routes::charts::chart_svg,
         routes::ecg::analyze,
+        routes::webhooks::create,
+        routes::webhooks::list,
+        routes::webhooks::get,
+        routes::webhooks::delete,
+        routes::webhooks::rotate_secret,
+        routes::webhooks::deliveries,
+        routes::webhooks::test,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -26,6 +26,7 @@ pub mod sharing;
 pub mod simulate;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 /// Selects the process-wide TLS crypto provider. Two providers are linked
 /// (ring through sqlx, aws-lc through jsonwebtoken); rustls refuses to guess.

@@ -69,6 +69,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "analytics",
         "Analyses of the readings one may read (one's own, or shared by consent), with the consents used.",
     ),
+    (
+        "webhooks",
+        "Signed HTTP callbacks (Standard Webhooks) for a membership's events, retried with backoff, with delivery history.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

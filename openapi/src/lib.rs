@@ -25,6 +25,7 @@ pub mod problem;
 pub mod readings;
 pub mod serde_num;
 pub mod subjects;
+pub mod webhooks;
 
 pub use doc::{TAGS, finalize};
 pub use problem::{FieldError, Problem, ProblemKind};

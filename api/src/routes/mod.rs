@@ -34,6 +34,7 @@ pub mod public_datasets;
 pub mod readings;
 pub mod share_links;
 pub mod subjects;
+pub mod webhooks;
 
 #[derive(Default)]
 pub struct RouteSet {
@@ -114,6 +115,7 @@ pub fn all() -> RouteSet {
     analytics::routes(&mut r);
     charts::routes(&mut r);
     ecg::routes(&mut r);
+    webhooks::routes(&mut r);
     r
 }
 

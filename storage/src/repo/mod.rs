@@ -19,3 +19,4 @@ pub mod readings;
 pub mod refresh_tokens;
 pub mod share_links;
 pub mod subjects;
+pub mod webhooks;
