@@ -308,7 +308,9 @@ pub async fn sweep_offline(state: &AppState) -> Result<usize, StorageError> {
 /// times the table, give or take a fifth at random so that endpoints coming
 /// back are not hit by every retry at once.
 pub fn backoff_ms(base_ms: u64, done: u32) -> u64 {
-    let idx = usize::try_from(done.saturating_sub(1)).unwrap_or(usize::MAX).min(BACKOFF.len() - 1);
+    let idx = usize::try_from(done.saturating_sub(1))
+        .unwrap_or(usize::MAX)
+        .min(BACKOFF.len() - 1);
     let wait = base_ms.saturating_mul(BACKOFF[idx]);
     let r = secrets::random_bytes::<2>().map_or(0x8000, u16::from_le_bytes);
     // 80% to 120% of the wait.

@@ -154,8 +154,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_index(Index::drop().name("idx_devices_offline_due").table(Devices::Table).to_owned())
-            .await?;
+        m.drop_index(
+            Index::drop()
+                .name("idx_devices_offline_due")
+                .table(Devices::Table)
+                .to_owned(),
+        )
+        .await?;
         for col in [Devices::OfflineAtMs, Devices::OfflineDueMs] {
             m.alter_table(Table::alter().table(Devices::Table).drop_column(col).to_owned())
                 .await?;

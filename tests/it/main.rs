@@ -25,3 +25,4 @@ mod service;
 mod share_links;
 mod simulate;
 mod subjects;
+mod webhooks;

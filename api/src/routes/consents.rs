@@ -27,9 +27,9 @@ use vitalfarm_storage::entity::{consent as consent_row, consent_request};
 use vitalfarm_storage::repo::{accounts, consents, subjects};
 
 use super::RouteSet;
-use crate::events::EventKind;
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
+use crate::events::EventKind;
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
 use crate::sharing::acting_memberships;

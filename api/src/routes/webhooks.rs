@@ -37,8 +37,16 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/webhooks", list);
     r.add(Method::GET, "/v1/memberships/{mid}/webhooks/{wid}", get);
     r.add(Method::DELETE, "/v1/memberships/{mid}/webhooks/{wid}", delete);
-    r.add(Method::POST, "/v1/memberships/{mid}/webhooks/{wid}/rotate-secret", rotate_secret);
-    r.add(Method::GET, "/v1/memberships/{mid}/webhooks/{wid}/deliveries", deliveries);
+    r.add(
+        Method::POST,
+        "/v1/memberships/{mid}/webhooks/{wid}/rotate-secret",
+        rotate_secret,
+    );
+    r.add(
+        Method::GET,
+        "/v1/memberships/{mid}/webhooks/{wid}/deliveries",
+        deliveries,
+    );
     r.add(Method::POST, "/v1/memberships/{mid}/webhooks/{wid}/test", test);
 }
 

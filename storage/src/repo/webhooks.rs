@@ -79,7 +79,11 @@ pub async fn list(
 }
 
 /// An endpoint of `membership`, or `None` (also when it is another's).
-pub async fn find_in(db: &Database, membership: MembershipId, id: Uuid) -> Result<Option<webhook::Model>, StorageError> {
+pub async fn find_in(
+    db: &Database,
+    membership: MembershipId,
+    id: Uuid,
+) -> Result<Option<webhook::Model>, StorageError> {
     Ok(webhook::Entity::find_by_id(id)
         .filter(webhook::Column::MembershipId.eq(membership.as_uuid()))
         .one(db.conn())
@@ -111,7 +115,12 @@ pub async fn delete(db: &Database, membership: MembershipId, id: Uuid) -> Result
 
 /// Replaces an endpoint's sealed secret; `false` when it is not
 /// `membership`'s.
-pub async fn set_secret(db: &Database, membership: MembershipId, id: Uuid, sealed: String) -> Result<bool, StorageError> {
+pub async fn set_secret(
+    db: &Database,
+    membership: MembershipId,
+    id: Uuid,
+    sealed: String,
+) -> Result<bool, StorageError> {
     let res = webhook::Entity::update_many()
         .col_expr(webhook::Column::SecretSealed, Expr::value(sealed))
         .col_expr(webhook::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -260,7 +269,10 @@ pub async fn claim_due(
     let mut claimed = Vec::with_capacity(candidates.len());
     for mut d in candidates {
         let res = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::NextAttemptAtMs, Expr::value(Some(lease_until_ms)))
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAtMs,
+                Expr::value(Some(lease_until_ms)),
+            )
             .filter(webhook_delivery::Column::Id.eq(d.id))
             .filter(webhook_delivery::Column::Status.eq(PENDING))
             .filter(webhook_delivery::Column::NextAttemptAtMs.eq(d.next_attempt_at_ms))
@@ -289,7 +301,10 @@ pub async fn record(db: &Database, claimed: &webhook_delivery::Model, a: Attempt
     let res = webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::Status, Expr::value(a.status))
         .col_expr(webhook_delivery::Column::Attempts, Expr::value(a.attempts))
-        .col_expr(webhook_delivery::Column::NextAttemptAtMs, Expr::value(a.next_attempt_at_ms))
+        .col_expr(
+            webhook_delivery::Column::NextAttemptAtMs,
+            Expr::value(a.next_attempt_at_ms),
+        )
         .col_expr(webhook_delivery::Column::AttemptLog, Expr::value(a.attempt_log))
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(webhook_delivery::Column::Id.eq(claimed.id))
@@ -334,7 +349,11 @@ pub async fn due_offline(db: &Database, now_ms: i64, limit: u64) -> Result<Vec<d
 /// Flags `seen` offline on `conn`, if it is still as it was seen (not heard
 /// from since, not flagged by another node): `true` for the one caller that
 /// flagged it.
-pub async fn flag_offline(conn: &impl ConnectionTrait, seen: &device::Model, now_ms: i64) -> Result<bool, StorageError> {
+pub async fn flag_offline(
+    conn: &impl ConnectionTrait,
+    seen: &device::Model,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let res = device::Entity::update_many()
         .col_expr(device::Column::OfflineAtMs, Expr::value(Some(now_ms)))
         .col_expr(device::Column::OfflineDueMs, Expr::value(Option::<i64>::None))
