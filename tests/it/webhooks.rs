@@ -544,3 +544,56 @@ async fn webhook_management_validation_secrecy_rotation_and_isolation() {
         assert!(actions.iter().any(|x| x == a), "{a} missing from {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn erasure_removes_the_endpoints_and_tells_the_other_party() {
+    let app = TestApp::spawn_with(quick).await;
+    let zed = app.individual("zed.hooks@example.org").await;
+    let care = app.company("hooks@care-erasure.example").await;
+    let zed_rx = Receiver::start().await;
+    let care_rx = Receiver::start().await;
+    register(&app, &zed, &zed_rx.url, json!(["consent.granted", "consent.revoked"])).await;
+    register(&app, &care, &care_rx.url, json!(["consent.revoked"])).await;
+    let me = self_subject(&app, &zed).await;
+    let expires = (Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let res = app
+        .post(
+            "/v1/consents",
+            Some(&zed.token),
+            json!({
+                "grantee_membership_id": care.membership_id, "subject_ids": [me], "metrics": ["heart_rate"],
+                "farm_paths": [], "purpose": "care", "access": "read", "expires_at": expires
+            }),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let consent = res.str("/id");
+    zed_rx.wait_for("consent.granted", 1).await;
+
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/memberships/{}", zed.membership_id),
+            Some(&zed.token),
+            Some(json!({"password": vitalfarm_tests::PASSWORD, "confirm": "zed.hooks@example.org's individual"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let hit = &care_rx.wait_for("consent.revoked", 1).await[0];
+    assert_eq!(hit.json()["data"]["consent_id"], consent);
+    all_dispatched(&app).await;
+    let left = webhook::Entity::find()
+        .filter(webhook::Column::MembershipId.eq(zed.membership_id))
+        .count(app.db().conn())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let deliveries = vitalfarm_storage::entity::webhook_delivery::Entity::find()
+        .filter(vitalfarm_storage::entity::webhook_delivery::Column::MembershipId.eq(zed.membership_id))
+        .count(app.db().conn())
+        .await
+        .unwrap();
+    assert_eq!(deliveries, 0);
+    // The erased side hears nothing of its own erasure.
+    assert!(zed_rx.of_type("consent.revoked").is_empty());
+}
