@@ -434,3 +434,55 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: webhook_delivery
         Err(e) => tracing::warn!(delivery_id = %d.id, error = %e, "recording a webhook attempt failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_grow_with_jitter_and_stop_growing() {
+        for (done, mult) in [(1, 1), (2, 6), (3, 24), (4, 120), (5, 720), (8, 5760), (20, 5760)] {
+            for _ in 0..20 {
+                let wait = backoff_ms(5000, done);
+                let nominal = 5000 * mult;
+                assert!(wait >= nominal * 8 / 10 && wait <= nominal * 12 / 10, "{done}: {wait}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_open_only_for_their_endpoint_and_master_key() {
+        let master = MasterKey::generate().unwrap();
+        let id = Uuid::now_v7();
+        let sealed = seal(&master, id, b"0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(open(&master, id, &sealed).unwrap(), b"0123456789abcdef0123456789abcdef");
+        assert!(open(&master, Uuid::now_v7(), &sealed).is_err());
+        assert!(open(&MasterKey::generate().unwrap(), id, &sealed).is_err());
+        assert!(open(&master, id, "AAAA").is_err());
+    }
+
+    #[test]
+    fn urls_must_be_https_or_loopback_http_without_credentials() {
+        for ok in [
+            "https://hooks.example.com/in",
+            "https://hooks.example.com:8443/in?x=1",
+            "http://127.0.0.1:9000/in",
+            "http://localhost/in",
+            "http://[::1]:80/in",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/in",
+            "http://10.0.0.1/in",
+            "https://u:p@hooks.example.com/",
+            "https://u@hooks.example.com/",
+            "https://hooks.example.com/#frag",
+            "ftp://hooks.example.com/",
+            "hooks.example.com",
+            "",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+}
