@@ -597,3 +597,38 @@ async fn erasure_removes_the_endpoints_and_tells_the_other_party() {
     // The erased side hears nothing of its own erasure.
     assert!(zed_rx.of_type("consent.revoked").is_empty());
 }
+
+#[tokio::test]
+async fn an_approved_request_announces_the_consent_to_both_sides() {
+    let app = TestApp::spawn_with(quick).await;
+    let ivy = app.individual("ivy.hooks@example.org").await;
+    let care = app.company("hooks@care-request.example").await;
+    let ivy_rx = Receiver::start().await;
+    let care_rx = Receiver::start().await;
+    register(&app, &ivy, &ivy_rx.url, json!(["consent.granted"])).await;
+    register(&app, &care, &care_rx.url, json!(["consent.granted"])).await;
+    let request = app
+        .post(
+            "/v1/consent-requests",
+            Some(&care.token),
+            json!({"individual_email": "ivy.hooks@example.org", "metrics": ["heart_rate"], "farm_paths": [],
+                "purpose": "care", "access": "read", "duration": "P30D"}),
+        )
+        .await;
+    assert_eq!(request.status, StatusCode::CREATED, "{}", request.text);
+    let me = self_subject(&app, &ivy).await;
+    let res = app
+        .post(
+            &format!("/v1/consent-requests/{}/approve", request.str("/id")),
+            Some(&ivy.token),
+            json!({"subject_ids": [me]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let consent = res.str("/id");
+    for rx in [&ivy_rx, &care_rx] {
+        let hit = &rx.wait_for("consent.granted", 1).await[0];
+        assert_eq!(hit.json()["data"]["consent_id"], consent);
+        assert_eq!(hit.json()["data"]["grantor_membership_id"], json!(ivy.membership_id));
+    }
+}
