@@ -102,6 +102,13 @@ use crate::routes;
         routes::charts::chart_svg,
         routes::ecg::analyze,
         routes::stream::stream,
+        routes::webhooks::create,
+        routes::webhooks::list,
+        routes::webhooks::get,
+        routes::webhooks::delete,
+        routes::webhooks::rotate_secret,
+        routes::webhooks::deliveries,
+        routes::webhooks::test,
     ),
     components(schemas(Problem, FieldError))
 )]

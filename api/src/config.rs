@@ -50,6 +50,11 @@ pub const KEYS: &[&str] = &[
     "job_lease_secs",
     "export_ttl_secs",
     "stream_max_per_membership",
+    "webhook_poll_interval_ms",
+    "webhook_timeout_ms",
+    "webhook_max_attempts",
+    "webhook_backoff_base_ms",
+    "device_offline_after_secs",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -149,6 +154,19 @@ pub struct Config {
     /// Live streams one membership may hold open on one node; more answer
     /// 429.
     pub stream_max_per_membership: usize,
+    /// How often the webhook loop looks for new events, due deliveries and
+    /// silent devices.
+    pub webhook_poll_interval_ms: u64,
+    /// How long one delivery attempt may take.
+    pub webhook_timeout_ms: u64,
+    /// Attempts of a delivery before it is `failed`.
+    pub webhook_max_attempts: u32,
+    /// The wait after the first failed attempt; later waits grow from it
+    /// (x6, x24, x120, x720, ... with jitter: 5 s, 30 s, 2 min, 10 min, 1 h by default).
+    pub webhook_backoff_base_ms: u64,
+    /// A device not heard from for this long is flagged offline
+    /// (`device.offline`).
+    pub device_offline_after_secs: u64,
 }
 
 impl Default for Config {
@@ -192,6 +210,11 @@ impl Default for Config {
             job_lease_secs: 60,
             export_ttl_secs: 7 * 24 * 3600,
             stream_max_per_membership: 20,
+            webhook_poll_interval_ms: 1000,
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 5000,
+            device_offline_after_secs: 15 * 60,
         }
     }
 }
@@ -374,6 +397,21 @@ impl Config {
         if self.stream_max_per_membership == 0 {
             return Err(invalid("stream_max_per_membership", "must be at least 1"));
         }
+        if self.webhook_poll_interval_ms < 10 || self.webhook_poll_interval_ms > 3_600_000 {
+            return Err(invalid("webhook_poll_interval_ms", "must be between 10 and 3600000"));
+        }
+        if self.webhook_timeout_ms < 100 || self.webhook_timeout_ms > 120_000 {
+            return Err(invalid("webhook_timeout_ms", "must be between 100 and 120000"));
+        }
+        if !(1..=50).contains(&self.webhook_max_attempts) {
+            return Err(invalid("webhook_max_attempts", "must be between 1 and 50"));
+        }
+        if self.webhook_backoff_base_ms < 10 || self.webhook_backoff_base_ms > 3_600_000 {
+            return Err(invalid("webhook_backoff_base_ms", "must be between 10 and 3600000"));
+        }
+        if self.device_offline_after_secs == 0 || self.device_offline_after_secs > 30 * 24 * 3600 {
+            return Err(invalid("device_offline_after_secs", "must be between 1 and 2592000"));
+        }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -384,6 +422,11 @@ impl Config {
             return Err(invalid("log_level", "must be a tracing filter such as `info`"));
         }
         Ok(())
+    }
+
+    /// How long a device may stay silent before it counts as offline.
+    pub fn device_offline_after(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.device_offline_after_secs).unwrap_or(i64::MAX / 1000))
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {

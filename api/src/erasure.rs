@@ -29,6 +29,7 @@ pub fn revoke_consents_and_audit<'t>(
 ) -> Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send + 't>> {
     Box::pin(async move {
         let now = chrono::Utc::now().timestamp_millis();
+        crate::webhooks::erase_in(txn, membership).await?;
         consents::end_all_of(txn, membership, Some(actor), now).await?;
         audit_repo::delete_all_in(txn, membership).await?;
         events_repo::delete_all_in(txn, membership).await?;

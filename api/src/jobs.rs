@@ -83,6 +83,9 @@ pub async fn run_claimed(state: &AppState, claim: jobs::Claim) {
         Ok(result) => match serde_json::to_string(&result) {
             Ok(text) => {
                 let recorded = jobs::succeed(&state.db, &claim, text).await;
+                if matches!(recorded, Ok(true)) {
+                    crate::webhooks::emit_export_ready(state, &claim.job).await;
+                }
                 if !matches!(recorded, Ok(true)) {
                     // Nobody will ever be pointed at this object (the job
                     // was taken over or erased): it must not linger.

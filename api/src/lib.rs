@@ -28,6 +28,7 @@ pub mod simulate;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
+pub mod webhooks;
 
 /// Selects the process-wide TLS crypto provider. Two providers are linked
 /// (ring through sqlx, aws-lc through jsonwebtoken); rustls refuses to guess.

@@ -112,6 +112,25 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
     ("GET", "/v1/memberships/{mid}/stream", Some(AlertsRead)),
+    ("POST", "/v1/memberships/{mid}/webhooks", Some(WebhooksManage)),
+    ("GET", "/v1/memberships/{mid}/webhooks", Some(WebhooksManage)),
+    ("GET", "/v1/memberships/{mid}/webhooks/{wid}", Some(WebhooksManage)),
+    ("DELETE", "/v1/memberships/{mid}/webhooks/{wid}", Some(WebhooksManage)),
+    (
+        "POST",
+        "/v1/memberships/{mid}/webhooks/{wid}/rotate-secret",
+        Some(WebhooksManage),
+    ),
+    (
+        "GET",
+        "/v1/memberships/{mid}/webhooks/{wid}/deliveries",
+        Some(WebhooksManage),
+    ),
+    (
+        "POST",
+        "/v1/memberships/{mid}/webhooks/{wid}/test",
+        Some(WebhooksManage),
+    ),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

@@ -21,6 +21,7 @@ pub mod password;
 pub mod subject;
 pub mod validation;
 pub mod vitals;
+pub mod webhook;
 pub mod zip;
 
 pub use command::{CommandName, CommandStatus};

@@ -73,6 +73,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "stream",
         "A live Server-Sent Events stream of the readings and alerts a membership may see, honouring consents as they change.",
     ),
+    (
+        "webhooks",
+        "Signed HTTP callbacks (Standard Webhooks) for a membership's events, retried with backoff, with delivery history.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

@@ -26,6 +26,7 @@ pub mod readings;
 pub mod serde_num;
 pub mod stream;
 pub mod subjects;
+pub mod webhooks;
 
 pub use doc::{TAGS, finalize};
 pub use problem::{FieldError, Problem, ProblemKind};

@@ -95,6 +95,14 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         .await
         .str("/id");
 
+    let webhook = app
+        .post(
+            &format!("/v1/memberships/{}/webhooks", acme.membership_id),
+            Some(&acme.token),
+            json!({"url": "https://hooks.acme.example/in", "events": ["alert.opened"]}),
+        )
+        .await
+        .str("/webhook/id");
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -121,7 +129,8 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{kid}", &acme_key_id.to_string())
             .replace("{app_id}", &acme_app)
             .replace("{metric}", "heart_rate")
-            .replace("{eid}", &export);
+            .replace("{eid}", &export)
+            .replace("{wid}", &webhook);
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
@@ -445,7 +454,8 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
                     .replace("{kid}", &uuid::Uuid::now_v7().to_string())
                     .replace("{app_id}", &uuid::Uuid::now_v7().to_string())
                     .replace("{metric}", "heart_rate")
-                    .replace("{eid}", &uuid::Uuid::now_v7().to_string());
+                    .replace("{eid}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{wid}", &uuid::Uuid::now_v7().to_string());
                 let target = if query.is_empty() {
                     concrete
                 } else {

@@ -27,3 +27,4 @@ mod share_links;
 mod simulate;
 mod stream;
 mod subjects;
+mod webhooks;

@@ -11,6 +11,7 @@ pub use auth::Auth;
 pub use json::Json;
 pub use path::PathAppId;
 pub use path::PathExportId;
+pub use path::PathWebhookId;
 pub use path::{
     PathApiKeyId, PathCommandId, PathConsentId, PathConsentRequestId, PathDeviceId, PathFarmId, PathMembershipId,
     PathShareLinkId, PathSubjectId, PathUserId,

@@ -200,7 +200,7 @@ pub async fn handle_uplink(
                     if !outcome.rejected.is_empty() {
                         tracing::debug!(device = %device_id, rejected = outcome.rejected.len(), "readings rejected");
                     }
-                    if let Err(e) = devices::touch(&state.db, &dev).await {
+                    if let Err(e) = devices::touch(&state.db, &dev, state.config.device_offline_after()).await {
                         tracing::warn!(error = %e, "recording last_seen_at failed");
                     }
                 }

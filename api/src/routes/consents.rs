@@ -29,6 +29,7 @@ use vitalfarm_storage::repo::{accounts, consents, subjects};
 use super::RouteSet;
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
+use crate::events::EventKind;
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
 use crate::sharing::acting_memberships;
@@ -522,6 +523,7 @@ pub async fn approve(
     )
     .await?;
     record_both(&state, &auth, &created, "consent.granted").await?;
+    crate::webhooks::emit_consent(state.db.conn(), &created, EventKind::ConsentGranted).await?;
     let names = Names::load(&state, [created.grantor_membership_id, created.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&created, &names, now)?))
 }
@@ -639,6 +641,7 @@ pub async fn grant(
     )
     .await?;
     record_both(&state, &auth, &row, "consent.granted").await?;
+    crate::webhooks::emit_consent(state.db.conn(), &row, EventKind::ConsentGranted).await?;
     let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&row, &names, now_ms)?))
 }
@@ -777,6 +780,7 @@ pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -
     let row = match consents::revoke(&state.db, id.0, auth.user().ok(), now).await? {
         Some(revoked) => {
             record_both(&state, &auth, &revoked, "consent.revoked").await?;
+            crate::webhooks::emit_consent(state.db.conn(), &revoked, EventKind::ConsentRevoked).await?;
             revoked
         }
         None => row,

@@ -35,6 +35,7 @@ pub mod readings;
 pub mod share_links;
 pub mod stream;
 pub mod subjects;
+pub mod webhooks;
 
 #[derive(Default)]
 pub struct RouteSet {
@@ -116,6 +117,7 @@ pub fn all() -> RouteSet {
     charts::routes(&mut r);
     ecg::routes(&mut r);
     stream::routes(&mut r);
+    webhooks::routes(&mut r);
     r
 }
 

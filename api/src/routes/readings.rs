@@ -152,7 +152,7 @@ pub async fn ingest(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
-    devices::touch(&state.db, &device.0).await?;
+    devices::touch(&state.db, &device.0, state.config.device_offline_after()).await?;
     state.stream.wake();
     Ok(web::Json(outcome))
 }

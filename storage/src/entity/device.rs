@@ -21,6 +21,11 @@ pub struct Model {
     pub bound_membership_id: Option<Uuid>,
     pub subject_id: Option<Uuid>,
     pub last_seen_at: Option<DateTimeUtc>,
+    /// When (epoch ms) the device's silence makes it offline, unless it is
+    /// heard from first; null while flagged offline or never seen.
+    pub offline_due_ms: Option<i64>,
+    /// When (epoch ms) it was flagged offline; null while online.
+    pub offline_at_ms: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -26,3 +26,5 @@ pub mod share_link;
 pub mod share_link_use;
 pub mod subject;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;

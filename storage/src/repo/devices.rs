@@ -118,6 +118,8 @@ pub async fn register(
                 bound_membership_id: None,
                 subject_id: None,
                 last_seen_at: None,
+                offline_due_ms: None,
+                offline_at_ms: None,
                 created_at: now,
                 updated_at: now,
             })
@@ -285,14 +287,23 @@ async fn bind(
 }
 
 /// Records contact from the device at most once a minute, so a chatty
-/// device does not turn every message into an extra write.
-pub async fn touch(db: &Database, dev: &device::Model) -> Result<(), StorageError> {
+/// device does not turn every message into an extra write; it clears the
+/// offline flag and moves the time its silence would make it offline to
+/// `offline_after` from now (always written when flagged or when that
+/// period is short enough for a skipped write to matter).
+pub async fn touch(db: &Database, dev: &device::Model, offline_after: chrono::Duration) -> Result<(), StorageError> {
     let now = Utc::now();
-    if dev.last_seen_at.is_some_and(|t| now - t < chrono::Duration::minutes(1)) {
+    let quiet = offline_after > chrono::Duration::minutes(2) && dev.offline_at_ms.is_none();
+    if quiet && dev.last_seen_at.is_some_and(|t| now - t < chrono::Duration::minutes(1)) {
         return Ok(());
     }
     device::Entity::update_many()
         .col_expr(device::Column::LastSeenAt, Expr::value(Some(now)))
+        .col_expr(
+            device::Column::OfflineDueMs,
+            Expr::value(Some((now + offline_after).timestamp_millis())),
+        )
+        .col_expr(device::Column::OfflineAtMs, Expr::value(Option::<i64>::None))
         .filter(device::Column::Id.eq(dev.id))
         .exec(db.conn())
         .await?;

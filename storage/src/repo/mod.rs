@@ -20,3 +20,4 @@ pub mod refresh_tokens;
 pub mod share_links;
 pub mod stream;
 pub mod subjects;
+pub mod webhooks;
