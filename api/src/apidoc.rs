@@ -101,6 +101,12 @@ use crate::routes;
         routes::analytics::correlation,
         routes::charts::chart_svg,
         routes::ecg::analyze,
+        routes::alerts::create_rule,
+        routes::alerts::list_rules,
+        routes::alerts::get_rule,
+        routes::alerts::delete_rule,
+        routes::alerts::list_alerts,
+        routes::alerts::ack,
     ),
     components(schemas(Problem, FieldError))
 )]

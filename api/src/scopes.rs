@@ -111,6 +111,12 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
+    ("POST", "/v1/memberships/{mid}/alert-rules", Some(AlertsWrite)),
+    ("GET", "/v1/memberships/{mid}/alert-rules", Some(AlertsRead)),
+    ("GET", "/v1/memberships/{mid}/alert-rules/{rid}", Some(AlertsRead)),
+    ("DELETE", "/v1/memberships/{mid}/alert-rules/{rid}", Some(AlertsWrite)),
+    ("GET", "/v1/memberships/{mid}/alerts", Some(AlertsRead)),
+    ("POST", "/v1/alerts/{aid}/ack", Some(AlertsWrite)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

@@ -69,6 +69,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "analytics",
         "Analyses of the readings one may read (one's own, or shared by consent), with the consents used.",
     ),
+    (
+        "alerts",
+        "Rules over the readings a membership may see (thresholds, ranges, rates of change, silences) and the alerts they open.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

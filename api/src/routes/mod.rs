@@ -8,6 +8,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
+pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod apps;
@@ -114,6 +115,7 @@ pub fn all() -> RouteSet {
     analytics::routes(&mut r);
     charts::routes(&mut r);
     ecg::routes(&mut r);
+    alerts::routes(&mut r);
     r
 }
 
