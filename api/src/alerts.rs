@@ -142,7 +142,13 @@ fn watches(l: &Loaded, r: &StoredReading, consents: &Consents) -> bool {
         return false;
     }
     l.row.membership_id == r.membership_id
-        || consents.permit(r.membership_id, l.row.membership_id, r.subject_id, Some(r.metric), r.ts_ms)
+        || consents.permit(
+            r.membership_id,
+            l.row.membership_id,
+            r.subject_id,
+            Some(r.metric),
+            r.ts_ms,
+        )
 }
 
 async fn evaluate_batch(db: &Database, readings: &[StoredReading]) -> Result<(), StorageError> {
@@ -202,7 +208,9 @@ async fn evaluate_batch(db: &Database, readings: &[StoredReading]) -> Result<(),
                 c => rules::evaluate(c, r.value, r.ts_ms, None),
             };
             let outcome = match verdict {
-                Verdict::Breach { trigger } => breach(db, &l.row, r.subject_id, Some((r.value, r.ts_ms)), trigger).await,
+                Verdict::Breach { trigger } => {
+                    breach(db, &l.row, r.subject_id, Some((r.value, r.ts_ms)), trigger).await
+                }
                 Verdict::Normal => settle(db, &l.row, r.subject_id, Some((r.value, r.ts_ms))).await,
                 Verdict::Silent => Ok(()),
             };
@@ -418,13 +426,18 @@ async fn fire_due(db: &Database, due: &alert_due::Model, now_ms: i64) -> Result<
         return Ok(false);
     };
     // Still visible to the rule's membership? (A consent may have ended.)
-    let Some(subject) = vitalfarm_storage::repo::subjects::find(db, SubjectId::from_uuid(due.subject_id)).await?
-    else {
+    let Some(subject) = vitalfarm_storage::repo::subjects::find(db, SubjectId::from_uuid(due.subject_id)).await? else {
         return Ok(false);
     };
     if subject.membership_id != row.membership_id {
         let consents = Consents::load(db, &[subject.membership_id], now_ms).await?;
-        if !consents.permit(subject.membership_id, row.membership_id, subject.id, rule.metric, now_ms) {
+        if !consents.permit(
+            subject.membership_id,
+            row.membership_id,
+            subject.id,
+            rule.metric,
+            now_ms,
+        ) {
             return Ok(false);
         }
     }

@@ -247,7 +247,10 @@ impl Rule {
             }
             None => errors.add("metric", "is required for this condition kind"),
             Some(code) => match metrics::find(code).filter(|m| m.accepts_readings()) {
-                None => errors.add("metric", "must be a metric code from GET /v1/metrics that takes readings"),
+                None => errors.add(
+                    "metric",
+                    "must be a metric code from GET /v1/metrics that takes readings",
+                ),
                 Some(def) => {
                     metric = Some(def.code);
                     match (input.component, def.components.is_empty()) {
@@ -520,8 +523,14 @@ mod tests {
             per_ms: 3_600_000,
         };
         assert_eq!(evaluate(&c, 100.0, 10, None), Verdict::Silent);
-        assert!(matches!(evaluate(&c, 100.0, 1000, Some((0, 70.0))), Verdict::Breach { .. }));
-        assert!(matches!(evaluate(&c, 40.0, 1000, Some((0, 70.0))), Verdict::Breach { .. }));
+        assert!(matches!(
+            evaluate(&c, 100.0, 1000, Some((0, 70.0))),
+            Verdict::Breach { .. }
+        ));
+        assert!(matches!(
+            evaluate(&c, 40.0, 1000, Some((0, 70.0))),
+            Verdict::Breach { .. }
+        ));
         assert_eq!(evaluate(&c, 80.0, 1000, Some((0, 70.0))), Verdict::Normal);
         // Too far apart to compare.
         assert_eq!(evaluate(&c, 200.0, 3_600_001, Some((0, 70.0))), Verdict::Silent);
@@ -536,7 +545,9 @@ mod tests {
         assert_eq!(parse_duration_ms("PT2S"), Some(2000));
         assert_eq!(parse_duration_ms("PT1H30M"), Some(5_400_000));
         assert_eq!(parse_duration_ms("P1DT12H"), Some(129_600_000));
-        for bad in ["", "P", "PT", "P1W", "PT1S1H", "PT-1S", "P1M", "PT0S", "P400D", "1H", "PTH"] {
+        for bad in [
+            "", "P", "PT", "P1W", "PT1S1H", "PT-1S", "P1M", "PT0S", "P400D", "1H", "PTH",
+        ] {
             assert_eq!(parse_duration_ms(bad), None, "{bad}");
         }
         assert_eq!(format_duration_ms(2000), "PT2S");

@@ -251,7 +251,11 @@ pub async fn delete_rule(
     let attempt = || Event::by(&auth.0, mid.0, "alert_rule.deleted", format!("alert_rule/{}", rid.0));
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await;
     audit::guard(&state, attempt(), authorized).await?;
-    let txn = state.db.begin_write().await.map_err(vitalfarm_storage::StorageError::from)?;
+    let txn = state
+        .db
+        .begin_write()
+        .await
+        .map_err(vitalfarm_storage::StorageError::from)?;
     if !repo::delete_rule(&txn, mid.0, rid.0).await? {
         return Err(ApiError::NotFound("alert rule"));
     }

@@ -66,7 +66,11 @@ pub async fn rules_of(db: &Database, memberships: &[Uuid]) -> Result<Vec<alert_r
 }
 
 /// Deletes a rule and its due times; `false` when it was not there.
-pub async fn delete_rule(conn: &impl ConnectionTrait, membership: MembershipId, id: Uuid) -> Result<bool, StorageError> {
+pub async fn delete_rule(
+    conn: &impl ConnectionTrait,
+    membership: MembershipId,
+    id: Uuid,
+) -> Result<bool, StorageError> {
     let res = alert_rule::Entity::delete_many()
         .filter(alert_rule::Column::Id.eq(id))
         .filter(alert_rule::Column::MembershipId.eq(membership.as_uuid()))
@@ -232,10 +236,7 @@ pub async fn previous_reading(
 
 /// Sets when a silence rule next comes due for a subject, after a reading
 /// at `last_reading_ms`.
-pub async fn set_due(
-    conn: &impl ConnectionTrait,
-    row: alert_due::Model,
-) -> Result<(), StorageError> {
+pub async fn set_due(conn: &impl ConnectionTrait, row: alert_due::Model) -> Result<(), StorageError> {
     alert_due::Entity::insert(alert_due::ActiveModel::from(row))
         .on_conflict(
             OnConflict::columns([alert_due::Column::RuleId, alert_due::Column::SubjectId])
