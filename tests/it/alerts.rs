@@ -407,6 +407,32 @@ async fn a_company_rule_over_a_consented_subject_fires_until_the_consent_is_revo
     let items = alerts(&app, &care, "").await;
     assert_eq!(items.len(), 1, "no alert after revocation: {items:?}");
     assert_eq!(items[0]["status"], "resolved");
+
+    // Erasing Ann takes her rules and the company's alerts about her.
+    create_rule(&app, &ann, high_systolic()).await;
+    app.ingest(&watch, json!([bp(t0 + Duration::minutes(3), 220.0)])).await;
+    assert_eq!(alerts(&app, &ann, "").await.len(), 1);
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/memberships/{}", ann.membership_id),
+            Some(&ann.token),
+            Some(json!({"password": vitalfarm_tests::PASSWORD, "confirm": "ann@example.org's individual"})),
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.text);
+    assert!(alerts(&app, &care, "").await.is_empty());
+    let rows = vitalfarm_storage::entity::alert::Entity::find()
+        .all(app.db().conn())
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    let rules = vitalfarm_storage::entity::alert_rule::Entity::find()
+        .filter(vitalfarm_storage::entity::alert_rule::Column::MembershipId.eq(ann.membership_id))
+        .all(app.db().conn())
+        .await
+        .unwrap();
+    assert!(rules.is_empty(), "{rules:?}");
 }
 
 #[tokio::test]

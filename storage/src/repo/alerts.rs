@@ -272,15 +272,33 @@ pub async fn claim_due(conn: &impl ConnectionTrait, row: &alert_due::Model) -> R
     Ok(res.rows_affected == 1)
 }
 
-/// Removes a membership's rules, alerts and due times (erasure).
+/// Removes a membership's rules, alerts and due times (erasure), and
+/// every other membership's alerts and due times about its subjects (they
+/// carry its readings' values). Run while its subjects still exist.
 pub async fn delete_all_in(conn: &impl ConnectionTrait, membership: MembershipId) -> Result<u64, StorageError> {
+    use crate::entity::subject;
     let m = membership.as_uuid();
+    let its_subjects = || {
+        sea_orm::sea_query::Query::select()
+            .column(subject::Column::Id)
+            .from(subject::Entity)
+            .and_where(subject::Column::MembershipId.eq(m))
+            .to_owned()
+    };
     let a = alert::Entity::delete_many()
-        .filter(alert::Column::MembershipId.eq(m))
+        .filter(
+            Condition::any()
+                .add(alert::Column::MembershipId.eq(m))
+                .add(alert::Column::SubjectId.in_subquery(its_subjects())),
+        )
         .exec(conn)
         .await?;
     let d = alert_due::Entity::delete_many()
-        .filter(alert_due::Column::MembershipId.eq(m))
+        .filter(
+            Condition::any()
+                .add(alert_due::Column::MembershipId.eq(m))
+                .add(alert_due::Column::SubjectId.in_subquery(its_subjects())),
+        )
         .exec(conn)
         .await?;
     let r = alert_rule::Entity::delete_many()
