@@ -109,6 +109,12 @@ use crate::routes;
         routes::webhooks::rotate_secret,
         routes::webhooks::deliveries,
         routes::webhooks::test,
+        routes::alerts::create_rule,
+        routes::alerts::list_rules,
+        routes::alerts::get_rule,
+        routes::alerts::delete_rule,
+        routes::alerts::list_alerts,
+        routes::alerts::ack,
     ),
     components(schemas(Problem, FieldError))
 )]

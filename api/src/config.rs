@@ -47,6 +47,7 @@ pub const KEYS: &[&str] = &[
     "log_level",
     "no_jobs",
     "job_poll_interval_ms",
+    "alert_due_interval_ms",
     "job_lease_secs",
     "export_ttl_secs",
     "stream_max_per_membership",
@@ -145,6 +146,9 @@ pub struct Config {
     /// How often an idle job worker looks for work queued by other nodes
     /// (jobs queued on this node wake it at once).
     pub job_poll_interval_ms: u64,
+    /// How often a node looks for silence (`no_data`) alert rules that
+    /// have come due.
+    pub alert_due_interval_ms: u64,
     /// How long a claimed job stays with its worker without a renewal; a
     /// worker renews at a third of it, and another node takes the job over
     /// once it runs out.
@@ -207,6 +211,7 @@ impl Default for Config {
             log_level: "info".into(),
             no_jobs: false,
             job_poll_interval_ms: 2000,
+            alert_due_interval_ms: 5000,
             job_lease_secs: 60,
             export_ttl_secs: 7 * 24 * 3600,
             stream_max_per_membership: 20,
@@ -387,6 +392,9 @@ impl Config {
         }
         if self.job_poll_interval_ms < 10 || self.job_poll_interval_ms > 3_600_000 {
             return Err(invalid("job_poll_interval_ms", "must be between 10 and 3600000"));
+        }
+        if self.alert_due_interval_ms < 10 || self.alert_due_interval_ms > 3_600_000 {
+            return Err(invalid("alert_due_interval_ms", "must be between 10 and 3600000"));
         }
         if self.job_lease_secs < 3 || self.job_lease_secs > 3600 {
             return Err(invalid("job_lease_secs", "must be between 3 and 3600"));

@@ -33,6 +33,7 @@ pub fn revoke_consents_and_audit<'t>(
         consents::end_all_of(txn, membership, Some(actor), now).await?;
         audit_repo::delete_all_in(txn, membership).await?;
         events_repo::delete_all_in(txn, membership).await?;
+        vitalfarm_storage::repo::alerts::delete_all_in(txn, membership).await?;
         Ok(())
     })
 }

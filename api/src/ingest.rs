@@ -20,6 +20,7 @@ use vitalfarm_storage::Database;
 use vitalfarm_storage::entity::device;
 use vitalfarm_storage::repo::readings::{self, NewRow, ReadingKey};
 
+use crate::alerts::StoredReading;
 use crate::routes::readings::validate;
 
 /// A validated reading, ready to store for its device's subject.
@@ -175,8 +176,33 @@ async fn write_batch(db: &Database, jobs: Vec<Job>) {
         }
         answers.push((job.done, flags));
     }
+    // What alert evaluation needs of each row, kept before the rows go
+    // to storage; only the new ones are evaluated.
+    let stored: Vec<(ReadingKey, StoredReading)> = rows
+        .iter()
+        .filter_map(|r| {
+            let reading = StoredReading {
+                membership_id: r.membership_id,
+                subject_id: r.subject_id,
+                metric: r.metric,
+                component: r.component,
+                ts_ms: r.ts_ms,
+                value: r.value,
+            };
+            Some(((r.device_id?, r.metric, r.ts_ms), reading))
+        })
+        .collect();
     match readings::insert_new(db, rows).await {
         Ok(new) => {
+            let fresh: Vec<StoredReading> = stored
+                .into_iter()
+                .filter(|(key, _)| new.contains(key))
+                .map(|(_, r)| r)
+                .collect();
+            // Before answering, so a client that sent a breaching reading
+            // finds its alert; evaluation logs its own errors and never
+            // fails the batch.
+            crate::alerts::evaluate(db, &fresh).await;
             for (key, (j, i)) in first {
                 if !new.contains(&key)
                     && let Some(flag) = answers.get_mut(j).and_then(|(_, f)| f.get_mut(i))

@@ -2,6 +2,7 @@
 //! thin: they parse (extractors), ask the decision point (`authz`), call
 //! storage, and map results to the public types of `vitalfarm-openapi`.
 
+pub mod alerts;
 pub mod apidoc;
 pub mod audit;
 pub mod auth;

@@ -131,6 +131,12 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
         "/v1/memberships/{mid}/webhooks/{wid}/test",
         Some(WebhooksManage),
     ),
+    ("POST", "/v1/memberships/{mid}/alert-rules", Some(AlertsWrite)),
+    ("GET", "/v1/memberships/{mid}/alert-rules", Some(AlertsRead)),
+    ("GET", "/v1/memberships/{mid}/alert-rules/{rid}", Some(AlertsRead)),
+    ("DELETE", "/v1/memberships/{mid}/alert-rules/{rid}", Some(AlertsWrite)),
+    ("GET", "/v1/memberships/{mid}/alerts", Some(AlertsRead)),
+    ("POST", "/v1/alerts/{aid}/ack", Some(AlertsWrite)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

@@ -103,6 +103,7 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
     }
     tokio::spawn(crate::jobs::export_sweeper(state.clone()));
     tokio::spawn(crate::webhooks::run(state.clone()));
+    tokio::spawn(crate::alerts::due_loop(state.clone()));
     let mqtt = crate::mqtt::start(state.clone()).await?;
     Ok(Running {
         addr,

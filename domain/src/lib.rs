@@ -2,6 +2,7 @@
 //! that decide what a member may do. No I/O, no async, no framework types, so
 //! everything here is cheap to test exhaustively.
 
+pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod chart;

@@ -16,6 +16,7 @@ mod m20261122_000009_audit;
 mod m20261122_000010_oauth;
 mod m20261122_000011_jobs;
 mod m20261122_000012_events;
+mod m20261122_000013_alerts;
 mod m20261122_000014_webhooks;
 mod m20261122_000015_readings_received;
 
@@ -37,8 +38,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_oauth::Migration),
             Box::new(m20261122_000011_jobs::Migration),
             Box::new(m20261122_000012_events::Migration),
-            Box::new(m20261122_000015_readings_received::Migration),
+            Box::new(m20261122_000013_alerts::Migration),
             Box::new(m20261122_000014_webhooks::Migration),
+            Box::new(m20261122_000015_readings_received::Migration),
         ]
     }
 }

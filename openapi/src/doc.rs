@@ -77,6 +77,10 @@ pub const TAGS: &[(&str, &str)] = &[
         "webhooks",
         "Signed HTTP callbacks (Standard Webhooks) for a membership's events, retried with backoff, with delivery history.",
     ),
+    (
+        "alerts",
+        "Rules over the readings a membership may see (thresholds, ranges, rates of change, silences) and the alerts they open.",
+    ),
 ];
 
 /// Security scheme names, as handlers reference them.

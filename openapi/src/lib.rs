@@ -7,6 +7,7 @@
 //! generates; a test keeps the two equal.
 
 pub mod accounts;
+pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod commands;

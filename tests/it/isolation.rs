@@ -103,6 +103,15 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
         )
         .await
         .str("/webhook/id");
+    let acme_rule = app
+        .post(
+            &format!("/v1/memberships/{}/alert-rules", acme.membership_id),
+            Some(&acme.token),
+            json!({"name": "Quiet enrollees", "condition": {"kind": "no_data", "for": "P1D"}, "severity": "info"}),
+        )
+        .await
+        .str("/id");
+
     let rival = app.company("owner@rival.example").await;
     let rival_key = app.api_key(&rival, "admin").await;
     let person = app.individual("person@example.org").await;
@@ -114,7 +123,10 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
     let spec: Value = serde_json::from_str(vitalfarm_openapi::COMMITTED_SPEC).unwrap();
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !["{mid}", "{fid}", "{sid}", "{did}"].iter().any(|p| path.contains(p)) {
+        if !["{mid}", "{fid}", "{sid}", "{did}", "{aid}"]
+            .iter()
+            .any(|p| path.contains(p))
+        {
             continue;
         }
         let concrete = path
@@ -130,7 +142,9 @@ async fn foreign_principals_get_404_on_every_membership_operation() {
             .replace("{app_id}", &acme_app)
             .replace("{metric}", "heart_rate")
             .replace("{eid}", &export)
-            .replace("{wid}", &webhook);
+            .replace("{wid}", &webhook)
+            .replace("{rid}", &acme_rule)
+            .replace("{aid}", &uuid::Uuid::now_v7().to_string());
         for (method, op) in item.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = op
@@ -310,9 +324,22 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
         .await
         .str("/id");
     let monitor = app.claimed_device(&ann, &infant, "INF-9").await;
+    let ann_rule = app
+        .post(
+            &format!("/v1/memberships/{}/alert-rules", ann.membership_id),
+            Some(&ann.token),
+            json!({"name": "Fast heart", "metric": "heart_rate",
+                "condition": {"kind": "threshold", "op": "gt", "value": 120}, "severity": "warning"}),
+        )
+        .await
+        .str("/id");
     let at = (Utc::now() - Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     app.ingest(&monitor, json!([{"metric": "heart_rate", "ts": at, "value": 131.5}]))
         .await;
+    let ann_alert = app
+        .get(&format!("/v1/memberships/{}/alerts", ann.membership_id), &ann.token)
+        .await
+        .str("/items/0/id");
     let up = app
         .upload(&ann.token, ann.farm_id, "ecg/a.csv", b"lead-1,0.42\n".to_vec(), &[])
         .await;
@@ -416,7 +443,7 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
     ];
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if !["{mid}", "{fid}", "{sid}", "{did}", "{id}"]
+        if !["{mid}", "{fid}", "{sid}", "{did}", "{id}", "{aid}"]
             .iter()
             .any(|p| path.contains(p))
         {
@@ -455,7 +482,9 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
                     .replace("{app_id}", &uuid::Uuid::now_v7().to_string())
                     .replace("{metric}", "heart_rate")
                     .replace("{eid}", &uuid::Uuid::now_v7().to_string())
-                    .replace("{wid}", &uuid::Uuid::now_v7().to_string());
+                    .replace("{wid}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{rid}", &ann_rule)
+                    .replace("{aid}", &ann_alert);
                 let target = if query.is_empty() {
                     concrete
                 } else {
@@ -511,4 +540,15 @@ async fn ended_consents_foreign_devices_and_apps_open_nothing_of_an_individual()
     let dev = app.get(&format!("/v1/devices/{}", monitor.id), &ann.token).await;
     assert_eq!(dev.status, StatusCode::OK, "{}", dev.text);
     assert_eq!(dev.body["subject_id"], infant.as_str());
+    let alerts = app
+        .get(&format!("/v1/memberships/{}/alerts", ann.membership_id), &ann.token)
+        .await;
+    assert_eq!(alerts.body["items"][0]["status"], "open", "{}", alerts.text);
+    let rule = app
+        .get(
+            &format!("/v1/memberships/{}/alert-rules/{ann_rule}", ann.membership_id),
+            &ann.token,
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::OK, "{}", rule.text);
 }

@@ -2,6 +2,7 @@
 //! Each test boots the real server on a random port with its own database.
 
 mod accounts;
+mod alerts;
 mod analytics;
 mod api_keys;
 mod audit;

@@ -8,6 +8,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
+pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod apps;
@@ -118,6 +119,7 @@ pub fn all() -> RouteSet {
     ecg::routes(&mut r);
     stream::routes(&mut r);
     webhooks::routes(&mut r);
+    alerts::routes(&mut r);
     r
 }
 

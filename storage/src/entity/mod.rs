@@ -1,6 +1,9 @@
 //! sea-orm entities, one module a table. They are storage's own types: the
 //! public API never serialises them directly (see `vitalfarm-openapi`).
 
+pub mod alert;
+pub mod alert_due;
+pub mod alert_rule;
 pub mod api_key;
 pub mod audit_event;
 pub mod consent;

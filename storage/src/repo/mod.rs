@@ -2,6 +2,7 @@
 //! that touch a tenant's rows take its `MembershipId` first.
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod commands;

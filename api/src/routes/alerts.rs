@@ -1,0 +1,364 @@
+//! Alert rules of a membership, the alerts they open, and acknowledging
+//! them. Evaluation itself is in `crate::alerts`.
+
+use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use futures_util::future::{Ready, ready};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use uuid::Uuid;
+use vitalfarm_domain::alerts::{Condition, Rule, RuleInput};
+use vitalfarm_domain::consent::{self, Access, Request};
+use vitalfarm_domain::{MembershipId, Permission, SubjectId, ValidationErrors};
+use vitalfarm_openapi::alerts::{Alert, AlertPage, AlertRule, AlertRulePage, CreateAlertRuleRequest};
+use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse, NotFoundResponse};
+use vitalfarm_storage::entity::alert_rule;
+use vitalfarm_storage::repo::alerts::{self as repo, AlertFilter};
+use vitalfarm_storage::repo::{consents, subjects};
+
+use super::RouteSet;
+use crate::alerts::{alert_dto, resolve_all_of_rule, rule_dto, start_clocks};
+use crate::audit::{self, Event};
+use crate::authz;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::auth::Principal;
+use crate::extract::query::encode_cursor;
+use crate::extract::{Auth, Json, PageQuery, PathMembershipId, Query};
+use crate::state::AppState;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/memberships/{mid}/alert-rules", create_rule);
+    r.add(Method::GET, "/v1/memberships/{mid}/alert-rules", list_rules);
+    r.add(Method::GET, "/v1/memberships/{mid}/alert-rules/{rid}", get_rule);
+    r.add(Method::DELETE, "/v1/memberships/{mid}/alert-rules/{rid}", delete_rule);
+    r.add(Method::GET, "/v1/memberships/{mid}/alerts", list_alerts);
+    r.add(Method::POST, "/v1/alerts/{aid}/ack", ack);
+}
+
+/// A UUID path segment named `$segment`.
+macro_rules! uuid_segment {
+    ($name:ident, $segment:literal) => {
+        #[doc = concat!("The `{", $segment, "}` path segment.")]
+        pub struct $name(pub Uuid);
+
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = Ready<Result<Self, ApiError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(
+                    req.match_info()
+                        .get($segment)
+                        .and_then(|s| s.parse::<Uuid>().ok())
+                        .map($name)
+                        .ok_or_else(|| ApiError::InvalidParameter {
+                            field: $segment.into(),
+                            message: "must be a UUID".into(),
+                        }),
+                )
+            }
+        }
+    };
+}
+
+uuid_segment!(PathRuleId, "rid");
+uuid_segment!(PathAlertId, "aid");
+
+/// Whether `mid` may watch `subject` for `metric` (its own subject, or one
+/// shared with it now by an active consent covering the metric).
+async fn may_watch(state: &AppState, mid: MembershipId, subject: Uuid, metric: Option<&str>) -> ApiResult<bool> {
+    let Some(row) = subjects::find(&state.db, SubjectId::from_uuid(subject)).await? else {
+        return Ok(false);
+    };
+    if row.membership_id == mid.as_uuid() {
+        return Ok(true);
+    }
+    let now = Utc::now().timestamp_millis();
+    let grantor = MembershipId::from_uuid(row.membership_id);
+    let sid = SubjectId::from_uuid(subject);
+    let request = match metric {
+        Some(metric) => Request::Readings {
+            subject: sid,
+            metric,
+            from: i64::MIN,
+            to: i64::MAX,
+            access: Access::Read,
+        },
+        None => Request::Subject { subject: sid },
+    };
+    Ok(consents::between(&state.db, grantor, &[mid])
+        .await?
+        .iter()
+        .filter_map(consents::to_domain)
+        .any(|c| consent::evaluate(&c, &request, now).is_ok()))
+}
+
+/// The user, key or app that acted, as `acknowledged_by` shows it.
+fn actor_id(p: &Principal) -> Uuid {
+    match p {
+        Principal::User { id } => id.as_uuid(),
+        Principal::ApiKey { id, .. } => id.as_uuid(),
+        Principal::App { user: Some(user), .. } => user.as_uuid(),
+        Principal::App { app, .. } => app.as_uuid(),
+    }
+}
+
+/// Creates an alert rule. It applies to readings stored from now on; a
+/// `no_data` rule starts its clock now for the subjects it names (or every
+/// subject of the membership), and for others at their first reading.
+/// A shared subject must be covered by an active consent for `metric`; a
+/// rule stops applying to it when that consent ends.
+#[utoipa::path(post, path = "/v1/memberships/{mid}/alert-rules", tag = "alerts",
+    params(("mid" = Uuid, Path, description = "Membership id")),
+    request_body = CreateAlertRuleRequest,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Created.", body = AlertRule),
+        (status = 403, response = ForbiddenResponse),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn create_rule(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Json(body): Json<CreateAlertRuleRequest>,
+) -> ApiResult<HttpResponse> {
+    let rule = Rule::parse(&RuleInput {
+        name: &body.name,
+        metric: body.metric.as_deref(),
+        component: body.component.as_deref(),
+        subject_ids: body.subject_ids.as_deref(),
+        condition: &body.condition,
+        severity: &body.severity,
+    })?;
+    let attempt = || Event::by(&auth.0, mid.0, "alert_rule.created", "alert_rules");
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await;
+    audit::guard(&state, attempt(), authorized).await?;
+    if let Some(subjects) = &rule.subjects {
+        let mut errors = ValidationErrors::new();
+        for (i, s) in subjects.iter().enumerate() {
+            if !may_watch(&state, mid.0, s.as_uuid(), rule.metric).await? {
+                // The same answer for a subject that does not exist.
+                errors.add(
+                    format!("subject_ids[{i}]"),
+                    "is not a subject of this membership or shared with it for this metric",
+                );
+            }
+        }
+        errors.into_result()?;
+    }
+    let now_ms = Utc::now().timestamp_millis();
+    let subject_ids: Option<Vec<Uuid>> = rule
+        .subjects
+        .as_ref()
+        .map(|s| s.iter().map(|id| id.as_uuid()).collect());
+    let row = repo::create_rule(
+        &state.db,
+        alert_rule::Model {
+            id: Uuid::now_v7(),
+            membership_id: mid.0.as_uuid(),
+            name: rule.name.clone(),
+            metric: rule.metric.map(str::to_owned),
+            component: rule.component.to_owned(),
+            subject_ids: subject_ids.as_ref().map(|ids| json!(ids).to_string()),
+            condition: rule.condition.to_json().to_string(),
+            severity: rule.severity.as_str().to_owned(),
+            created_by: Some(actor_id(&auth.0)),
+            created_at_ms: now_ms,
+        },
+    )
+    .await?;
+    if let Condition::NoData { for_ms } = rule.condition {
+        let watched = match subject_ids {
+            Some(ids) => ids,
+            None => repo::subject_ids_of(&state.db, mid.0).await?,
+        };
+        start_clocks(&state.db, &row, for_ms, &watched, now_ms).await?;
+    }
+    tracing::info!(membership_id = %mid.0, rule_id = %row.id, "alert rule created");
+    audit::record(
+        &state,
+        Event::by(&auth.0, mid.0, "alert_rule.created", format!("alert_rule/{}", row.id))
+            .with_detail(json!({"kind": rule.condition.kind(), "severity": rule.severity.as_str()})),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(rule_dto(&row)))
+}
+
+/// The membership's alert rules, oldest first.
+#[utoipa::path(get, path = "/v1/memberships/{mid}/alert-rules", tag = "alerts",
+    params(("mid" = Uuid, Path, description = "Membership id"), PageQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of rules.", body = AlertRulePage),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn list_rules(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<web::Json<AlertRulePage>> {
+    let (limit, after) = (page.limit()?, page.after()?);
+    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let page = repo::list_rules(&state.db, mid.0, after, limit).await?;
+    Ok(web::Json(AlertRulePage {
+        items: page.items.iter().map(rule_dto).collect(),
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// An alert rule.
+#[utoipa::path(get, path = "/v1/memberships/{mid}/alert-rules/{rid}", tag = "alerts",
+    params(("mid" = Uuid, Path, description = "Membership id"), ("rid" = Uuid, Path, description = "Alert rule id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The rule.", body = AlertRule),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn get_rule(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    rid: PathRuleId,
+) -> ApiResult<web::Json<AlertRule>> {
+    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let row = repo::find_rule_in(&state.db, mid.0, rid.0)
+        .await?
+        .ok_or(ApiError::NotFound("alert rule"))?;
+    Ok(web::Json(rule_dto(&row)))
+}
+
+/// Deletes an alert rule; its open and acknowledged alerts resolve (with
+/// `alert.resolved` events), and stay listed.
+#[utoipa::path(delete, path = "/v1/memberships/{mid}/alert-rules/{rid}", tag = "alerts",
+    params(("mid" = Uuid, Path, description = "Membership id"), ("rid" = Uuid, Path, description = "Alert rule id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, response = ForbiddenResponse),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn delete_rule(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    rid: PathRuleId,
+) -> ApiResult<HttpResponse> {
+    let attempt = || Event::by(&auth.0, mid.0, "alert_rule.deleted", format!("alert_rule/{}", rid.0));
+    let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await;
+    audit::guard(&state, attempt(), authorized).await?;
+    let txn = state
+        .db
+        .begin_write()
+        .await
+        .map_err(vitalfarm_storage::StorageError::from)?;
+    if !repo::delete_rule(&txn, mid.0, rid.0).await? {
+        return Err(ApiError::NotFound("alert rule"));
+    }
+    let resolved = resolve_all_of_rule(&txn, rid.0).await?;
+    txn.commit().await.map_err(vitalfarm_storage::StorageError::from)?;
+    tracing::info!(membership_id = %mid.0, rule_id = %rid.0, resolved, "alert rule deleted");
+    audit::record(&state, attempt().with_detail(json!({"alerts_resolved": resolved}))).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertQuery {
+    /// Only alerts in this state: `open`, `acknowledged` or `resolved`.
+    pub status: Option<String>,
+    /// Only alerts about this subject.
+    pub subject_id: Option<Uuid>,
+    /// Only alerts of this rule.
+    pub rule_id: Option<Uuid>,
+    /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{22}$")]
+    pub cursor: Option<String>,
+}
+
+/// The membership's alerts, oldest first.
+#[utoipa::path(get, path = "/v1/memberships/{mid}/alerts", tag = "alerts",
+    params(("mid" = Uuid, Path, description = "Membership id"), AlertQuery),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of alerts.", body = AlertPage),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn list_alerts(
+    state: web::Data<AppState>,
+    auth: Auth,
+    mid: PathMembershipId,
+    Query(q): Query<AlertQuery>,
+) -> ApiResult<web::Json<AlertPage>> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let (limit, after) = (page.limit()?, page.after()?);
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            [repo::OPEN, repo::ACKNOWLEDGED, repo::RESOLVED]
+                .into_iter()
+                .find(|v| *v == s)
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    field: "status".into(),
+                    message: "must be one of open, acknowledged, resolved".into(),
+                })?,
+        ),
+    };
+    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let filter = AlertFilter {
+        status,
+        subject: q.subject_id,
+        rule: q.rule_id,
+    };
+    let page = repo::list_alerts(&state.db, mid.0, &filter, after, limit).await?;
+    Ok(web::Json(AlertPage {
+        items: page.items.iter().map(alert_dto).collect(),
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Acknowledges an open alert: someone is on it. It stays live (further
+/// breaches still count) until it resolves. Acknowledging an acknowledged
+/// alert changes nothing and answers 200 with it as it is (the first
+/// acknowledgement stands); a resolved alert answers 409.
+#[utoipa::path(post, path = "/v1/alerts/{aid}/ack", tag = "alerts",
+    params(("aid" = Uuid, Path, description = "Alert id")),
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The alert, acknowledged.", body = Alert),
+        (status = 403, response = ForbiddenResponse),
+        (status = 404, response = NotFoundResponse),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn ack(state: web::Data<AppState>, auth: Auth, aid: PathAlertId) -> ApiResult<web::Json<Alert>> {
+    let found = repo::find_alert(&state.db, aid.0)
+        .await?
+        .ok_or(ApiError::NotFound("alert"))?;
+    let mid = MembershipId::from_uuid(found.membership_id);
+    // No standing in the alert's membership: 404, like no alert at all.
+    let attempt = || Event::by(&auth.0, mid, "alert.acknowledged", format!("alert/{}", aid.0));
+    let authorized = authz::authorize(&state, &auth.0, mid, Permission::WriteData).await;
+    audit::guard(&state, attempt(), authorized).await?;
+    let now_ms = Utc::now().timestamp_millis();
+    let changed = repo::acknowledge(&state.db, aid.0, Some(actor_id(&auth.0)), now_ms).await?;
+    let current = repo::find_alert(&state.db, aid.0)
+        .await?
+        .ok_or(ApiError::NotFound("alert"))?;
+    if changed {
+        audit::record(&state, attempt()).await?;
+        tracing::info!(alert_id = %aid.0, "alert acknowledged");
+    } else if current.status == repo::RESOLVED {
+        return Err(ApiError::Conflict("the alert has resolved already".into()));
+    }
+    Ok(web::Json(alert_dto(&current)))
+}
