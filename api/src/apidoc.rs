@@ -101,6 +101,9 @@ use crate::routes;
         routes::analytics::correlation,
         routes::charts::chart_svg,
         routes::ecg::analyze,
+        routes::mashups::catalog,
+        routes::mashups::elderly_watch,
+        routes::mashups::infant_monitor,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -24,6 +24,7 @@ pub mod farm_export;
 pub mod farms;
 pub mod fhir;
 pub mod health;
+pub mod mashups;
 pub mod me;
 pub mod members;
 pub mod memberships;
@@ -114,6 +115,7 @@ pub fn all() -> RouteSet {
     analytics::routes(&mut r);
     charts::routes(&mut r);
     ecg::routes(&mut r);
+    mashups::routes(&mut r);
     r
 }
 
