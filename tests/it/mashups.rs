@@ -470,3 +470,45 @@ async fn infant_monitor_rejects_bad_parameters_by_name() {
         "{body}"
     );
 }
+
+/// `vitalfarm bench analytics` at a small size, on the suite's database:
+/// it gets through every phase and reports every figure (the figures
+/// themselves are not judged here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_analytics_runs_every_phase_and_reports_its_figures() {
+    use vitalfarm_api::bench::{AnalyticsBench, analytics};
+    let dir = tempfile::tempdir().unwrap();
+    let report = analytics(AnalyticsBench {
+        database_url: vitalfarm_tests::postgres_url(),
+        readings: 20 * 5 * 30,
+        subjects: 20,
+        runs: 2,
+        keep: false,
+        dir: Some(dir.path().to_path_buf()),
+    })
+    .await
+    .unwrap();
+    assert!(report.contains("20 subjects, 2 runs each"), "{report}");
+    assert!(report.contains("store: 3000 readings over 365 days"), "{report}");
+    assert!(
+        report.contains("heart rate in daily buckets (30 buckets): median"),
+        "{report}"
+    );
+    assert!(
+        report.contains("year summary of one subject, every metric: median"),
+        "{report}"
+    );
+    let watch = report
+        .lines()
+        .find(|l| l.starts_with("elderly watch, 20 subjects: median"))
+        .unwrap_or_else(|| panic!("{report}"));
+    // "(E emergency, A attention, O ok)": every subject counted once, and
+    // subject 7's last blood pressure is a crisis.
+    let counts: Vec<u64> = watch[watch.rfind('(').unwrap() + 1..]
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 20, "{report}");
+    assert!(counts[0] >= 1, "{report}");
+    assert!(report.contains("cohort"), "{report}");
+}
