@@ -24,8 +24,8 @@ use crate::state::AppState;
 
 /// How far back the subject's rhythm and last reading are looked for.
 pub const HISTORY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
-/// At most this many reading times of one metric feed the rhythm (the
-/// latest ones): a reading every minute for 14 days is about 20,000.
+/// At most this many reading times of one consent window feed the rhythm
+/// (the latest ones): four metrics a minute for 4 days.
 pub const RHYTHM_TIMES: u64 = 25_000;
 /// The source of heart rates derived from ECG recordings (`routes::ecg`).
 pub const ECG_SOURCE: &str = "ecg";
@@ -91,11 +91,13 @@ async fn latest(
     )))
 }
 
-/// Times of `metric` readings in `[from, to)`, the latest `limit`.
+/// Times of readings of any of `metrics` in `[from, to)`, the latest
+/// `limit`: one range read of the `(subject, metric, ts)` index per metric,
+/// merged by the database.
 async fn times(
     state: &AppState,
     subject: SubjectId,
-    metric: &str,
+    metrics: &[&str],
     from: i64,
     to: i64,
     limit: u64,
@@ -104,7 +106,7 @@ async fn times(
         .select_only()
         .column(reading::Column::TsMs)
         .filter(reading::Column::SubjectId.eq(subject.as_uuid()))
-        .filter(reading::Column::Metric.eq(metric))
+        .filter(reading::Column::Metric.is_in(metrics.iter().copied()))
         .filter(reading::Column::TsMs.gte(from))
         .filter(reading::Column::TsMs.lt(to))
         .order_by_desc(reading::Column::TsMs)
@@ -262,20 +264,27 @@ pub async fn watch_subject(
             scalar(latest(state, sid, "heart_rate", from, to, SourceFilter::Only(ECG_SOURCE)).await?);
     }
 
-    // Silence: the last reading of every readable metric, and the rhythm
-    // from the times of all of them (a metric measured once, like a single
-    // blood pressure, has no rhythm of its own).
+    // Silence: the latest reading of any readable metric within 14 days,
+    // and the rhythm from the times of all of them (a metric measured
+    // once, like a single blood pressure, has no rhythm of its own). The
+    // metrics one consent window covers are read together.
     let history = at_ms.saturating_sub(HISTORY_MS);
-    let mut all_times = Vec::new();
+    let mut groups: Vec<MetricGroup<'_>> = Vec::new();
     for (metric, w) in read.readable_metrics(history, end, ConsentAccess::Read) {
-        if let Some((ts, _)) = latest(state, sid, metric, w.from, w.to, SourceFilter::Any).await? {
-            receipt.extend(w.consent);
-            if inputs.last_reading_ms.is_none_or(|l| ts > l) {
-                inputs.last_reading_ms = Some(ts);
-            }
-            all_times.extend(times(state, sid, metric, w.from, w.to, RHYTHM_TIMES).await?);
+        match groups.iter_mut().find(|g| g.0 == (w.from, w.to) && g.1 == w.consent) {
+            Some(g) => g.2.push(metric),
+            None => groups.push(((w.from, w.to), w.consent, vec![metric])),
         }
     }
+    let mut all_times = Vec::new();
+    for ((from, to), consent, metrics) in groups {
+        let t = times(state, sid, &metrics, from, to, RHYTHM_TIMES).await?;
+        if !t.is_empty() {
+            receipt.extend(consent);
+        }
+        all_times.extend(t);
+    }
+    inputs.last_reading_ms = all_times.iter().copied().max();
     inputs.expected_gap_ms = elderly::expected_gap_ms(&all_times);
 
     let verdict = elderly::judge(&inputs);
@@ -305,6 +314,9 @@ pub async fn watch_subject(
     }
     Ok((view, verdict.status, receipt))
 }
+
+/// Metrics read in one consent window: the window, its consent, the codes.
+type MetricGroup<'a> = ((i64, i64), Option<vitalfarm_domain::ConsentId>, Vec<&'a str>);
 
 fn timed_view(t: Timed) -> TimedValue {
     TimedValue {

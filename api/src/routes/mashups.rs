@@ -9,6 +9,7 @@ use actix_web::http::Method;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{CustomizeResponder, HttpRequest, web};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use vitalfarm_domain::consent::Access as ConsentAccess;
@@ -34,6 +35,9 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/mashups/elderly-watch/run", elderly_watch);
     r.add(Method::GET, "/v1/mashups/infant-monitor/{sid}", infant_monitor);
 }
+
+/// Subjects of the elderly watch judged at the same time.
+const WATCH_CONCURRENCY: usize = 8;
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter {
@@ -226,17 +230,27 @@ pub async fn elderly_watch(
         ));
     }
 
+    // Subjects are judged a few at a time: each is a handful of short
+    // indexed reads, so overlapping them keeps the database busy.
+    let (st, principal): (&AppState, _) = (&state, &auth.0);
+    let judged: Vec<ApiResult<Option<_>>> = futures_util::stream::iter(watched)
+        .map(|sid| async move {
+            // A consent can end between the listing and the read: that
+            // subject is then simply no longer watched.
+            let read = match sharing::subject(st, principal, sid).await {
+                Ok(read) => read,
+                Err(ApiError::NotFound(_) | ApiError::Forbidden(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            mashups::watch_subject(st, &read, at_ms, lookback_ms).await.map(Some)
+        })
+        .buffered(WATCH_CONCURRENCY)
+        .collect()
+        .await;
     let mut receipt = Receipt::default();
-    let mut lines = Vec::with_capacity(watched.len());
-    for sid in watched {
-        // A consent can end between the listing and the read: that subject
-        // is then simply no longer watched.
-        let read = match sharing::subject(&state, &auth.0, sid).await {
-            Ok(read) => read,
-            Err(ApiError::NotFound(_) | ApiError::Forbidden(_)) => continue,
-            Err(e) => return Err(e),
-        };
-        let (line, status, used) = mashups::watch_subject(&state, &read, at_ms, lookback_ms).await?;
+    let mut lines = Vec::with_capacity(judged.len());
+    for j in judged {
+        let Some((line, status, used)) = j? else { continue };
         for id in used.ids() {
             receipt.add(ConsentId::from_uuid(id));
         }
