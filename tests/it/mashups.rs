@@ -512,3 +512,55 @@ async fn bench_analytics_runs_every_phase_and_reports_its_figures() {
     assert!(counts[0] >= 1, "{report}");
     assert!(report.contains("cohort"), "{report}");
 }
+
+#[tokio::test]
+async fn elderly_watch_judges_a_heart_rate_from_an_ecg_apart() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let wearer = app.monitored_device(&home, "E-9").await;
+    regular(
+        &app,
+        &wearer,
+        now - Duration::hours(2),
+        now - Duration::minutes(1),
+        70.0,
+    )
+    .await;
+    // What `POST /v1/subjects/{sid}/ecg/analyze` stores: no device, source `ecg`.
+    let subject: uuid::Uuid = wearer.subject.parse().unwrap();
+    let ecg_at = DateTime::from_timestamp(now.timestamp() - 1800, 0).unwrap();
+    vitalfarm_storage::repo::readings::insert_new(
+        app.db(),
+        vec![vitalfarm_storage::repo::readings::NewRow {
+            membership_id: home.membership_id,
+            subject_id: subject,
+            device_id: None,
+            metric: "heart_rate",
+            component: "",
+            ts_ms: ecg_at.timestamp_millis(),
+            value: 142.0,
+            unit: "/min",
+            source: "ecg",
+            seq: None,
+        }],
+    )
+    .await
+    .unwrap();
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let l = line(&res.body, &wearer.subject);
+    assert_eq!(l["status"], "emergency", "{l}");
+    assert_eq!(
+        l["inputs"]["heart_rate"]["value"], 70.0,
+        "the device's latest, not the ECG's"
+    );
+    assert_eq!(l["inputs"]["ecg_heart_rate"], json!({"value": 142.0, "at": ts(ecg_at)}));
+    let reasons = l["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{l}");
+    assert_eq!(reasons[0]["rule"], "ecg_heart_rate");
+    assert_eq!(reasons[0]["category"], "far_above_range");
+    assert_eq!(reasons[0]["dataset"]["name"], "vital-sign-ranges");
+}
