@@ -115,6 +115,9 @@ use crate::routes;
         routes::alerts::delete_rule,
         routes::alerts::list_alerts,
         routes::alerts::ack,
+        routes::mashups::catalog,
+        routes::mashups::elderly_watch,
+        routes::mashups::infant_monitor,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -145,6 +145,31 @@ enum BenchCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Reads on a large store over HTTP: a year of one subject, the
+    /// elderly watch over every enrollee and the cohort analysis, each
+    /// with its median and p95.
+    Analytics {
+        /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+        /// bench creates a scratch database there and drops it afterwards.
+        /// Without it: SQLite in a scratch directory.
+        #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Readings in the store, over the last year.
+        #[arg(long, default_value_t = 10_000_000)]
+        readings: u64,
+        /// Enrollees of the bench company.
+        #[arg(long, default_value_t = 1000)]
+        subjects: usize,
+        /// Timed runs of each query.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Keep the scratch PostgreSQL database.
+        #[arg(long)]
+        keep: bool,
+        /// Where the scratch directory goes (default: the current one).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +286,29 @@ pub async fn run() -> anyhow::Result<()> {
                 dir,
             })
             .await
+        }
+        Command::Bench {
+            which:
+                BenchCommand::Analytics {
+                    database_url,
+                    readings,
+                    subjects,
+                    runs,
+                    keep,
+                    dir,
+                },
+        } => {
+            let report = crate::bench::analytics(crate::bench::AnalyticsBench {
+                database_url,
+                readings,
+                subjects,
+                runs,
+                keep,
+                dir,
+            })
+            .await?;
+            print!("{report}");
+            Ok(())
         }
         Command::Admin {
             task: AdminCommand::SetQuota { membership, bytes },

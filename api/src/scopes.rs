@@ -137,6 +137,9 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("DELETE", "/v1/memberships/{mid}/alert-rules/{rid}", Some(AlertsWrite)),
     ("GET", "/v1/memberships/{mid}/alerts", Some(AlertsRead)),
     ("POST", "/v1/alerts/{aid}/ack", Some(AlertsWrite)),
+    ("GET", "/v1/mashups", Some(AnalyticsRead)),
+    ("POST", "/v1/mashups/elderly-watch/run", Some(AnalyticsRead)),
+    ("GET", "/v1/mashups/infant-monitor/{sid}", Some(AnalyticsRead)),
 ];
 
 /// The OpenAPI path of an actix match pattern (`{path:.+}` is `{path}`).

@@ -15,6 +15,7 @@ pub mod email;
 pub mod farm_path;
 pub mod fhir;
 pub mod ids;
+pub mod mashups;
 pub mod membership;
 pub mod metrics;
 pub mod oauth;

@@ -19,6 +19,7 @@ mod farms;
 mod faults;
 mod fhir;
 mod isolation;
+mod mashups;
 mod members;
 mod mqtt;
 mod oauth;

@@ -1,12 +1,14 @@
 //! `vitalfarm bench`: measured figures, each printed next to the same run's
 //! baseline so a number means something on the machine at hand.
 
+mod analytics;
 mod export;
 mod farm;
 mod ingest;
 
 use std::time::Duration;
 
+pub use analytics::{AnalyticsBench, analytics};
 pub use export::{ExportBench, export};
 pub use farm::{FarmBench, farm};
 pub use ingest::{IngestBench, ingest};

@@ -25,6 +25,7 @@ pub mod farm_export;
 pub mod farms;
 pub mod fhir;
 pub mod health;
+pub mod mashups;
 pub mod me;
 pub mod members;
 pub mod memberships;
@@ -120,6 +121,7 @@ pub fn all() -> RouteSet {
     stream::routes(&mut r);
     webhooks::routes(&mut r);
     alerts::routes(&mut r);
+    mashups::routes(&mut r);
     r
 }
 

@@ -1,0 +1,566 @@
+//! Mashups: the catalog, the elderly watch of a company's enrollees and
+//! consenting individuals, and the infant monitor, all through the
+//! consent-aware read path (404 for a stranger, receipts when shared,
+//! data.read in the grantor's audit log).
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vitalfarm_tests::{Member, MonitoredDevice, TestApp};
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn enc(t: DateTime<Utc>) -> String {
+    ts(t).replace(':', "%3A").replace('+', "%2B")
+}
+
+async fn self_subject(app: &TestApp, m: &Member) -> String {
+    app.get(
+        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
+        &m.token,
+    )
+    .await
+    .str("/items/0/id")
+}
+
+/// Heart rate every 10 minutes over `[from, to]`.
+async fn regular(app: &TestApp, device: &MonitoredDevice, from: DateTime<Utc>, to: DateTime<Utc>, bpm: f64) {
+    let mut readings = Vec::new();
+    let mut t = from;
+    while t <= to {
+        readings.push(json!({"metric": "heart_rate", "ts": ts(t), "value": bpm}));
+        t += Duration::minutes(10);
+    }
+    app.ingest(device, Value::Array(readings)).await;
+}
+
+async fn bp(app: &TestApp, device: &MonitoredDevice, at: DateTime<Utc>, systolic: f64, diastolic: f64) {
+    app.ingest(
+        device,
+        json!([{"metric": "blood_pressure", "ts": ts(at), "components": {"systolic": systolic, "diastolic": diastolic}}]),
+    )
+    .await;
+}
+
+async fn consent(app: &TestApp, grantor: &Member, grantee: &Member, subject: &str, purpose: &str) -> String {
+    let res = app
+        .post(
+            "/v1/consents",
+            Some(&grantor.token),
+            json!({
+                "grantee_membership_id": grantee.membership_id,
+                "subject_ids": [subject],
+                "metrics": ["heart_rate", "blood_pressure"],
+                "purpose": purpose,
+                "access": "read",
+                "expires_at": ts(Utc::now() + Duration::days(30)),
+            }),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    res.str("/id")
+}
+
+fn line<'a>(board: &'a Value, subject: &str) -> &'a Value {
+    board["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subject_id"] == subject)
+        .unwrap_or_else(|| panic!("{subject} not on the board: {board}"))
+}
+
+fn on_board(board: &Value, subject: &str) -> bool {
+    board["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["subject_id"] == subject)
+}
+
+#[tokio::test]
+async fn the_catalog_lists_every_mashup() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let res = app.get("/v1/mashups", &ann.token).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let names: Vec<&str> = res.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["elderly-watch", "infant-monitor", "ecg", "correlation", "cohort"]
+    );
+    let watch = &res.body["items"][0];
+    assert_eq!(watch["method"], "POST");
+    assert_eq!(watch["path"], "/v1/mashups/elderly-watch/run");
+    assert_eq!(watch["scope"], "analytics.read");
+    assert!(
+        watch["datasets"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("blood-pressure-categories"))
+    );
+    assert_eq!(res.body["items"][2]["path"], "/v1/subjects/{sid}/ecg/analyze");
+    let anonymous = app.call(reqwest::Method::GET, "/v1/mashups", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn elderly_watch_judges_enrollees_and_care_consents_with_reasons() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let url = "/v1/mashups/elderly-watch/run";
+
+    // Crisis: regular heart rate, then a blood pressure above 180.
+    let crisis = app.monitored_device(&home, "E-1").await;
+    regular(
+        &app,
+        &crisis,
+        now - Duration::hours(3),
+        now - Duration::minutes(5),
+        72.0,
+    )
+    .await;
+    let crisis_at = now - Duration::minutes(4);
+    bp(&app, &crisis, crisis_at, 192.0, 104.0).await;
+    // Silent: every 10 minutes for hours, nothing for the last five.
+    let silent = app.monitored_device(&home, "E-2").await;
+    regular(&app, &silent, now - Duration::hours(10), now - Duration::hours(5), 70.0).await;
+    // Fine.
+    let fine = app.monitored_device(&home, "E-3").await;
+    regular(&app, &fine, now - Duration::hours(3), now - Duration::minutes(2), 68.0).await;
+    bp(&app, &fine, now - Duration::minutes(3), 118.0, 76.0).await;
+
+    // Dan shares for care, Eve for research only.
+    let dan = app.individual("dan@example.org").await;
+    let dan_self = self_subject(&app, &dan).await;
+    let dan_watch = app.claimed_device(&dan, &dan_self, "D-1").await;
+    regular(
+        &app,
+        &dan_watch,
+        now - Duration::hours(2),
+        now - Duration::minutes(1),
+        66.0,
+    )
+    .await;
+    let care = consent(&app, &dan, &home, &dan_self, "care").await;
+    let eve = app.individual("eve@example.org").await;
+    let eve_self = self_subject(&app, &eve).await;
+    let eve_watch = app.claimed_device(&eve, &eve_self, "V-1").await;
+    regular(
+        &app,
+        &eve_watch,
+        now - Duration::hours(2),
+        now - Duration::minutes(1),
+        66.0,
+    )
+    .await;
+    consent(&app, &eve, &home, &eve_self, "research").await;
+
+    // No body at all: every watched subject, judged now.
+    let res = app.call(reqwest::Method::POST, url, Some(&home.token), None).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let board = &res.body;
+    assert_eq!(
+        board["summary"],
+        json!({"ok": 2, "attention": 0, "emergency": 2}),
+        "{board}"
+    );
+    assert_eq!(board["membership_id"], home.membership_id.to_string());
+    assert_eq!(board["lookback"], "PT24H");
+    let statuses: Vec<&str> = board["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["emergency", "emergency", "ok", "ok"], "emergencies first");
+
+    let c = line(board, &crisis.subject);
+    assert_eq!(c["status"], "emergency");
+    assert_eq!(c["display_name"], "Wearer of E-1");
+    let reason = &c["reasons"][0];
+    assert_eq!(reason["rule"], "bp_category");
+    assert_eq!(reason["status"], "emergency");
+    assert_eq!(reason["category"], "hypertensive_crisis");
+    assert_eq!(reason["values"], json!({"systolic": 192.0, "diastolic": 104.0}));
+    assert_eq!(reason["at"], ts(crisis_at));
+    assert_eq!(reason["dataset"]["name"], "blood-pressure-categories");
+    assert_eq!(reason["dataset"]["source"], "acc-aha-2017");
+    assert_eq!(c["reasons"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["inputs"]["blood_pressure"]["systolic"], 192.0);
+    assert_eq!(c["inputs"]["heart_rate"]["value"], 72.0);
+    assert_eq!(c["inputs"]["expected_gap_seconds"], 600);
+
+    let s = line(board, &silent.subject);
+    let reason = &s["reasons"][0];
+    assert_eq!(reason["rule"], "inactivity", "{s}");
+    assert_eq!(reason["status"], "emergency");
+    assert_eq!(reason["values"]["threshold_seconds"], 3600.0);
+    assert!(reason["values"]["silent_seconds"].as_f64().unwrap() >= 5.0 * 3600.0 - 1.0);
+    assert_eq!(s["inputs"]["last_reading_at"], ts(now - Duration::hours(5)));
+    assert_eq!(s["inputs"]["expected_gap_seconds"], 600);
+
+    let f = line(board, &fine.subject);
+    assert_eq!(
+        (f["status"].as_str(), f["reasons"].as_array().unwrap().len()),
+        (Some("ok"), 0)
+    );
+    let d = line(board, &dan_self);
+    assert_eq!(d["status"], "ok");
+    assert_eq!(d["membership_id"], dan.membership_id.to_string());
+    assert!(
+        !on_board(board, &eve_self),
+        "a research consent does not put Eve on the board"
+    );
+    assert_eq!(board["consents"], json!([care]));
+    assert_eq!(res.header("vitalfarm-consent"), Some(care.as_str()));
+    assert!(
+        app.audit_actions(dan.membership_id, &dan.token)
+            .await
+            .contains(&"data.read".to_owned())
+    );
+
+    // Three hours later the fine one has gone silent too (attention: more
+    // than an hour, at most two).
+    let later = now + Duration::minutes(90);
+    let res = app
+        .post(
+            url,
+            Some(&home.token),
+            json!({"at": ts(later), "subject_ids": [fine.subject], "lookback": "PT6H"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["subjects"].as_array().unwrap().len(), 1);
+    let f = &res.body["subjects"][0];
+    assert_eq!(f["status"], "attention", "{f}");
+    assert_eq!(f["reasons"][0]["rule"], "inactivity");
+    assert_eq!(res.body["consents"], json!([]));
+    assert!(res.header("vitalfarm-consent").is_none());
+
+    // Revoked: Dan is no longer watched.
+    let res = app.delete(&format!("/v1/consents/{care}"), &dan.token).await;
+    assert!(res.status.is_success(), "{}", res.text);
+    let res = app.post(url, Some(&home.token), json!({})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(!on_board(&res.body, &dan_self));
+    assert_eq!(res.body["subjects"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn elderly_watch_refuses_bad_input_and_strangers() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let other = app.company("other@care.example").await;
+    let theirs = app.monitored_device(&other, "O-1").await;
+    let url = "/v1/mashups/elderly-watch/run";
+    for (body, field) in [
+        (json!({"lookback": "24 hours"}), "lookback"),
+        (json!({"lookback": "PT9000H"}), "lookback"),
+        (json!({"subject_ids": []}), "subject_ids"),
+        (json!({"at": "yesterday"}), "at"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let res = app.post(url, Some(&home.token), body.clone()).await;
+        assert!(res.status.is_client_error(), "{body}: {}", res.text);
+        assert_eq!(res.fields(), [field], "{body}: {}", res.text);
+    }
+    // Another company's membership or subject: 404, as if absent.
+    let res = app
+        .post(url, Some(&home.token), json!({"membership_id": other.membership_id}))
+        .await;
+    res.problem(404, "not-found");
+    let res = app
+        .post(url, Some(&home.token), json!({"subject_ids": [theirs.subject]}))
+        .await;
+    res.problem(404, "not-found");
+    // An individual watches nobody.
+    let ann = app.individual("ann@example.org").await;
+    app.post(url, Some(&ann.token), json!({}))
+        .await
+        .problem(403, "forbidden");
+    // An empty company: an empty board.
+    let res = app.post(url, Some(&home.token), json!({})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["summary"], json!({"ok": 0, "attention": 0, "emergency": 0}));
+}
+
+/// A parent with a baby of 200 days, its temperature monitor and pulse
+/// oximeter, and a fever between two normal temperatures.
+struct Nursery {
+    app: TestApp,
+    parent: Member,
+    baby: String,
+    fever_start: DateTime<Utc>,
+}
+
+async fn nursery() -> Nursery {
+    let app = TestApp::spawn().await;
+    let parent = app.individual("pat@example.org").await;
+    let born = (Utc::now() - Duration::days(200)).date_naive();
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/subjects", parent.membership_id),
+            Some(&parent.token),
+            json!({"kind": "dependent", "display_name": "Baby", "birth_date": born.to_string()}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let baby = res.str("/id");
+    let monitor = app.claimed_device(&parent, &baby, "B-1").await;
+    let t0 = Utc::now() - Duration::hours(3);
+    let temps = [37.0, 38.2, 39.4, 38.6, 37.1, 36.9];
+    let mut readings: Vec<Value> = temps
+        .iter()
+        .enumerate()
+        .map(
+            |(i, c)| json!({"metric": "body_temperature", "ts": ts(t0 + Duration::minutes(10 * i as i64)), "value": c}),
+        )
+        .collect();
+    for (i, s) in [97.0, 99.0, 98.0, 96.0].iter().enumerate() {
+        readings.push(json!({"metric": "spo2", "ts": ts(t0 + Duration::minutes(10 * i as i64 + 1)), "value": s}));
+    }
+    readings.push(json!({"metric": "heart_rate", "ts": ts(t0 + Duration::minutes(2)), "value": 130}));
+    app.ingest(&monitor, Value::Array(readings)).await;
+    Nursery {
+        app,
+        parent,
+        baby,
+        fever_start: t0 + Duration::minutes(10),
+    }
+}
+
+#[tokio::test]
+async fn infant_monitor_finds_fever_episodes_and_spo2_statistics() {
+    let n = nursery().await;
+    let res = n
+        .app
+        .get(&format!("/v1/mashups/infant-monitor/{}", n.baby), &n.parent.token)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let b = &res.body;
+    assert_eq!(b["age_days"], 200);
+    assert_eq!(b["episodes"].as_array().unwrap().len(), 1, "{b}");
+    let e = &b["episodes"][0];
+    assert_eq!(e["metric"], "temperature");
+    assert_eq!(e["kind"], "fever");
+    assert_eq!(e["start"], ts(n.fever_start));
+    assert_eq!(e["end"], ts(n.fever_start + Duration::minutes(20)));
+    assert_eq!(
+        e["worst"],
+        json!({"value": 39.4, "at": ts(n.fever_start + Duration::minutes(10))})
+    );
+    assert_eq!(e["readings"], 3);
+    let spo2 = &b["metrics"]["spo2"];
+    assert_eq!(spo2["count"], 4);
+    assert_eq!((spo2["min"].as_f64(), spo2["max"].as_f64()), (Some(96.0), Some(99.0)));
+    assert_eq!(spo2["mean"], 97.5);
+    assert_eq!(spo2["p50"], 97.0);
+    assert_eq!(spo2["out_of_range_share"], 0.0);
+    assert_eq!(spo2["norm"]["low"], 90.0);
+    assert_eq!(spo2["norm"]["band"], "child");
+    assert_eq!(spo2["norm"]["dataset"], "vital-sign-ranges");
+    let temp = &b["metrics"]["temperature"];
+    assert_eq!(temp["metric"], "body_temperature");
+    assert_eq!(temp["out_of_range_share"], 0.5);
+    assert_eq!(temp["norm"]["dataset"], "temperature-thresholds");
+    let hr = &b["metrics"]["heart_rate"];
+    assert_eq!(
+        (hr["count"].as_u64(), hr["norm"]["band"].as_str()),
+        (Some(1), Some("infant"))
+    );
+    assert_eq!(b["consents"], json!([]));
+
+    // A period before the fever: no episode.
+    let to = n.fever_start - Duration::minutes(5);
+    let res = n
+        .app
+        .get(
+            &format!("/v1/mashups/infant-monitor/{}?to={}", n.baby, enc(to)),
+            &n.parent.token,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["episodes"], json!([]));
+    assert_eq!(res.body["metrics"]["temperature"]["count"], 1);
+}
+
+#[tokio::test]
+async fn infant_monitor_is_shared_by_consent_and_hidden_from_strangers() {
+    let n = nursery().await;
+    let url = format!("/v1/mashups/infant-monitor/{}", n.baby);
+    let clinic = n.app.company("clinic@example.org").await;
+    n.app.get(&url, &clinic.token).await.problem(404, "not-found");
+    let res = n
+        .app
+        .post(
+            "/v1/consents",
+            Some(&n.parent.token),
+            json!({
+                "grantee_membership_id": clinic.membership_id,
+                "subject_ids": [n.baby],
+                "metrics": ["body_temperature"],
+                "purpose": "care",
+                "access": "read",
+                "expires_at": ts(Utc::now() + Duration::days(30)),
+            }),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let consent = res.str("/id");
+    let res = n.app.get(&url, &clinic.token).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["consents"], json!([consent]));
+    assert_eq!(res.header("vitalfarm-consent"), Some(consent.as_str()));
+    assert_eq!(res.body["metrics"]["temperature"]["shared"], true);
+    assert_eq!(res.body["metrics"]["spo2"]["shared"], false);
+    assert_eq!(res.body["metrics"]["spo2"]["count"], 0);
+    assert_eq!(res.body["episodes"][0]["kind"], "fever");
+    let actions = n.app.audit_actions(n.parent.membership_id, &n.parent.token).await;
+    assert!(actions.contains(&"data.read".to_owned()), "{actions:?}");
+}
+
+#[tokio::test]
+async fn infant_monitor_rejects_bad_parameters_by_name() {
+    let n = nursery().await;
+    let now = Utc::now();
+    let me = self_subject(&n.app, &n.parent).await;
+    let base = format!("/v1/mashups/infant-monitor/{}", n.baby);
+    let cases = [
+        (
+            format!("{base}?from={}&to={}", enc(now), enc(now - Duration::hours(1))),
+            "from",
+        ),
+        (format!("{base}?from={}", enc(now - Duration::days(40))), "from"),
+        (format!("{base}?to=tomorrow"), "to"),
+        ("/v1/mashups/infant-monitor/not-a-uuid".to_owned(), "sid"),
+        // The parent has no birth date.
+        (format!("/v1/mashups/infant-monitor/{me}"), "sid"),
+    ];
+    for (url, field) in cases {
+        let res = n.app.get(&url, &n.parent.token).await;
+        let body = res.problem(400, "invalid-parameter");
+        assert_eq!(res.fields(), [field], "{url}: {body}");
+    }
+    // An adult is refused, naming the age.
+    let res = n
+        .app
+        .patch(
+            &format!("/v1/subjects/{me}"),
+            &n.parent.token,
+            json!({"birth_date": "1980-01-01"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = n
+        .app
+        .get(&format!("/v1/mashups/infant-monitor/{me}"), &n.parent.token)
+        .await;
+    let body = res.problem(400, "invalid-parameter");
+    assert!(
+        body["detail"].as_str().unwrap_or_default().contains("days old"),
+        "{body}"
+    );
+}
+
+/// `vitalfarm bench analytics` at a small size, on the suite's database:
+/// it gets through every phase and reports every figure (the figures
+/// themselves are not judged here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bench_analytics_runs_every_phase_and_reports_its_figures() {
+    use vitalfarm_api::bench::{AnalyticsBench, analytics};
+    let dir = tempfile::tempdir().unwrap();
+    let report = analytics(AnalyticsBench {
+        database_url: vitalfarm_tests::postgres_url(),
+        readings: 20 * 5 * 30,
+        subjects: 20,
+        runs: 2,
+        keep: false,
+        dir: Some(dir.path().to_path_buf()),
+    })
+    .await
+    .unwrap();
+    assert!(report.contains("20 subjects, 2 runs each"), "{report}");
+    assert!(report.contains("store: 3000 readings over 365 days"), "{report}");
+    assert!(
+        report.contains("heart rate in daily buckets (30 buckets): median"),
+        "{report}"
+    );
+    assert!(
+        report.contains("year summary of one subject, every metric: median"),
+        "{report}"
+    );
+    let watch = report
+        .lines()
+        .find(|l| l.starts_with("elderly watch, 20 subjects: median"))
+        .unwrap_or_else(|| panic!("{report}"));
+    // "(E emergency, A attention, O ok)": every subject counted once, and
+    // subject 7's last blood pressure is a crisis.
+    let counts: Vec<u64> = watch[watch.rfind('(').unwrap() + 1..]
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 20, "{report}");
+    assert!(counts[0] >= 1, "{report}");
+    assert!(report.contains("cohort"), "{report}");
+}
+
+#[tokio::test]
+async fn elderly_watch_judges_a_heart_rate_from_an_ecg_apart() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let wearer = app.monitored_device(&home, "E-9").await;
+    regular(
+        &app,
+        &wearer,
+        now - Duration::hours(2),
+        now - Duration::minutes(1),
+        70.0,
+    )
+    .await;
+    // What `POST /v1/subjects/{sid}/ecg/analyze` stores: no device, source `ecg`.
+    let subject: uuid::Uuid = wearer.subject.parse().unwrap();
+    let ecg_at = DateTime::from_timestamp(now.timestamp() - 1800, 0).unwrap();
+    vitalfarm_storage::repo::readings::insert_new(
+        app.db(),
+        vec![vitalfarm_storage::repo::readings::NewRow {
+            membership_id: home.membership_id,
+            subject_id: subject,
+            device_id: None,
+            metric: "heart_rate",
+            component: "",
+            ts_ms: ecg_at.timestamp_millis(),
+            value: 142.0,
+            unit: "/min",
+            source: "ecg",
+            seq: None,
+        }],
+    )
+    .await
+    .unwrap();
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let l = line(&res.body, &wearer.subject);
+    assert_eq!(l["status"], "emergency", "{l}");
+    assert_eq!(
+        l["inputs"]["heart_rate"]["value"], 70.0,
+        "the device's latest, not the ECG's"
+    );
+    assert_eq!(l["inputs"]["ecg_heart_rate"], json!({"value": 142.0, "at": ts(ecg_at)}));
+    let reasons = l["reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{l}");
+    assert_eq!(reasons[0]["rule"], "ecg_heart_rate");
+    assert_eq!(reasons[0]["category"], "far_above_range");
+    assert_eq!(reasons[0]["dataset"]["name"], "vital-sign-ranges");
+}
