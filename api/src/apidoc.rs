@@ -101,6 +101,7 @@ use crate::routes;
         routes::analytics::correlation,
         routes::charts::chart_svg,
         routes::ecg::analyze,
+        routes::cohort::cohort_stats,
     ),
     components(schemas(Problem, FieldError))
 )]

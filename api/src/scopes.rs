@@ -109,6 +109,7 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/public-datasets", Some(AnalyticsRead)),
     ("GET", "/v1/public-datasets/{name}", Some(AnalyticsRead)),
     ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
+    ("POST", "/v1/analytics/cohort", Some(AnalyticsRead)),
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
 ];

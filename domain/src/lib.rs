@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod chart;
+pub mod cohort;
 pub mod command;
 pub mod consent;
 pub mod datasets;

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod audit;
+pub mod cohort;
 pub mod commands;
 pub mod consents;
 pub mod datasets;

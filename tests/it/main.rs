@@ -6,6 +6,7 @@ mod analytics;
 mod api_keys;
 mod audit;
 mod bench;
+mod cohort;
 mod commands;
 mod consents;
 mod datasets;

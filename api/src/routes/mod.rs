@@ -14,6 +14,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod charts;
+pub mod cohort;
 pub mod commands;
 pub mod consents;
 pub mod devices;
@@ -114,6 +115,7 @@ pub fn all() -> RouteSet {
     analytics::routes(&mut r);
     charts::routes(&mut r);
     ecg::routes(&mut r);
+    cohort::routes(&mut r);
     r
 }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod cohort;
 pub mod commands;
 pub mod consents;
 pub mod devices;
