@@ -102,6 +102,7 @@ use crate::routes;
         routes::charts::chart_svg,
         routes::ecg::analyze,
         routes::cohort::cohort_stats,
+        routes::imports::import_fhir,
     ),
     components(schemas(Problem, FieldError))
 )]

@@ -14,6 +14,7 @@ pub mod ecg;
 pub mod email;
 pub mod farm_path;
 pub mod fhir;
+pub mod fhir_import;
 pub mod ids;
 pub mod membership;
 pub mod metrics;

@@ -20,6 +20,7 @@ pub mod exports;
 pub mod farms;
 pub mod fhir;
 pub mod health;
+pub mod imports;
 pub mod members;
 pub mod oauth;
 pub mod problem;

@@ -17,6 +17,7 @@ mod exports;
 mod farms;
 mod faults;
 mod fhir;
+mod imports;
 mod isolation;
 mod members;
 mod mqtt;

@@ -25,6 +25,7 @@ pub mod farm_export;
 pub mod farms;
 pub mod fhir;
 pub mod health;
+pub mod imports;
 pub mod me;
 pub mod members;
 pub mod memberships;
@@ -116,6 +117,7 @@ pub fn all() -> RouteSet {
     charts::routes(&mut r);
     ecg::routes(&mut r);
     cohort::routes(&mut r);
+    imports::routes(&mut r);
     r
 }
 
