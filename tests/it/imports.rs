@@ -256,6 +256,19 @@ async fn strangers_foreign_subjects_and_non_bundles_are_refused() {
     let res = import(&app, &ann.token, ann.membership_id, "", &body).await;
     res.problem(400, "invalid-parameter");
     assert_eq!(res.fields(), ["subject_id"]);
+    // Plain JSON is accepted too; an empty bundle imports nothing.
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/memberships/{}/imports/fhir{q}", ann.membership_id)))
+        .bearer_auth(&ann.token)
+        .header("content-type", "application/json")
+        .body(r#"{"resourceType": "Bundle", "type": "collection"}"#)
+        .send()
+        .await
+        .unwrap();
+    let res = Resp::from(res).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["readings"], json!({"imported": 0, "duplicates": 0}));
     // Malformed JSON.
     let res = app
         .client
