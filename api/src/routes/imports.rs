@@ -6,7 +6,7 @@
 //! quota-charged, versioned write as an upload. Entries that cannot be used
 //! are reported one by one and do not stop the others.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use actix_web::http::Method;
 use actix_web::http::header::CONTENT_TYPE;
@@ -22,7 +22,7 @@ use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse, PayloadTooLarg
 use vitalfarm_openapi::imports::{FhirImportResponse, ImportedDocument, ImportedReadings, RejectedEntry};
 use vitalfarm_storage::entity::farm;
 use vitalfarm_storage::repo::farms::{self, WriteError};
-use vitalfarm_storage::repo::{readings, subjects};
+use vitalfarm_storage::repo::{imports as imports_repo, readings, subjects};
 
 use super::RouteSet;
 use super::farms::blob_error;
@@ -132,14 +132,6 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
     Ok(())
 }
 
-/// Whether a hospital reading of `metric` at `ts_ms` is stored already
-/// (readings without a device are not deduplicated by the store's key, so
-/// an import checks before it writes).
-async fn already_stored(state: &AppState, subject: SubjectId, metric: &str, ts_ms: i64) -> ApiResult<bool> {
-    let rows = readings::list(&state.db, subject, metric, ts_ms, ts_ms + 1, None, 100).await?;
-    Ok(rows.iter().any(|r| r.source == SOURCE && r.device_id.is_none()))
-}
-
 fn rejected(entry: usize, r: Rejection) -> RejectedEntry {
     RejectedEntry {
         entry,
@@ -229,7 +221,7 @@ pub async fn import_fhir(
     let farm = farms::find_by_membership(&state.db, access.membership)
         .await?
         .ok_or(ApiError::NotFound("farm"))?;
-    let mut rows = Vec::new();
+    let mut pending = Vec::new();
     let mut seen: HashSet<(&'static str, i64)> = HashSet::new();
     let (mut imported, mut duplicates) = (0u64, 0u64);
     let mut documents = Vec::new();
@@ -254,26 +246,11 @@ pub async fn import_fhir(
                         continue;
                     }
                 };
-                let n = valid.normalized;
-                if !seen.insert((n.metric.code, valid.ts_ms))
-                    || already_stored(&state, sid, n.metric.code, valid.ts_ms).await?
-                {
+                if seen.insert((valid.normalized.metric.code, valid.ts_ms)) {
+                    pending.push(valid);
+                } else {
                     duplicates += 1;
-                    continue;
                 }
-                imported += 1;
-                rows.extend(n.values.iter().map(|(component, value)| readings::NewRow {
-                    membership_id: subject.membership_id,
-                    subject_id: subject.id,
-                    device_id: None,
-                    metric: n.metric.code,
-                    component,
-                    ts_ms: valid.ts_ms,
-                    value: *value,
-                    unit: n.unit,
-                    source: SOURCE,
-                    seq: None,
-                }));
             }
             Ok(Entry::Document {
                 resource_type,
@@ -306,6 +283,38 @@ pub async fn import_fhir(
                 }
             }
         }
+    }
+    // Readings stored by an earlier import of the same records.
+    let mut times: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
+    for v in &pending {
+        times.entry(v.normalized.metric.code).or_default().push(v.ts_ms);
+    }
+    let mut stored: HashSet<(&'static str, i64)> = HashSet::new();
+    for (metric, ts) in times {
+        for t in imports_repo::stored_times(&state.db, sid, metric, SOURCE, &ts).await? {
+            stored.insert((metric, t));
+        }
+    }
+    let mut rows = Vec::new();
+    for v in pending {
+        let n = v.normalized;
+        if stored.contains(&(n.metric.code, v.ts_ms)) {
+            duplicates += 1;
+            continue;
+        }
+        imported += 1;
+        rows.extend(n.values.iter().map(|(component, value)| readings::NewRow {
+            membership_id: subject.membership_id,
+            subject_id: subject.id,
+            device_id: None,
+            metric: n.metric.code,
+            component,
+            ts_ms: v.ts_ms,
+            value: *value,
+            unit: n.unit,
+            source: SOURCE,
+            seq: None,
+        }));
     }
     readings::insert_new(&state.db, rows).await?;
     // Alerts hook: once `crate::alerts::on_readings` exists, the readings

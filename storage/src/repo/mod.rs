@@ -11,6 +11,7 @@ pub mod devices;
 pub mod erasure;
 pub mod events;
 pub mod farms;
+pub mod imports;
 pub mod jobs;
 pub mod members;
 pub mod mqtt_sessions;
