@@ -15,6 +15,13 @@
 //! * Subjects without a birth date or sex fall into `unknown` groups, which
 //!   obey the same threshold.
 //!
+//! What this does not stop: differencing *across* requests (two cohorts
+//! whose subject lists or periods differ by one person). It need not: every
+//! subject counted is one the caller may already read one by one (its own,
+//! or shared by a consent covering the metric and the period), so the
+//! threshold protects the people in what the caller publishes, not from the
+//! caller itself.
+//!
 //! This module only groups and suppresses; what each subject contributes
 //! (its readings' count, sum, sum of squares, min and max in the window the
 //! caller may read) is computed by the database.
