@@ -118,6 +118,8 @@ use crate::routes;
         routes::mashups::catalog,
         routes::mashups::elderly_watch,
         routes::mashups::infant_monitor,
+        routes::cohort::cohort_stats,
+        routes::imports::import_fhir,
     ),
     components(schemas(Problem, FieldError))
 )]

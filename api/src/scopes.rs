@@ -109,6 +109,10 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/public-datasets", Some(AnalyticsRead)),
     ("GET", "/v1/public-datasets/{name}", Some(AnalyticsRead)),
     ("GET", "/v1/analytics/correlation", Some(AnalyticsRead)),
+    ("POST", "/v1/analytics/cohort", Some(AnalyticsRead)),
+    // Hospital imports write readings and farm files at once: people and
+    // API keys only.
+    ("POST", "/v1/memberships/{mid}/imports/fhir", None),
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
     ("GET", "/v1/memberships/{mid}/stream", Some(AlertsRead)),

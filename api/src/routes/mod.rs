@@ -15,6 +15,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod charts;
+pub mod cohort;
 pub mod commands;
 pub mod consents;
 pub mod devices;
@@ -25,6 +26,7 @@ pub mod farm_export;
 pub mod farms;
 pub mod fhir;
 pub mod health;
+pub mod imports;
 pub mod mashups;
 pub mod me;
 pub mod members;
@@ -122,6 +124,8 @@ pub fn all() -> RouteSet {
     webhooks::routes(&mut r);
     alerts::routes(&mut r);
     mashups::routes(&mut r);
+    cohort::routes(&mut r);
+    imports::routes(&mut r);
     r
 }
 

@@ -1,0 +1,330 @@
+//! Cohort aggregates (`POST /v1/analytics/cohort`): one metric over every
+//! subject a membership owns or is shared by consent, grouped by age band
+//! and sex, with groups of fewer than k subjects suppressed (the privacy
+//! reasoning is in `vitalfarm_domain::cohort`).
+//!
+//! Shared subjects are evaluated with the consent machinery exactly like a
+//! single shared read (`vitalfarm_domain::consent::evaluate_any`: the
+//! consent with the widest data window for the metric wins, and only that
+//! window is read), and each consent used is written once to its grantor's
+//! audit log as a `data.read`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use actix_web::http::Method;
+use actix_web::{CustomizeResponder, web};
+use chrono::{NaiveDate, Utc};
+use uuid::Uuid;
+use vitalfarm_domain::cohort::{self, Contribution, GroupKey, Grouping};
+use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Request};
+use vitalfarm_domain::metrics::{self, MetricKind};
+use vitalfarm_domain::subject::Sex;
+use vitalfarm_domain::{ConsentId, MembershipId, Permission, SubjectId};
+use vitalfarm_openapi::cohort::{CohortGroup, CohortRequest, CohortResponse, CohortTotals, SuppressedGroup};
+use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse};
+use vitalfarm_storage::entity::subject;
+use vitalfarm_storage::repo::{cohort as cohort_repo, consents, subjects};
+
+use super::RouteSet;
+use super::analytics::MAX_PERIOD_MS;
+use crate::audit;
+use crate::authz;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::auth::Principal;
+use crate::extract::{Auth, Json};
+use crate::sharing::{self, Receipt};
+use crate::state::AppState;
+
+/// Most subjects a request may name.
+const MAX_SUBJECT_IDS: usize = 10_000;
+/// Subjects read per page when listing a membership's own.
+const PAGE: u64 = 1000;
+
+pub fn routes(r: &mut RouteSet) {
+    r.add(Method::POST, "/v1/analytics/cohort", cohort_stats);
+}
+
+fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::InvalidParameter {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A subject counted in the cohort, with the window of its readings read.
+struct Member {
+    subject: subject::Model,
+    from: i64,
+    to: i64,
+}
+
+/// The membership the caller acts for: the one named, or its only one.
+async fn acting(state: &AppState, principal: &Principal, named: Option<Uuid>) -> ApiResult<MembershipId> {
+    let mine = sharing::acting_memberships(state, principal, Permission::ReadData).await?;
+    match named.map(MembershipId::from_uuid) {
+        Some(m) if mine.contains(&m) => Ok(m),
+        // A member whose role does not read data is told so; anyone else
+        // cannot tell the membership exists.
+        Some(m) => match authz::role_in(state, principal, m).await {
+            Ok(role) => Err(ApiError::Forbidden(format!(
+                "your role ({}) does not allow this",
+                role.as_str()
+            ))),
+            Err(_) => Err(ApiError::NotFound("membership")),
+        },
+        None => match mine.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::Forbidden("you read data for no membership".into())),
+            _ => Err(bad("membership_id", "you read data for several memberships: name one")),
+        },
+    }
+}
+
+/// Every subject of `membership` (restricted to `only` when given).
+async fn own_subjects(
+    state: &AppState,
+    membership: MembershipId,
+    only: Option<&HashSet<Uuid>>,
+) -> ApiResult<Vec<subject::Model>> {
+    if let Some(only) = only {
+        let ids: Vec<Uuid> = only.iter().copied().collect();
+        return Ok(cohort_repo::subjects_of(&state.db, membership, &ids).await?);
+    }
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = subjects::list(&state.db, membership, None, after, PAGE).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The subjects shared with `grantee` by active consents covering
+/// `metric`, each with the consent that gives the widest window of
+/// `[from, to)`. Subjects whose consents cover only other metrics, or none
+/// of the period, are left out.
+async fn shared_subjects(
+    state: &AppState,
+    grantee: MembershipId,
+    metric: &str,
+    (from, to): (i64, i64),
+    only: Option<&HashSet<Uuid>>,
+) -> ApiResult<Vec<(Member, ConsentId, MembershipId)>> {
+    let now = Utc::now().timestamp_millis();
+    let rows = consents::live_for_grantees(&state.db, &[grantee], now).await?;
+    let mut by_grantor: BTreeMap<MembershipId, Vec<(ConsentId, Consent)>> = BTreeMap::new();
+    for row in &rows {
+        if let Some(c) = consents::to_domain(row)
+            && c.grantor != grantee
+            && c.state(now) == consent::State::Active
+        {
+            by_grantor
+                .entry(c.grantor)
+                .or_default()
+                .push((ConsentId::from_uuid(row.id), c));
+        }
+    }
+    let mut out = Vec::new();
+    for (grantor, list) in by_grantor {
+        let wanted: Vec<Uuid> = list
+            .iter()
+            .flat_map(|(_, c)| c.subjects.iter().map(|s| s.as_uuid()))
+            .filter(|s| only.is_none_or(|o| o.contains(s)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        // Only subjects the grantor still owns.
+        for subject in cohort_repo::subjects_of(&state.db, grantor, &wanted).await? {
+            let request = Request::Readings {
+                subject: SubjectId::from_uuid(subject.id),
+                metric,
+                from,
+                to,
+                access: ConsentAccess::Read,
+            };
+            if let Some(Ok((i, permit))) = consent::evaluate_any(list.iter().map(|(_, c)| c), &request, now) {
+                let (lo, hi) = permit.window.unwrap_or((from, to));
+                if lo < hi {
+                    out.push((
+                        Member {
+                            subject,
+                            from: lo,
+                            to: hi,
+                        },
+                        list[i].0,
+                        grantor,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Aggregates one metric over the subjects a membership owns and those
+/// other memberships share with it, grouped by age band (age on the date
+/// of `to`) and sex. A group is published only with at least `k` subjects
+/// that have readings (k defaults to 5 and is never below 3); smaller
+/// groups are listed under `suppressed` with no count or value, and the
+/// totals add up the published groups only, so no suppressed group can be
+/// recovered by difference. Shared subjects count only under an active
+/// consent that covers the metric, over the part of the period the consent
+/// shares; each consent used is recorded in its grantor's audit log.
+#[utoipa::path(post, path = "/v1/analytics/cohort", tag = "analytics",
+    request_body = CohortRequest,
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The published and the suppressed groups.", body = CohortResponse,
+            headers(("Vitalfarm-Consent" = String, description = "Ids of the consents under which other memberships' subjects were counted; absent when none were."))),
+        (status = 403, response = ForbiddenResponse),
+        (status = 404, response = NotFoundResponse),
+    ))]
+pub async fn cohort_stats(
+    state: web::Data<AppState>,
+    auth: Auth,
+    Json(body): Json<CohortRequest>,
+) -> ApiResult<CustomizeResponder<web::Json<CohortResponse>>> {
+    let k = body.k.unwrap_or(cohort::DEFAULT_K);
+    if k < cohort::MIN_K {
+        return Err(bad("k", format!("must be at least {}", cohort::MIN_K)));
+    }
+    let def = metrics::find(&body.metric)
+        .filter(|d| d.accepts_readings())
+        .ok_or_else(|| bad("metric", "not a metric with readings; see GET /v1/metrics"))?;
+    let component: &str = match (def.kind, body.component.as_deref()) {
+        (MetricKind::Components, Some(c)) => {
+            def.component(c)
+                .ok_or_else(|| bad("component", format!("not a component of {}", def.code)))?
+                .code
+        }
+        (MetricKind::Components, None) => {
+            return Err(bad("component", format!("required for {}", def.code)));
+        }
+        (_, Some(_)) => return Err(bad("component", format!("{} has no components", def.code))),
+        (_, None) => "",
+    };
+    let (from, to) = (body.from.timestamp_millis(), body.to.timestamp_millis());
+    if from >= to {
+        return Err(bad("from", "must be before `to`"));
+    }
+    if to - from > MAX_PERIOD_MS {
+        return Err(bad("to", "the period may span at most 366 days"));
+    }
+    let group_by = body
+        .group_by
+        .clone()
+        .unwrap_or_else(|| vec!["age_band".into(), "sex".into()]);
+    let edges = body
+        .age_bands
+        .clone()
+        .unwrap_or_else(|| cohort::DEFAULT_AGE_BANDS.to_vec());
+    let grouping = Grouping::new(&group_by, &edges).map_err(|(field, message)| bad(field, message))?;
+    if body.subject_ids.as_ref().is_some_and(|s| s.len() > MAX_SUBJECT_IDS) {
+        return Err(bad("subject_ids", format!("at most {MAX_SUBJECT_IDS} subjects")));
+    }
+    let only: Option<HashSet<Uuid>> = body.subject_ids.as_ref().map(|s| s.iter().copied().collect());
+
+    let membership = acting(&state, &auth.0, body.membership_id).await?;
+    let mut members: Vec<Member> = own_subjects(&state, membership, only.as_ref())
+        .await?
+        .into_iter()
+        .map(|subject| Member { subject, from, to })
+        .collect();
+    let mut receipt = Receipt::default();
+    if body.include_shared.unwrap_or(true) {
+        let shared = shared_subjects(&state, membership, def.code, (from, to), only.as_ref()).await?;
+        // One audit record per consent used, however many subjects it
+        // covers; written before anything is answered.
+        let mut used: BTreeMap<ConsentId, (MembershipId, u64)> = BTreeMap::new();
+        for (member, consent_id, grantor) in shared {
+            used.entry(consent_id).or_insert((grantor, 0)).1 += 1;
+            members.push(member);
+        }
+        for (consent_id, (grantor, n)) in used {
+            let mut event = audit::Event::by(&auth.0, grantor, "data.read", format!("cohort/readings/{}", def.code))
+                .with_detail(serde_json::json!({ "subjects": n }));
+            event.consent = Some(consent_id);
+            event.actor_membership = Some(membership);
+            audit::record(&state, event).await?;
+            receipt.add(consent_id);
+        }
+    }
+
+    // Subjects sharing a window are summed in one statement.
+    let mut by_window: BTreeMap<(i64, i64), Vec<Uuid>> = BTreeMap::new();
+    for m in &members {
+        by_window.entry((m.from, m.to)).or_default().push(m.subject.id);
+    }
+    let mut sums = std::collections::HashMap::new();
+    for ((lo, hi), ids) in by_window {
+        for s in cohort_repo::sums(&state.db, &ids, def.code, component, lo, hi).await? {
+            sums.insert(s.subject_id, s);
+        }
+    }
+    let on: NaiveDate = body.to.date_naive();
+    let contributions = members.iter().filter_map(|m| {
+        let s = sums.get(&m.subject.id)?;
+        let sex = m.subject.sex.as_deref().and_then(Sex::parse);
+        let key: GroupKey = grouping.key(m.subject.birth_date, sex, on);
+        Some((
+            key,
+            Contribution {
+                count: u64::try_from(s.count).unwrap_or(0),
+                sum: s.sum,
+                sum_sq: s.sum_sq,
+                min: s.min,
+                max: s.max,
+            },
+        ))
+    });
+    let result = cohort::combine(contributions, k);
+    tracing::info!(
+        subjects = members.len(),
+        published = result.totals.groups_published,
+        suppressed = result.totals.groups_suppressed,
+        consents = receipt.ids().len(),
+        "cohort aggregated"
+    );
+    Ok(sharing::json(
+        &receipt,
+        CohortResponse {
+            metric: def.code.to_owned(),
+            component: (!component.is_empty()).then(|| component.to_owned()),
+            from: body.from,
+            to: body.to,
+            k,
+            groups: result
+                .groups
+                .into_iter()
+                .map(|g| CohortGroup {
+                    age_band: g.key.age_band,
+                    sex: g.key.sex,
+                    subjects: g.subjects,
+                    readings: g.readings,
+                    mean: g.mean,
+                    min: g.min,
+                    max: g.max,
+                    stddev: g.stddev,
+                })
+                .collect(),
+            suppressed: result
+                .suppressed
+                .into_iter()
+                .map(|key| SuppressedGroup {
+                    age_band: key.age_band,
+                    sex: key.sex,
+                })
+                .collect(),
+            totals: CohortTotals {
+                subjects: result.totals.subjects,
+                readings: result.totals.readings,
+                groups_published: result.totals.groups_published,
+                groups_suppressed: result.totals.groups_suppressed,
+            },
+            consents: receipt.ids(),
+        },
+    ))
+}
