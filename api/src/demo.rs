@@ -713,14 +713,17 @@ impl DemoReport {
                 .into_iter()
                 .flatten()
                 .map(|r| {
-                    let what = r["message"]
-                        .as_str()
-                        .or_else(|| r["category"].as_str())
-                        .unwrap_or_default();
+                    let values: Vec<String> = r["values"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k} {}", num(v)))
+                        .collect();
                     format!(
-                        "{} ({}) {what}",
+                        "{} {} ({})",
                         r["rule"].as_str().unwrap_or("?"),
-                        r["status"].as_str().unwrap_or("?")
+                        r["category"].as_str().unwrap_or_default(),
+                        values.join(", ")
                     )
                 })
                 .collect();
@@ -739,11 +742,11 @@ impl DemoReport {
         let _ = writeln!(out, "summary: {}", self.elderly_watch["summary"]);
 
         let _ = writeln!(out, "\n== Infant monitor: Leo, last 24 hours ==");
-        for metric in ["body_temperature", "spo2", "heart_rate"] {
+        for metric in ["temperature", "spo2", "heart_rate"] {
             let m = &self.infant_monitor["metrics"][metric];
             let _ = writeln!(
                 out,
-                "{metric:<17} n={:<4} min={:<6} mean={:<6} max={:<6} norm {}–{}",
+                "{metric:<12} n={:<4} min={:<6} mean={:<6} max={:<6} norm {}–{}",
                 num(&m["count"]),
                 num(&m["min"]),
                 num(&m["mean"]),
@@ -813,12 +816,15 @@ impl DemoReport {
                 .latency
                 .map(|d| format!(" ({} ms after it was sent)", d.as_millis()))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{} {who} {}{latency}",
-                s.event,
-                s.data["metric"].as_str().unwrap_or("")
-            );
+            let what = match s.event.as_str() {
+                "alert" => format!(
+                    "{} {}",
+                    s.data["type"].as_str().unwrap_or_default(),
+                    s.data["data"]["rule_name"].as_str().unwrap_or_default()
+                ),
+                _ => s.data["metric"].as_str().unwrap_or_default().to_owned(),
+            };
+            let _ = writeln!(out, "{:<8} {who:<14} {what}{latency}", s.event);
         }
         out
     }

@@ -50,7 +50,7 @@ async fn the_demo_shows_every_mashup_working_together() {
     assert!(
         episodes
             .iter()
-            .any(|e| e["metric"] == "body_temperature" && e["kind"] == "fever"),
+            .any(|e| e["metric"] == "temperature" && e["kind"] == "fever"),
         "{}",
         report.infant_monitor
     );
