@@ -1,8 +1,11 @@
 # Shortcuts for the commands the README describes.
-.PHONY: run test test-postgres openapi lint ci bench bench-ingest
+.PHONY: run test test-postgres openapi lint ci bench bench-ingest bench-analytics demo
 
 run:
 	cargo run --release -- serve
+
+demo:
+	cargo run --release -- demo
 
 test:
 	cargo test --workspace
@@ -25,3 +28,6 @@ bench:
 
 bench-ingest:
 	cargo run --release -- bench ingest --database-url $${VITALFARM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} --store $${STORE:-10000000}
+
+bench-analytics:
+	cargo run --release -- bench analytics --database-url $${VITALFARM_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
