@@ -182,6 +182,9 @@ impl TestApp {
             bind: "127.0.0.1:0".into(),
             workers: Some(1),
             no_mqtt: true,
+            // The suite's webhook receivers listen on loopback; the refusal
+            // of private addresses has a test of its own.
+            webhook_allow_private_networks: true,
             ..Config::default()
         };
         tweak(&mut config);

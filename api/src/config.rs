@@ -56,6 +56,7 @@ pub const KEYS: &[&str] = &[
     "webhook_max_attempts",
     "webhook_backoff_base_ms",
     "device_offline_after_secs",
+    "webhook_allow_private_networks",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -171,6 +172,10 @@ pub struct Config {
     /// A device not heard from for this long is flagged offline
     /// (`device.offline`).
     pub device_offline_after_secs: u64,
+    /// Lets webhooks reach loopback and private-network addresses (and http
+    /// to loopback): for development and tests, never where the service's
+    /// network holds anything a tenant must not reach.
+    pub webhook_allow_private_networks: bool,
 }
 
 impl Default for Config {
@@ -220,6 +225,7 @@ impl Default for Config {
             webhook_max_attempts: 8,
             webhook_backoff_base_ms: 5000,
             device_offline_after_secs: 15 * 60,
+            webhook_allow_private_networks: false,
         }
     }
 }

@@ -33,8 +33,10 @@ use crate::server;
 /// Where the demo runs.
 #[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
-    /// A running vitalfarm to drive (`http://host:port`); without it the
-    /// demo starts one on embedded defaults in a scratch directory.
+    /// A running vitalfarm to drive (`http://host:port`), which must allow
+    /// webhooks to loopback (`webhook_allow_private_networks`) since the
+    /// demo's receiver listens there; without it the demo starts one on
+    /// embedded defaults in a scratch directory.
     pub url: Option<String>,
 }
 
@@ -98,6 +100,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
             let config = Config {
                 data_dir: dir.path().to_path_buf(),
                 no_mqtt: true,
+                // The demo's webhook receiver listens on loopback.
+                webhook_allow_private_networks: true,
                 ..Config::default()
             };
             let state = server::prepare(config).await?;

@@ -17,6 +17,7 @@
 //! master key, with the endpoint id as associated data; neither they nor
 //! response bodies nor payloads are ever logged.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -112,7 +113,7 @@ pub fn new_secret(master: &MasterKey, webhook_id: Uuid) -> anyhow::Result<(Strin
 /// Checks an endpoint URL: `https`, or `http` to a loopback address (for
 /// receivers on the same machine); no credentials, no fragment. The message
 /// says what is wrong.
-pub fn check_url(text: &str) -> Result<reqwest::Url, &'static str> {
+pub fn check_url(text: &str, allow_private: bool) -> Result<reqwest::Url, &'static str> {
     if text.len() > 2048 {
         return Err("must be at most 2048 characters");
     }
@@ -123,17 +124,84 @@ pub fn check_url(text: &str) -> Result<reqwest::Url, &'static str> {
     if url.fragment().is_some() {
         return Err("must not have a fragment");
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+    // A name is checked again when it is resolved (`PublicOnly`); an
+    // address is judged here and before every delivery.
+    let (loopback, public) = match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let local = d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost");
+            (local, !local)
+        }
+        Some(url::Host::Ipv4(ip)) => (ip.is_loopback(), is_public(IpAddr::V4(ip))),
+        Some(url::Host::Ipv6(ip)) => (ip.is_loopback(), is_public(IpAddr::V6(ip))),
         None => return Err("must have a host"),
     };
+    if !public && !allow_private {
+        return Err("must point at a public address (private, loopback and link-local ones are refused)");
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
         "http" => Err("must use https (http only to a loopback address)"),
         _ => Err("must be an https URL"),
+    }
+}
+
+/// Whether a webhook may reach `ip` without `webhook_allow_private_networks`:
+/// a delivery must not become a way into the service's own network
+/// (loopback, private and shared ranges, link-local including cloud
+/// metadata at 169.254.169.254, unique-local IPv6, and so on).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                // Shared address space (RFC 6598) and IETF protocol assignments.
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                // Benchmarking (RFC 2544) and reserved (240/4).
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // Unique local (fc00::/7) and link-local (fe80::/10).
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                // Documentation (2001:db8::/32).
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// A resolver that keeps only public addresses, so a name cannot lead a
+/// delivery into the private network however its DNS answers (checked at
+/// connection time, which also defeats rebinding after registration).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the host has no public address".into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -219,7 +287,11 @@ pub async fn emit_export_ready(state: &AppState, job: &vitalfarm_storage::entity
 
 /// Runs the webhook loop until the process ends.
 pub async fn run(state: web::Data<AppState>) {
-    let client = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !state.config.webhook_allow_private_networks {
+        builder = builder.dns_resolver(PublicOnly);
+    }
+    let client = match builder
         .timeout(Duration::from_millis(state.config.webhook_timeout_ms))
         .connect_timeout(Duration::from_millis(state.config.webhook_timeout_ms))
         // A redirect could lead anywhere, past the URL rules: a 3xx is a
@@ -348,6 +420,10 @@ async fn send(state: &AppState, client: &reqwest::Client, d: &webhook_delivery::
     let Ok(key) = open(&state.master_key, hook.id, &hook.secret_sealed) else {
         return fail("secret_unavailable");
     };
+    // The rules may have tightened since the endpoint was registered.
+    if check_url(&hook.url, state.config.webhook_allow_private_networks).is_err() {
+        return fail("address_refused");
+    }
     send_to(client, &hook, &key, d).await
 }
 
@@ -470,7 +546,7 @@ mod tests {
             "http://localhost/in",
             "http://[::1]:80/in",
         ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
+            assert!(check_url(ok, true).is_ok(), "{ok}");
         }
         for bad in [
             "http://hooks.example.com/in",
@@ -482,7 +558,36 @@ mod tests {
             "hooks.example.com",
             "",
         ] {
-            assert!(check_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_the_private_network_switch_only_public_addresses_pass() {
+        for ok in [
+            "https://hooks.example.com/in",
+            "https://93.184.215.14/in",
+            "https://[2606:4700::1111]/",
+        ] {
+            assert!(check_url(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:9000/in",
+            "https://127.0.0.1/in",
+            "https://localhost/in",
+            "https://api.localhost/in",
+            "https://10.1.2.3/",
+            "https://172.16.0.1/",
+            "https://192.168.1.1/",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:10.0.0.1]/",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
         }
     }
 }

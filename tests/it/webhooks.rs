@@ -632,3 +632,37 @@ async fn an_approved_request_announces_the_consent_to_both_sides() {
         assert_eq!(hit.json()["data"]["grantor_membership_id"], json!(ivy.membership_id));
     }
 }
+
+/// With the production default, an endpoint on loopback or a private
+/// network is refused at registration (names are checked again when a
+/// delivery resolves them).
+#[tokio::test]
+async fn private_network_endpoints_are_refused_by_default() {
+    let app = TestApp::spawn_with(|c| {
+        quick(c);
+        c.webhook_allow_private_networks = false;
+    })
+    .await;
+    let acme = app.company("hooks@acme-private.example").await;
+    for url in [
+        "http://127.0.0.1:9/x",
+        "https://localhost/x",
+        "https://10.0.0.8/x",
+        "https://192.168.0.1/x",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/x",
+        "https://[fd12::1]/x",
+    ] {
+        let res = app
+            .post(
+                &hooks_path(&acme),
+                Some(&acme.token),
+                json!({"url": url, "events": ["consent.granted"]}),
+            )
+            .await;
+        res.problem(400, "invalid-parameter");
+        assert_eq!(res.fields(), vec!["url".to_owned()], "{url}: {}", res.text);
+    }
+    let listed = app.get(&hooks_path(&acme), &acme.token).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+}

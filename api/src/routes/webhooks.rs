@@ -128,7 +128,8 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let attempt = Event::by(&auth.0, mid.0, "webhook.created", "webhooks");
     access(&state, &auth, mid.0, Some(attempt)).await?;
-    let url = hooks::check_url(body.url.trim()).map_err(|m| invalid("url", m))?;
+    let url = hooks::check_url(body.url.trim(), state.config.webhook_allow_private_networks)
+        .map_err(|m| invalid("url", m))?;
     if body.events.is_empty() {
         return Err(invalid("events", "must name at least one event kind"));
     }
