@@ -560,6 +560,36 @@ impl TestApp {
         }
     }
 
+    /// `grantor` grants `grantee` read access to `subjects` for `metrics`
+    /// with `purpose`, for 30 days; returns the consent id.
+    pub async fn grant_consent(
+        &self,
+        grantor: &Member,
+        grantee: &Member,
+        subjects: &[&str],
+        metrics: &[&str],
+        purpose: &str,
+    ) -> String {
+        let expires =
+            (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let res = self
+            .post(
+                "/v1/consents",
+                Some(&grantor.token),
+                json!({
+                    "grantee_membership_id": grantee.membership_id,
+                    "subject_ids": subjects,
+                    "metrics": metrics,
+                    "purpose": purpose,
+                    "access": "read",
+                    "expires_at": expires,
+                }),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        res.str("/id")
+    }
+
     /// Sends `{"readings": readings}` as `device`, asserting all are stored.
     pub async fn ingest(&self, device: &MonitoredDevice, readings: Value) -> Resp {
         let n = readings.as_array().map_or(0, Vec::len);

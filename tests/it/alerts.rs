@@ -353,22 +353,9 @@ async fn a_company_rule_over_a_consented_subject_fires_until_the_consent_is_revo
     res.problem(422, "validation-failed");
     assert_eq!(res.fields(), ["subject_ids[0]"]);
 
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&ann.token),
-            json!({
-                "grantee_membership_id": care.membership_id,
-                "subject_ids": [me],
-                "metrics": ["blood_pressure"],
-                "purpose": "care",
-                "access": "read",
-                "expires_at": ts(Utc::now() + Duration::days(30)),
-            }),
-        )
+    let consent = app
+        .grant_consent(&ann, &care, &[&me], &["blood_pressure"], "care")
         .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
     // A rule on a metric the consent does not cover is refused.
     let res = app
         .post(

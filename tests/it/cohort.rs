@@ -220,22 +220,7 @@ async fn consenting(
         ]),
     )
     .await;
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&ann.token),
-            json!({
-                "grantee_membership_id": care.membership_id,
-                "subject_ids": [me],
-                "metrics": metrics,
-                "purpose": "research",
-                "access": "read",
-                "expires_at": ts(Utc::now() + Duration::days(30)),
-            }),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
+    let consent = app.grant_consent(&ann, &care, &[&me], metrics, "research").await;
     (ann, me, consent)
 }
 

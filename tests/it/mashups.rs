@@ -45,22 +45,14 @@ async fn bp(app: &TestApp, device: &MonitoredDevice, at: DateTime<Utc>, systolic
 }
 
 async fn consent(app: &TestApp, grantor: &Member, grantee: &Member, subject: &str, purpose: &str) -> String {
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&grantor.token),
-            json!({
-                "grantee_membership_id": grantee.membership_id,
-                "subject_ids": [subject],
-                "metrics": ["heart_rate", "blood_pressure"],
-                "purpose": purpose,
-                "access": "read",
-                "expires_at": ts(Utc::now() + Duration::days(30)),
-            }),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    res.str("/id")
+    app.grant_consent(
+        &grantor,
+        &grantee,
+        &[&subject],
+        &["heart_rate", "blood_pressure"],
+        purpose,
+    )
+    .await
 }
 
 fn line<'a>(board: &'a Value, subject: &str) -> &'a Value {
@@ -399,23 +391,10 @@ async fn infant_monitor_is_shared_by_consent_and_hidden_from_strangers() {
     let url = format!("/v1/mashups/infant-monitor/{}", n.baby);
     let clinic = n.app.company("clinic@example.org").await;
     n.app.get(&url, &clinic.token).await.problem(404, "not-found");
-    let res = n
+    let consent = n
         .app
-        .post(
-            "/v1/consents",
-            Some(&n.parent.token),
-            json!({
-                "grantee_membership_id": clinic.membership_id,
-                "subject_ids": [n.baby],
-                "metrics": ["body_temperature"],
-                "purpose": "care",
-                "access": "read",
-                "expires_at": ts(Utc::now() + Duration::days(30)),
-            }),
-        )
+        .grant_consent(&n.parent, &clinic, &[&n.baby], &["body_temperature"], "care")
         .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
     let res = n.app.get(&url, &clinic.token).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.body["consents"], json!([consent]));

@@ -207,19 +207,7 @@ async fn a_consent_streams_what_it_covers_until_it_is_revoked() {
     assert!(seen.iter().all(|e| e.data["subject_id"] != json!(me)), "{seen:?}");
 
     // A consent for heart rate starts streaming without reconnecting.
-    let expires = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&ann.token),
-            json!({
-                "grantee_membership_id": care.membership_id, "subject_ids": [me], "metrics": ["heart_rate"],
-                "farm_paths": [], "purpose": "care", "access": "read", "expires_at": expires
-            }),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
+    let consent = app.grant_consent(&ann, &care, &[&me], &["heart_rate"], "care").await;
     let granted = sse.until(|e| e.name == "consent.granted").await.pop().unwrap();
     assert_eq!(
         granted.data,

@@ -222,19 +222,7 @@ async fn consent_events_reach_both_parties_signed_and_only_when_subscribed() {
     let (care_hook, care_secret) = register(&app, &care, &care_rx.url, json!(["consent.granted"])).await;
 
     let me = self_subject(&app, &ann).await;
-    let expires = (Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&ann.token),
-            json!({
-                "grantee_membership_id": care.membership_id, "subject_ids": [me], "metrics": ["heart_rate"],
-                "farm_paths": [], "purpose": "care", "access": "read", "expires_at": expires
-            }),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
+    let consent = app.grant_consent(&ann, &care, &[&me], &["heart_rate"], "care").await;
 
     for (rx, secret) in [(&ann_rx, &ann_secret), (&care_rx, &care_secret)] {
         let hit = &rx.wait_for("consent.granted", 1).await[0];
@@ -555,19 +543,7 @@ async fn erasure_removes_the_endpoints_and_tells_the_other_party() {
     register(&app, &zed, &zed_rx.url, json!(["consent.granted", "consent.revoked"])).await;
     register(&app, &care, &care_rx.url, json!(["consent.revoked"])).await;
     let me = self_subject(&app, &zed).await;
-    let expires = (Utc::now() + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let res = app
-        .post(
-            "/v1/consents",
-            Some(&zed.token),
-            json!({
-                "grantee_membership_id": care.membership_id, "subject_ids": [me], "metrics": ["heart_rate"],
-                "farm_paths": [], "purpose": "care", "access": "read", "expires_at": expires
-            }),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    let consent = res.str("/id");
+    let consent = app.grant_consent(&zed, &care, &[&me], &["heart_rate"], "care").await;
     zed_rx.wait_for("consent.granted", 1).await;
 
     let res = app
