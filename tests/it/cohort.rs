@@ -220,7 +220,7 @@ async fn consenting(
         ]),
     )
     .await;
-    let consent = app.grant_consent(&ann, &care, &[&me], metrics, "research").await;
+    let consent = app.grant_consent(&ann, care, &[&me], metrics, "research").await;
     (ann, me, consent)
 }
 

@@ -45,14 +45,8 @@ async fn bp(app: &TestApp, device: &MonitoredDevice, at: DateTime<Utc>, systolic
 }
 
 async fn consent(app: &TestApp, grantor: &Member, grantee: &Member, subject: &str, purpose: &str) -> String {
-    app.grant_consent(
-        &grantor,
-        &grantee,
-        &[&subject],
-        &["heart_rate", "blood_pressure"],
-        purpose,
-    )
-    .await
+    app.grant_consent(grantor, grantee, &[subject], &["heart_rate", "blood_pressure"], purpose)
+        .await
 }
 
 fn line<'a>(board: &'a Value, subject: &str) -> &'a Value {
