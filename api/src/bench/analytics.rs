@@ -18,7 +18,7 @@ use vitalfarm_storage::repo::readings::NewRow;
 use vitalfarm_storage::repo::subjects;
 use vitalfarm_storage::{Database, bulk};
 
-use super::percentile_ms;
+use super::{Scratch, percentile_ms};
 use crate::config::Config;
 use crate::server;
 
@@ -64,41 +64,17 @@ pub async fn analytics(opts: AnalyticsBench) -> anyhow::Result<String> {
         opts.readings >= opts.subjects as u64 * TICK.len() as u64,
         "--readings must give every subject at least one measurement"
     );
-    crate::install_crypto_provider();
-    let scratch = match &opts.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            tempfile::tempdir_in(d)?
-        }
-        None => tempfile::tempdir_in(".")?,
-    };
-    let tag = hex::encode(crate::auth::secrets::random_bytes::<4>()?);
-    let pg = match &opts.database_url {
-        Some(server) => {
-            let name = format!("vitalfarm_bench_{tag}");
-            let url = bulk::create_database(server, &name)
-                .await
-                .context("creating the scratch database")?;
-            Some((server.clone(), name, url))
-        }
-        None => None,
-    };
+    let scratch = Scratch::create(opts.dir.as_deref(), opts.database_url.as_deref()).await?;
     let config = Config {
-        data_dir: scratch.path().join("data"),
-        database_url: pg.as_ref().map(|(_, _, url)| url.clone()),
+        data_dir: scratch.data_dir(),
+        database_url: scratch.database_url(),
         bind: "127.0.0.1:0".into(),
         no_mqtt: true,
         log_level: "warn".into(),
         ..Config::default()
     };
-    let result = run(&opts, config, &tag).await;
-    if let Some((server, name, _)) = &pg {
-        if opts.keep {
-            eprintln!("kept the scratch database {name}");
-        } else if let Err(e) = bulk::drop_database(server, name).await {
-            eprintln!("could not drop the scratch database {name}: {e}");
-        }
-    }
+    let result = run(&opts, config, &scratch.tag).await;
+    scratch.finish(opts.keep).await;
     result
 }
 

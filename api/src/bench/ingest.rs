@@ -25,7 +25,7 @@ use vitalfarm_openapi::readings::{AggregateResponse, IngestResponse, ReadingPage
 use vitalfarm_storage::repo::readings::{self, NewRow};
 use vitalfarm_storage::{Database, DatabaseKind, bulk};
 
-use super::percentile_ms;
+use super::{Scratch, percentile_ms};
 use crate::config::Config;
 use crate::server;
 use crate::simulate::{self, Fleet, Owner};
@@ -132,28 +132,11 @@ fn validate(opts: &IngestBench) -> anyhow::Result<()> {
 /// Runs the benchmark and returns its report.
 pub async fn ingest(opts: IngestBench) -> anyhow::Result<String> {
     validate(&opts)?;
-    crate::install_crypto_provider();
-    let scratch = match &opts.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            tempfile::tempdir_in(d)?
-        }
-        None => tempfile::tempdir_in(".")?,
-    };
-    let tag = hex::encode(crate::auth::secrets::random_bytes::<4>()?);
-    let pg = match &opts.database_url {
-        Some(server) => {
-            let name = format!("vitalfarm_bench_{tag}");
-            let url = bulk::create_database(server, &name)
-                .await
-                .context("creating the scratch database")?;
-            Some((server.clone(), name, url))
-        }
-        None => None,
-    };
+    let scratch = Scratch::create(opts.dir.as_deref(), opts.database_url.as_deref()).await?;
+    let tag = scratch.tag.clone();
     let config = Config {
-        data_dir: scratch.path().join("data"),
-        database_url: pg.as_ref().map(|(_, _, url)| url.clone()),
+        data_dir: scratch.data_dir(),
+        database_url: scratch.database_url(),
         mqtt_url: opts.mqtt_url.clone(),
         bind: "127.0.0.1:0".into(),
         mqtt_bind: "127.0.0.1:0".into(),
@@ -165,13 +148,7 @@ pub async fn ingest(opts: IngestBench) -> anyhow::Result<String> {
         ..Config::default()
     };
     let result = run(&opts, config, &tag).await;
-    if let Some((server, name, _)) = &pg {
-        if opts.keep {
-            eprintln!("kept the scratch database {name}");
-        } else if let Err(e) = bulk::drop_database(server, name).await {
-            eprintln!("could not drop the scratch database {name}: {e}");
-        }
-    }
+    scratch.finish(opts.keep).await;
     Ok(report(&opts, result?))
 }
 
