@@ -30,6 +30,10 @@ pub const KEYS: &[&str] = &[
     "access_token_ttl_secs",
     "refresh_token_ttl_secs",
     "invitation_ttl_secs",
+    "email_verification_ttl_secs",
+    "password_reset_ttl_secs",
+    "smtp_url",
+    "mail_from",
     "login_window_secs",
     "login_max_failures_per_account",
     "login_max_attempts_per_ip",
@@ -108,6 +112,17 @@ pub struct Config {
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub invitation_ttl_secs: u64,
+    /// How long the link in an address-verification mail works.
+    pub email_verification_ttl_secs: u64,
+    /// How long the link in a password-reset mail works.
+    pub password_reset_ttl_secs: u64,
+    /// The SMTP server mail goes out through: `smtp://host:25` (plain, or
+    /// STARTTLS with `?tls=required`), `smtps://host:465` (TLS), with
+    /// optional `user:password@`. Unset: each message is written to
+    /// `data_dir/outbox/` as an `.eml` file instead.
+    pub smtp_url: Option<String>,
+    /// The sender of vitalfarm's mail (`Name <address>` or an address).
+    pub mail_from: String,
     /// Window over which login attempts are counted.
     pub login_window_secs: u64,
     /// Failed logins of one account allowed per window.
@@ -199,6 +214,10 @@ impl Default for Config {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             invitation_ttl_secs: 7 * 24 * 3600,
+            email_verification_ttl_secs: 2 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
+            smtp_url: None,
+            mail_from: "vitalfarm <noreply@vitalfarm.localhost>".into(),
             login_window_secs: 15 * 60,
             login_max_failures_per_account: 5,
             login_max_attempts_per_ip: 100,
@@ -351,6 +370,8 @@ impl Config {
             ("access_token_ttl_secs", self.access_token_ttl_secs),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("invitation_ttl_secs", self.invitation_ttl_secs),
+            ("email_verification_ttl_secs", self.email_verification_ttl_secs),
+            ("password_reset_ttl_secs", self.password_reset_ttl_secs),
             ("login_window_secs", self.login_window_secs),
         ] {
             if value == 0 {
@@ -360,6 +381,8 @@ impl Config {
         for (key, value, max) in [
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs, 365 * 24 * 3600),
             ("invitation_ttl_secs", self.invitation_ttl_secs, 90 * 24 * 3600),
+            ("email_verification_ttl_secs", self.email_verification_ttl_secs, 30 * 24 * 3600),
+            ("password_reset_ttl_secs", self.password_reset_ttl_secs, 24 * 3600),
             ("login_window_secs", self.login_window_secs, 24 * 3600),
         ] {
             if value > max {
@@ -371,6 +394,14 @@ impl Config {
                 "access_token_ttl_secs",
                 "must be at most 86400: access tokens cannot be revoked",
             ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("mail_from", "must be an address or `Name <address>`"));
         }
         if self.login_max_failures_per_account == 0 || self.login_max_attempts_per_ip == 0 {
             return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));

@@ -20,6 +20,7 @@ pub mod extract;
 pub mod farm_keys;
 pub mod ingest;
 pub mod jobs;
+pub mod mail;
 pub mod mashups;
 pub mod mqtt;
 pub mod routes;

@@ -24,6 +24,15 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("POST", "/v1/auth/login", None),
     ("POST", "/v1/auth/refresh", None),
     ("POST", "/v1/auth/logout", None),
+    ("POST", "/v1/auth/verify-email", None),
+    ("POST", "/v1/auth/resend-verification", None),
+    ("POST", "/v1/auth/password-reset", None),
+    ("POST", "/v1/auth/password-reset/confirm", None),
+    // A person's own password and invitations: never an app's business.
+    ("POST", "/v1/me/password", None),
+    ("GET", "/v1/me/invitations", None),
+    ("POST", "/v1/me/invitations/{id}/accept", None),
+    ("POST", "/v1/me/invitations/{id}/decline", None),
     ("GET", "/v1/me", Some(Profile)),
     ("GET", "/v1/memberships/{mid}", Some(Profile)),
     // Staff and keys: a person's or a key's business, never an app's.

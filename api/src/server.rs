@@ -42,6 +42,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         config.ingest_batch_rows,
     );
     let stream = crate::stream::Hub::new(db.clone());
+    let mail = Arc::new(crate::mail::Mailer::from_config(&config)?);
     Ok(AppState {
         config,
         db,
@@ -52,6 +53,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         mqtt: std::sync::OnceLock::new(),
         jobs_wake: Arc::new(tokio::sync::Notify::new()),
         stream,
+        mail,
     })
 }
 
@@ -128,6 +130,9 @@ async fn janitor(db: Database) {
         }
         if let Err(e) = vitalfarm_storage::repo::oauth::purge_stale(&db).await {
             tracing::warn!(error = %e, "purging stale OAuth codes, tokens and grants failed");
+        }
+        if let Err(e) = vitalfarm_storage::repo::email_tokens::purge_expired(&db).await {
+            tracing::warn!(error = %e, "purging expired email tokens failed");
         }
     }
 }

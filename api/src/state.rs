@@ -25,6 +25,8 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// This node's live-stream source (`GET /v1/memberships/{mid}/stream`).
     pub stream: crate::stream::Hub,
+    /// Outgoing mail (SMTP, or the outbox directory).
+    pub mail: Arc<crate::mail::Mailer>,
 }
 
 impl AppState {

@@ -72,7 +72,7 @@ pub struct NewMembership {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "user": {"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"},
+    "user": {"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "email_verified": true, "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"},
     "membership": {"id": "01935c6e-0000-7000-8000-000000000002", "kind": "individual", "name": "Ada's health", "farm_id": "01935c6e-0000-7000-8000-000000000003", "created_at": "2026-11-21T10:00:00Z"},
     "self_subject_id": "01935c6e-0000-7000-8000-000000000004",
     "tokens": {"access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IjNmMWM5YTBiNTJkNGU2YTcifQ...", "refresh_token": "vf_rt_Q2hhbmdlIG1lIQ...", "token_type": "Bearer", "expires_in": 900}
@@ -121,10 +121,15 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"}))]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "email_verified": true, "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"}))]
 pub struct User {
     pub id: Uuid,
     pub email: String,
+    /// Whether the user confirmed the address (`POST
+    /// /v1/auth/verify-email`). Until then the account can sign in but
+    /// cannot join a company, accept an invitation or receive consent
+    /// requests.
+    pub email_verified: bool,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
 }
@@ -153,10 +158,71 @@ pub struct MembershipWithRole {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "user": {"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"},
+    "user": {"id": "01935c6e-0000-7000-8000-000000000001", "email": "ada@example.org", "email_verified": true, "display_name": "Ada Lovelace", "created_at": "2026-11-21T10:00:00Z"},
     "memberships": [{"id": "01935c6e-0000-7000-8000-000000000002", "kind": "individual", "name": "Ada's health", "farm_id": "01935c6e-0000-7000-8000-000000000003", "role": "owner", "created_at": "2026-11-21T10:00:00Z"}]
 }))]
 pub struct MeResponse {
     pub user: User,
     pub memberships: Vec<MembershipWithRole>,
+}
+
+/// The token from the verification mail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "vf_ev_b3BlbiBzZXNhbWU..."}))]
+pub struct VerifyEmailRequest {
+    #[schema(min_length = 1, max_length = 512)]
+    pub token: String,
+}
+
+/// Asks for a password-reset mail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.org"}))]
+pub struct PasswordResetRequest {
+    #[schema(min_length = 1, max_length = 254)]
+    pub email: String,
+}
+
+/// Sets a new password with the token from the reset mail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "vf_pr_b3BlbiBzZXNhbWU...", "new_password": "a brand new passphrase"}))]
+pub struct PasswordResetConfirmRequest {
+    #[schema(min_length = 1, max_length = 512)]
+    pub token: String,
+    /// At least 10 characters, and not the email address.
+    #[schema(min_length = 10, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// Changes the signed-in user's password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "correct horse battery staple", "new_password": "a brand new passphrase"}))]
+pub struct ChangePasswordRequest {
+    #[schema(max_length = 1024)]
+    pub current_password: String,
+    /// At least 10 characters, and not the email address.
+    #[schema(min_length = 10, max_length = 1024)]
+    pub new_password: String,
+}
+
+/// An invitation waiting for the signed-in user's answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000009", "membership_id": "01935c6e-0000-7000-8000-000000000002", "membership_name": "Acme Cardio", "role": "analyst", "invited_at": "2026-11-21T10:00:00Z", "expires_at": "2026-11-28T10:00:00Z"}))]
+pub struct Invitation {
+    pub id: Uuid,
+    pub membership_id: Uuid,
+    /// The inviting company's name (as it chose it).
+    pub membership_name: String,
+    /// The role accepting gives.
+    pub role: Role,
+    pub invited_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvitationList {
+    pub items: Vec<Invitation>,
 }

@@ -11,7 +11,8 @@ use vitalfarm_domain::Role;
 pub enum MemberStatus {
     /// Has an account and can sign in.
     Active,
-    /// Invited by email; has not completed sign-up yet.
+    /// Invited by email; has not completed sign-up (or, for an existing
+    /// account, accepted) yet.
     Invited,
 }
 
@@ -52,16 +53,15 @@ pub struct AddMemberRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "member": {"user_id": "01935c6e-0000-7000-8000-000000000005", "email": "grace@acme.example", "display_name": "grace", "role": "analyst", "status": "invited", "since": "2026-11-21T10:00:00Z"},
-    "invitation_token": "vf_inv_b3BlbiBzZXNhbWU...",
     "invitation_expires_at": "2026-11-28T10:00:00Z"
 }))]
 pub struct AddMemberResponse {
     pub member: Member,
-    /// For someone without an account: the token to pass to
-    /// `/v1/auth/accept-invitation`. Shown only once; deliver it to the
-    /// invitee (vitalfarm stores only its hash).
-    pub invitation_token: Option<String>,
-    pub invitation_expires_at: Option<DateTime<Utc>>,
+    /// When the invitation lapses. The invitation goes to the invitee by
+    /// mail only (its token would otherwise let the inviter complete an
+    /// account for an address they do not own); the answer is the same
+    /// whether or not the address has an account.
+    pub invitation_expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -1,5 +1,5 @@
 //! Opaque secrets: 256 random bits, base64url, behind a prefix that says
-//! what they are (`vf_key_`, `vf_rt_`, `vf_inv_`) so that leaked ones are easy
+//! what they are (`vf_key_`, `vf_rt_`, `vf_inv_`, `vf_ev_`, `vf_pr_`) so that leaked ones are easy
 //! to recognise and scan for. Only their SHA-256 is stored.
 
 use base64::Engine;
@@ -10,6 +10,9 @@ use subtle::ConstantTimeEq;
 pub const API_KEY_PREFIX: &str = "vf_key_";
 pub const REFRESH_PREFIX: &str = "vf_rt_";
 pub const INVITE_PREFIX: &str = "vf_inv_";
+/// Mailed single-use tokens: address verification and password reset.
+pub const EMAIL_VERIFY_PREFIX: &str = "vf_ev_";
+pub const PASSWORD_RESET_PREFIX: &str = "vf_pr_";
 /// OAuth2: a confidential app's client secret, an authorization code, an
 /// app's refresh token, and the consent page's browser-binding cookie.
 pub const CLIENT_SECRET_PREFIX: &str = "vf_cs_";

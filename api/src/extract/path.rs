@@ -48,3 +48,4 @@ path_id!(PathConsentRequestId, ConsentRequestId, "id");
 path_id!(PathAppId, vitalfarm_domain::AppId, "app_id");
 path_id!(PathExportId, vitalfarm_domain::JobId, "eid");
 path_id!(PathWebhookId, uuid::Uuid, "wid");
+path_id!(PathInvitationId, uuid::Uuid, "id");

@@ -10,7 +10,7 @@ use vitalfarm_openapi::accounts::{
 };
 use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, NotFoundResponse, RateLimitedResponse};
 use vitalfarm_storage::entity::user;
-use vitalfarm_storage::repo::{accounts, rate_limits, refresh_tokens};
+use vitalfarm_storage::repo::{accounts, members, rate_limits, refresh_tokens};
 
 use super::RouteSet;
 use super::me::user_dto;
@@ -103,7 +103,10 @@ fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
 }
 
 /// Creates an account: the user, a membership (individual or company) owned
-/// by the user, its farm and, for an individual, the `self` subject.
+/// by the user, its farm and, for an individual, the `self` subject. A
+/// verification mail goes to the address; until its token is sent to
+/// `POST /v1/auth/verify-email` the account can sign in but cannot join a
+/// company or receive consent requests.
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses(
         (status = 201, description = "Account created; the caller is signed in.", body = SignupResponse),
@@ -142,6 +145,7 @@ pub async fn signup(
     )
     .await?;
     tracing::info!(user_id = %s.user.id, membership_id = %s.membership.id, kind = body.membership.kind.as_str(), "signup");
+    super::account::send_verification(&state, &s.user).await?;
     let tokens = issue_tokens(&state, UserId::from_uuid(s.user.id)).await?;
     Ok(HttpResponse::Created().json(SignupResponse {
         user: user_dto(&s.user),
@@ -152,8 +156,9 @@ pub async fn signup(
 }
 
 /// Completes the account a company invited (see
-/// `POST /v1/memberships/{mid}/members`): sets the password and name, and
-/// signs the new member in. The token works once.
+/// `POST /v1/memberships/{mid}/members`) with the token from the invitation
+/// mail: sets the password and name, verifies the address (the token came
+/// by mail to it) and signs the new member in. The token works once.
 #[utoipa::path(post, path = "/v1/auth/accept-invitation", tag = "auth", request_body = AcceptInvitationRequest,
     responses(
         (status = 201, description = "Account completed; the caller is signed in and a member of the inviting company.", body = SignupResponse),
@@ -176,19 +181,41 @@ pub async fn accept_invitation(
     // An unknown, expired or spent token names no invitation: 404, like any
     // other identifier that leads nowhere.
     let invalid = || ApiError::NotFound("invitation (unknown, expired or already used)");
-    let invited = accounts::find_invited(&state.db, &secrets::digest(body.invitation_token.trim()))
+    let token_hash = secrets::digest(body.invitation_token.trim());
+    // The token is either the one that created a placeholder account (and
+    // joined it with status `invited`), or one mailed with a later
+    // invitation to that still-unclaimed account.
+    let (invited, pending) = match accounts::find_invited(&state.db, &token_hash)
         .await?
         .filter(|u| u.invite_expires_at.is_some_and(|t| t > Utc::now()))
-        .ok_or_else(invalid)?;
+    {
+        Some(u) => (u, None),
+        None => {
+            let inv = members::invitation_by_token(&state.db, &token_hash)
+                .await?
+                .ok_or_else(invalid)?;
+            let u = accounts::find_user(&state.db, UserId::from_uuid(inv.user_id))
+                .await?
+                .filter(|u| u.password_hash.is_none())
+                .ok_or_else(invalid)?;
+            (u, Some(inv.id))
+        }
+    };
     let email = Email::parse(&invited.email).map_err(|_| invalid())?;
     password::check(&body.password, &email).map_err(|m| ApiError::field("password", m))?;
     let hash = pw::hash(body.password).await?;
+    // Completing the account also verifies its address: the token only
+    // ever travelled by mail to it.
     let user =
         accounts::claim_invited(&state.db, UserId::from_uuid(invited.id), hash, body.display_name.trim()).await?;
+    let joined_id = match pending {
+        Some(id) => Some(members::accept_invitation(&state.db, UserId::from_uuid(user.id), id).await?.0),
+        None => None,
+    };
     let joined = accounts::memberships_of_user(&state.db, UserId::from_uuid(user.id))
         .await?
         .into_iter()
-        .next()
+        .find(|m| joined_id.is_none_or(|id| id.as_uuid() == m.membership.id))
         .ok_or(ApiError::Conflict("the invitation was withdrawn".into()))?;
     tracing::info!(user_id = %user.id, membership_id = %joined.membership.id, "invitation accepted");
     let tokens = issue_tokens(&state, UserId::from_uuid(user.id)).await?;

@@ -386,10 +386,16 @@ pub struct RequestQuery {
     pub cursor: Option<String>,
 }
 
-/// The caller's email, for a signed-in person.
+/// The caller's email, for a signed-in person whose address is verified.
+/// Requests are addressed by email, so an account that has not proved its
+/// address sees none: to the company and to the squatter a request to an
+/// unverified address is one to an address nobody has yet.
 async fn caller_email(state: &AppState, auth: &Auth) -> ApiResult<Option<String>> {
     let Ok(user) = auth.user() else { return Ok(None) };
-    Ok(accounts::find_user(&state.db, user).await?.map(|u| u.email))
+    Ok(accounts::find_user(&state.db, user)
+        .await?
+        .filter(|u| u.email_verified_at.is_some())
+        .map(|u| u.email))
 }
 
 /// Requests addressed to the caller's email (incoming) and those made by

@@ -21,6 +21,7 @@ pub fn user_dto(u: &user::Model) -> User {
     User {
         id: u.id,
         email: u.email.clone(),
+        email_verified: u.email_verified_at.is_some(),
         display_name: u.display_name.clone(),
         created_at: u.created_at,
     }

@@ -18,6 +18,7 @@ use crate::authz;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathUserId, Query};
+use crate::mail::messages;
 use crate::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
@@ -56,16 +57,19 @@ pub async fn require_company(state: &AppState, mid: MembershipId) -> ApiResult<(
     Ok(())
 }
 
-/// Adds a member by email. An existing user joins at once; for someone
-/// without an account an invitation is created, and its token (returned
-/// once) completes their sign-up. Owners may grant any role, admins any but
-/// `owner`.
+/// Invites someone by email. Nobody is added by this call alone: someone
+/// without an account gets a mailed invitation token that completes their
+/// account (and proves their address); an existing account gets a mailed
+/// notice and an invitation it accepts (with a verified address) at
+/// `POST /v1/me/invitations/{id}/accept`. The answer is the same in both
+/// cases, so it does not tell whether the address has an account. Owners
+/// may grant any role, admins any but `owner`.
 #[utoipa::path(post, path = "/v1/memberships/{mid}/members", tag = "members",
     params(("mid" = Uuid, Path, description = "Membership id (a company)")),
     request_body = AddMemberRequest,
     security(("bearer_jwt" = [])),
     responses(
-        (status = 201, description = "Added (or invited).", body = AddMemberResponse),
+        (status = 201, description = "Invited; the invitee accepts by mail or from their account.", body = AddMemberResponse),
         (status = 403, response = ForbiddenResponse),
         (status = 409, response = ConflictResponse),
     ))]
@@ -80,7 +84,7 @@ pub async fn add_member(
         || Event::by(&auth.0, mid.0, "member.added", "members").with_detail(json!({"role": body.role.as_str()}));
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await;
     let access = audit::guard(&state, attempt(), authorized).await?;
-    audit::guard(&state, attempt(), auth.user()).await?;
+    let inviter = audit::guard(&state, attempt(), auth.user()).await?;
     require_company(&state, mid.0).await?;
     if !access.role.may_assign(body.role) {
         let refused = Err(ApiError::Forbidden(format!(
@@ -101,25 +105,53 @@ pub async fn add_member(
         members::Invite {
             token_hash: secrets::digest(&token),
             expires_at,
+            invited_by: Some(inviter),
         },
     )
     .await?;
-    let (invitation_token, invitation_expires_at) = if added.invited {
-        (Some(token), Some(expires_at))
-    } else {
-        (None, None)
+    let company = accounts::find_membership(&state.db, mid.0)
+        .await?
+        .map(|(m, _)| m.name)
+        .unwrap_or_default();
+    let base = state.config.issuer();
+    let (member, mail) = match added {
+        members::Added::NewAccount(member) => {
+            let mail = messages::invitation_new_account(&base, email.as_str(), &company, body.role.as_str(), &token);
+            (member_dto(&member), mail)
+        }
+        members::Added::Pending {
+            invitation,
+            user,
+            token_used,
+        } => {
+            let mail = if token_used {
+                messages::invitation_new_account(&base, email.as_str(), &company, body.role.as_str(), &token)
+            } else {
+                messages::invitation_existing_account(&base, email.as_str(), &company, body.role.as_str())
+            };
+            // Shaped like a new account's placeholder: the invitee's own
+            // name stays theirs until they accept.
+            let member = Member {
+                user_id: user.id,
+                email: user.email.clone(),
+                display_name: email.local_part().to_owned(),
+                role: body.role,
+                status: MemberStatus::Invited,
+                since: invitation.created_at,
+            };
+            (member, mail)
+        }
     };
-    let member = member_dto(&added.member);
+    state.mail.send_later(mail);
     audit::record(
         &state,
         Event::by(&auth.0, mid.0, "member.added", format!("member/{}", member.user_id))
-            .with_detail(json!({"role": body.role.as_str(), "invited": added.invited})),
+            .with_detail(json!({"role": body.role.as_str(), "invited": true})),
     )
     .await?;
     Ok(HttpResponse::Created().json(AddMemberResponse {
         member,
-        invitation_token,
-        invitation_expires_at,
+        invitation_expires_at: expires_at,
     }))
 }
 

@@ -8,6 +8,7 @@ use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
 use crate::error::ApiError;
 
+pub mod account;
 pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
@@ -96,6 +97,7 @@ pub fn all() -> RouteSet {
     let mut r = RouteSet::default();
     health::routes(&mut r);
     auth::routes(&mut r);
+    account::routes(&mut r);
     me::routes(&mut r);
     memberships::routes(&mut r);
     members::routes(&mut r);

@@ -13,6 +13,8 @@ pub struct Model {
     pub display_name: String,
     pub invite_token_hash: Option<String>,
     pub invite_expires_at: Option<DateTimeUtc>,
+    /// When the user proved they read mail at `email`; `None` until then.
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

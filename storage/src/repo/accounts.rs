@@ -44,6 +44,7 @@ pub async fn signup(db: &Database, s: NewSignup<'_>) -> Result<Signup, StorageEr
         display_name: Set(s.display_name.to_owned()),
         invite_token_hash: Set(None),
         invite_expires_at: Set(None),
+        email_verified_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -121,7 +122,8 @@ async fn create_membership(
 }
 
 /// Completes the account of a user a company invited: sets the password and
-/// the name, and clears the invitation. The update is conditional on the
+/// the name, clears the invitation and marks the address verified (the
+/// token that proves the invitation arrived by mail at it). The update is conditional on the
 /// account still being unclaimed, so two racing sign-ups cannot both win.
 pub async fn claim_invited(
     db: &Database,
@@ -147,6 +149,7 @@ pub async fn claim_invited(
             user::Column::InviteExpiresAt,
             sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
         )
+        .col_expr(user::Column::EmailVerifiedAt, sea_orm::sea_query::Expr::value(Some(now)))
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
         .filter(user::Column::Id.eq(user_id.as_uuid()))
         .filter(user::Column::PasswordHash.is_null())
@@ -225,4 +228,39 @@ pub async fn memberships_of_user(db: &Database, user: UserId) -> Result<Vec<Memb
             })
         })
         .collect())
+}
+
+/// Marks the user's address verified, if it is still `email` (the address
+/// the proof was for). Returns whether the account now counts as verified.
+pub async fn mark_verified(db: &Database, user_id: UserId, email: &str) -> Result<bool, StorageError> {
+    let now = Utc::now();
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, sea_orm::sea_query::Expr::value(Some(now)))
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(user::Column::Id.eq(user_id.as_uuid()))
+        .filter(user::Column::Email.eq(email))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    Ok(find_user(db, user_id)
+        .await?
+        .is_some_and(|u| u.email == email && u.email_verified_at.is_some()))
+}
+
+/// Replaces the user's password hash (only of an account that has one).
+pub async fn set_password(db: &Database, user_id: UserId, password_hash: String) -> Result<(), StorageError> {
+    let res = user::Entity::update_many()
+        .col_expr(
+            user::Column::PasswordHash,
+            sea_orm::sea_query::Expr::value(Some(password_hash)),
+        )
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(user_id.as_uuid()))
+        .filter(user::Column::PasswordHash.is_not_null())
+        .exec(db.conn())
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(StorageError::NotFound);
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 use vitalfarm_domain::{Email, MembershipId, Role, UserId};
 
-use crate::entity::{member_role, user};
+use crate::entity::{invitation, member_role, membership, user};
 use crate::{Database, Page, StorageError};
 
 #[derive(Debug, Clone)]
@@ -18,16 +18,28 @@ pub struct Member {
     pub since: DateTime<Utc>,
 }
 
-/// An invitation for someone who has no account yet.
+/// The invitation mailed to the invitee: its token's hash and expiry.
 pub struct Invite {
     pub token_hash: String,
     pub expires_at: DateTime<Utc>,
+    /// Who invited (for the record; `None` for an API key).
+    pub invited_by: Option<UserId>,
 }
 
-pub struct Added {
-    pub member: Member,
-    /// True when a placeholder account was created for a new user.
-    pub invited: bool,
+/// What inviting an address did.
+pub enum Added {
+    /// No account had the address: a placeholder account was created and
+    /// joined at once with status `invited`; the mailed token completes it.
+    NewAccount(Member),
+    /// An account has the address: an invitation now waits for its owner
+    /// to accept it. `token_used` says whether the mailed token works (the
+    /// account is itself an unclaimed invitation, so its owner cannot sign
+    /// in to accept).
+    Pending {
+        invitation: invitation::Model,
+        user: user::Model,
+        token_used: bool,
+    },
 }
 
 pub async fn list(
@@ -65,9 +77,11 @@ fn to_member(r: member_role::Model, u: user::Model) -> Option<Member> {
     })
 }
 
-/// Adds the user with `email` to the membership. Someone without an account
-/// gets a placeholder account carrying the invitation, completed when they
-/// sign up with the invitation token.
+/// Invites `email` to the membership with `role`. Someone without an
+/// account gets a placeholder account carrying the invitation (completed
+/// when they sign up with the mailed token). An existing account is never
+/// added here: an invitation waits until its owner accepts it, so taking
+/// someone's address before they sign up gains no role.
 pub async fn add(
     db: &Database,
     membership: MembershipId,
@@ -81,46 +95,154 @@ pub async fn add(
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&txn)
         .await?;
-    let (user, invited) = match existing {
-        Some(u) => (u, false),
-        None => {
-            let u = user::ActiveModel {
-                id: Set(UserId::new().as_uuid()),
-                email: Set(email.as_str().to_owned()),
-                password_hash: Set(None),
-                display_name: Set(email.local_part().to_owned()),
-                invite_token_hash: Set(Some(invite.token_hash)),
-                invite_expires_at: Set(Some(invite.expires_at)),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await
-            .map_err(|e| StorageError::unique(e, "a user with this email was created concurrently; retry"))?;
-            (u, true)
+    let Some(user) = existing else {
+        let u = user::ActiveModel {
+            id: Set(UserId::new().as_uuid()),
+            email: Set(email.as_str().to_owned()),
+            password_hash: Set(None),
+            display_name: Set(email.local_part().to_owned()),
+            invite_token_hash: Set(Some(invite.token_hash)),
+            invite_expires_at: Set(Some(invite.expires_at)),
+            email_verified_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
         }
+        .insert(&txn)
+        .await
+        .map_err(|e| StorageError::unique(e, "a user with this email was created concurrently; retry"))?;
+        let row = member_role::ActiveModel {
+            membership_id: Set(membership.as_uuid()),
+            user_id: Set(u.id),
+            role: Set(role.as_str().to_owned()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        return Ok(Added::NewAccount(Member {
+            user: u,
+            role,
+            since: row.created_at,
+        }));
     };
-    let row = member_role::ActiveModel {
+    let already = member_role::Entity::find_by_id((membership.as_uuid(), user.id))
+        .one(&txn)
+        .await?;
+    if already.is_some() {
+        return Err(StorageError::Conflict("this user is already a member"));
+    }
+    let token_used = user.password_hash.is_none();
+    // Inviting again replaces the earlier invitation (new role, new expiry,
+    // new mail), so there is at most one per membership and user.
+    invitation::Entity::delete_many()
+        .filter(invitation::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(invitation::Column::UserId.eq(user.id))
+        .exec(&txn)
+        .await?;
+    let invitation = invitation::ActiveModel {
+        id: Set(Uuid::now_v7()),
         membership_id: Set(membership.as_uuid()),
         user_id: Set(user.id),
+        role: Set(role.as_str().to_owned()),
+        invited_by: Set(invite.invited_by.map(|u| u.as_uuid())),
+        token_hash: Set(token_used.then_some(invite.token_hash)),
+        created_at: Set(now),
+        expires_at: Set(invite.expires_at),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| StorageError::unique(e, "this user was invited concurrently; retry"))?;
+    txn.commit().await?;
+    Ok(Added::Pending {
+        invitation,
+        user,
+        token_used,
+    })
+}
+
+/// A pending invitation with the membership it is for.
+#[derive(Debug, Clone)]
+pub struct PendingInvitation {
+    pub invitation: invitation::Model,
+    pub membership: membership::Model,
+}
+
+/// The user's invitations that have not expired, oldest first.
+pub async fn invitations_of_user(db: &Database, user_id: UserId) -> Result<Vec<PendingInvitation>, StorageError> {
+    let rows = invitation::Entity::find()
+        .filter(invitation::Column::UserId.eq(user_id.as_uuid()))
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+        .find_also_related(membership::Entity)
+        .order_by_asc(invitation::Column::Id)
+        .all(db.conn())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(invitation, m)| {
+            let membership = m.filter(|m| m.erased_at.is_none())?;
+            Some(PendingInvitation { invitation, membership })
+        })
+        .collect())
+}
+
+/// The live invitation whose mailed token has hash `token_hash`.
+pub async fn invitation_by_token(
+    db: &Database,
+    token_hash: &str,
+) -> Result<Option<invitation::Model>, StorageError> {
+    Ok(invitation::Entity::find()
+        .filter(invitation::Column::TokenHash.eq(token_hash))
+        .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
+        .one(db.conn())
+        .await?)
+}
+
+/// The user accepts their invitation `id`: they join with its role and the
+/// invitation is gone, in one transaction. `NotFound` for an invitation
+/// that is not theirs, expired or already answered.
+pub async fn accept_invitation(
+    db: &Database,
+    user_id: UserId,
+    id: Uuid,
+) -> Result<(MembershipId, Role), StorageError> {
+    let now = Utc::now();
+    let txn = db.begin_write().await?;
+    let inv = invitation::Entity::find_by_id(id)
+        .filter(invitation::Column::UserId.eq(user_id.as_uuid()))
+        .filter(invitation::Column::ExpiresAt.gt(now))
+        .one(&txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    let role = Role::parse(&inv.role).ok_or(StorageError::NotFound)?;
+    let gone = invitation::Entity::delete_by_id(inv.id).exec(&txn).await?;
+    if gone.rows_affected == 0 {
+        return Err(StorageError::NotFound);
+    }
+    member_role::ActiveModel {
+        membership_id: Set(inv.membership_id),
+        user_id: Set(inv.user_id),
         role: Set(role.as_str().to_owned()),
         created_at: Set(now),
     }
     .insert(&txn)
     .await
-    .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => StorageError::Conflict("this user is already a member"),
-        _ => StorageError::Db(e),
-    })?;
+    .map_err(|e| StorageError::unique(e, "you are already a member"))?;
     txn.commit().await?;
-    Ok(Added {
-        member: Member {
-            user,
-            role,
-            since: row.created_at,
-        },
-        invited,
-    })
+    Ok((MembershipId::from_uuid(inv.membership_id), role))
+}
+
+/// The user declines their invitation `id` (it is deleted).
+pub async fn decline_invitation(db: &Database, user_id: UserId, id: Uuid) -> Result<MembershipId, StorageError> {
+    let inv = invitation::Entity::find_by_id(id)
+        .filter(invitation::Column::UserId.eq(user_id.as_uuid()))
+        .one(db.conn())
+        .await?
+        .ok_or(StorageError::NotFound)?;
+    let gone = invitation::Entity::delete_by_id(inv.id).exec(db.conn()).await?;
+    if gone.rows_affected == 0 {
+        return Err(StorageError::NotFound);
+    }
+    Ok(MembershipId::from_uuid(inv.membership_id))
 }
 
 /// Serialises role changes within one membership: on PostgreSQL the

@@ -9,6 +9,7 @@ pub mod cohort;
 pub mod commands;
 pub mod consents;
 pub mod devices;
+pub mod email_tokens;
 pub mod erasure;
 pub mod events;
 pub mod farms;

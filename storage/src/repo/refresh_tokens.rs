@@ -152,3 +152,19 @@ pub async fn live_owner_of(db: &Database, presented_hash: &str) -> Result<Option
         .await?
         .map(|t| UserId::from_uuid(t.user_id)))
 }
+
+/// Revokes every live refresh token of `user`: after a password change or
+/// reset, every session has to sign in again (the one that changed the
+/// password is handed a fresh pair).
+pub async fn revoke_all_of_user(db: &Database, user: UserId) -> Result<u64, StorageError> {
+    let res = refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(Utc::now())),
+        )
+        .filter(refresh_token::Column::UserId.eq(user.as_uuid()))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    Ok(res.rows_affected)
+}
