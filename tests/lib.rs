@@ -17,6 +17,8 @@ use uuid::Uuid;
 use vitalfarm_api::config::Config;
 use vitalfarm_api::server::{self, Running};
 
+pub mod mail_sink;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
@@ -185,6 +187,10 @@ impl TestApp {
             // The suite's webhook receivers listen on loopback; the refusal
             // of private addresses has a test of its own.
             webhook_allow_private_networks: true,
+            // Mail goes to a real SMTP server, from a sender of this test's
+            // own (the sink files messages by sender).
+            smtp_url: Some(format!("smtp://{}", mail_sink::sink().addr)),
+            mail_from: format!("vitalfarm-{}@test.example", Uuid::now_v7().simple()),
             ..Config::default()
         };
         tweak(&mut config);
@@ -396,8 +402,17 @@ impl TestApp {
     }
 
     /// Signs up `email` with a membership of `kind` and returns the new
-    /// principal, signed in.
+    /// principal, signed in, with the address verified (as its operator
+    /// would with `vitalfarm admin verify-email`; the accounts tests verify
+    /// through the mailed token instead).
     pub async fn signup(&self, email: &str, kind: &str) -> Member {
+        let member = self.signup_unverified(email, kind).await;
+        self.verify_by_admin(&member.email).await;
+        member
+    }
+
+    /// Signs up `email` without verifying the address.
+    pub async fn signup_unverified(&self, email: &str, kind: &str) -> Member {
         let res = self
             .post(
                 "/v1/auth/signup",
@@ -412,12 +427,82 @@ impl TestApp {
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "signup {email}: {}", res.body);
         Member {
-            email: email.to_owned(),
+            email: res.str("/user/email"),
             user_id: res.id("/user/id"),
             membership_id: res.id("/membership/id"),
             farm_id: res.id("/membership/farm_id"),
             token: res.str("/tokens/access_token"),
             refresh_token: res.str("/tokens/refresh_token"),
+        }
+    }
+
+    /// Marks `email` verified through `vitalfarm admin verify-email`'s
+    /// code path.
+    pub async fn verify_by_admin(&self, email: &str) {
+        vitalfarm_api::cli::verify_email(self.db(), email)
+            .await
+            .expect("admin verify-email");
+    }
+
+    /// Verifies `member`'s address with the token of the newest
+    /// verification mail it received, as its owner would.
+    pub async fn verify_by_mail(&self, member: &Member) {
+        let token = self.mailed_token(&member.email, "vf_ev_", 1).await;
+        let res = self
+            .post("/v1/auth/verify-email", None, json!({"token": token}))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "verify {}: {}", member.email, res.text);
+        assert_eq!(res.body["email_verified"], true);
+    }
+
+    /// The messages this server sent to `to`, oldest first (headers and
+    /// body, line ends normalised).
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        let sink = mail_sink::sink();
+        let dir = sink.dir.join(mail_sink::sender_folder(&self.config.mail_from_address()));
+        let to = to.trim().to_lowercase();
+        mail_sink::read_all(&dir)
+            .into_iter()
+            .filter(|m| mail_sink::header(m, "To").is_some_and(|v| v.to_lowercase().contains(&to)))
+            .collect()
+    }
+
+    /// Waits (up to 15 s) until at least `count` messages to `to` carry a
+    /// secret with `prefix`, and returns the newest such secret.
+    pub async fn mailed_token(&self, to: &str, prefix: &str, count: usize) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found: Vec<String> = self
+                .mails_to(to)
+                .iter()
+                .filter_map(|m| mail_sink::tokens(mail_sink::body(m), prefix).into_iter().next())
+                .collect();
+            if found.len() >= count {
+                return found.last().cloned().unwrap_or_default();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {count} mail(s) with {prefix}... to {to} arrived; got {}",
+                found.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits (up to 15 s) until at least `count` messages reached `to`.
+    pub async fn wait_mails(&self, to: &str, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let mails = self.mails_to(to);
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{count} mail(s) to {to} did not arrive; got {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -472,16 +557,45 @@ impl TestApp {
 
     /// Adds a staff member with `role` to `company` and returns their token.
     pub async fn staff(&self, company: &Member, email: &str, role: &str) -> String {
-        self.individual(email).await;
+        self.staff_member(company, email, role).await.token
+    }
+
+    /// Adds a staff member with `role` to `company`: a new individual
+    /// account (verified) that `company` invites and that accepts the
+    /// invitation. Returns it signed in.
+    pub async fn staff_member(&self, company: &Member, email: &str, role: &str) -> Member {
+        let person = self.individual(email).await;
+        self.invite_and_accept(company, &person, role).await;
+        person
+    }
+
+    /// `company` invites the existing account `person` with `role`, and
+    /// `person` accepts from their pending invitations.
+    pub async fn invite_and_accept(&self, company: &Member, person: &Member, role: &str) {
         let res = self
             .post(
                 &format!("/v1/memberships/{}/members", company.membership_id),
                 Some(&company.token),
-                json!({"email": email, "role": role}),
+                json!({"email": person.email, "role": role}),
             )
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-        self.login(email).await
+        let list = self.get("/v1/me/invitations", &person.token).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+        let id = list.body["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i["membership_id"] == company.membership_id.to_string())
+            })
+            .and_then(|i| i["id"].as_str())
+            .unwrap_or_else(|| panic!("no invitation from {}: {}", company.membership_id, list.body))
+            .to_owned();
+        let res = self
+            .post(&format!("/v1/me/invitations/{id}/accept"), Some(&person.token), json!({}))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     }
 
     /// Creates an API key with `role` for `company`, returning the secret.

@@ -528,6 +528,14 @@ impl Config {
         self.data_dir.join("farms")
     }
 
+    /// The bare address of `mail_from` (the SMTP envelope sender).
+    pub fn mail_from_address(&self) -> String {
+        self.mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map(|m| m.email.to_string())
+            .unwrap_or_else(|_| self.mail_from.clone())
+    }
+
     pub fn issuer(&self) -> String {
         self.public_url
             .clone()

@@ -60,16 +60,15 @@ impl Mailer {
 
     fn message(&self, mail: &Mail) -> anyhow::Result<Message> {
         let to: Mailbox = mail.to.parse().context("recipient address")?;
-        // Plain 7- or 8-bit bodies with short lines: no quoted-printable
-        // soft breaks inside the tokens, so the outbox file can be read
-        // (and grepped) as it is.
-        let encoding = if mail.body.is_ascii() {
-            lettre::message::header::ContentTransferEncoding::SevenBit
-        } else {
-            lettre::message::header::ContentTransferEncoding::EightBit
-        };
-        let body = Body::new_with_encoding(mail.body.clone(), encoding)
-            .map_err(|_| anyhow::anyhow!("mail body has over-long lines"))?;
+        // Plain 7- or 8-bit text with short lines (wrapped here: a company
+        // name can be long), never quoted-printable or base64: the tokens
+        // stand whole on lines of their own, readable and greppable in the
+        // outbox file as they are.
+        use lettre::message::header::ContentTransferEncoding as Cte;
+        let text = wrap(&mail.body, MAX_LINE_BYTES);
+        let encoding = if text.is_ascii() { Cte::SevenBit } else { Cte::EightBit };
+        let body = Body::new_with_encoding(text, encoding)
+            .map_err(|_| anyhow::anyhow!("mail body cannot be sent as plain text"))?;
         Ok(Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -105,6 +104,50 @@ impl Mailer {
             }
         });
     }
+}
+
+/// Lines of a plain-text body stay below this many bytes (lettre sends a
+/// body as 7- or 8-bit text only when every line is shorter than 76).
+const MAX_LINE_BYTES: usize = 72;
+
+/// Wraps each line of `text` at spaces so that no line is longer than
+/// `width` bytes; a single word longer than that is cut at a character
+/// boundary.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split('\n') {
+        let mut current = String::new();
+        for word in line.split(' ') {
+            let mut word = word;
+            loop {
+                let sep = usize::from(!current.is_empty());
+                if current.len() + sep + word.len() <= width {
+                    if sep == 1 {
+                        current.push(' ');
+                    }
+                    current.push_str(word);
+                    break;
+                }
+                if !current.is_empty() {
+                    out.push_str(&current);
+                    out.push('\n');
+                    current.clear();
+                    continue;
+                }
+                let mut cut = width.min(word.len());
+                while !word.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(&word[..cut]);
+                out.push('\n');
+                word = &word[cut..];
+            }
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
+    out.pop();
+    out
 }
 
 /// Writes one message into the outbox, readable by the owner only (it
@@ -236,6 +279,19 @@ mod tests {
         assert!(text.contains("Content-Transfer-Encoding: 7bit"));
         let mail = messages::invitation_new_account("http://x", "a@b.example", "Café Ünïcode", "admin", &token);
         let text = String::from_utf8(mailer.message(&mail).unwrap().formatted()).unwrap();
-        assert!(text.contains(&token) && text.contains("Café Ünïcode"));
+        assert!(text.contains(&token), "{text}");
+        let long = format!("A company with a long name {}", "ÿ".repeat(150));
+        let mail = messages::invitation_new_account("http://x", "a@b.example", &long, "admin", &token);
+        let text = String::from_utf8(mailer.message(&mail).unwrap().formatted()).unwrap();
+        assert!(text.contains(&token), "{text}");
+        assert!(text.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+    }
+
+    #[test]
+    fn wrapping_keeps_words_and_cuts_only_giants() {
+        assert_eq!(wrap("a b c", 3), "a b\nc");
+        assert_eq!(wrap("abcdef", 4), "abcd\nef");
+        assert_eq!(wrap("x\n\ny", 10), "x\n\ny");
+        assert_eq!(wrap("ééé", 3), "é\né\né");
     }
 }

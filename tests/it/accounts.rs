@@ -398,14 +398,21 @@ async fn secrets_never_reach_the_logs() {
         .await
         .str("/secret");
     app.get(&format!("/v1/memberships/{mid}"), &key).await;
-    let invite = app
-        .post(
-            &format!("/v1/memberships/{mid}/members"),
-            Some(&access),
-            json!({"email": "invitee@example.org", "role": "viewer"}),
-        )
-        .await
-        .str("/invitation_token");
+    app.post(
+        &format!("/v1/memberships/{mid}/members"),
+        Some(&access),
+        json!({"email": "invitee@example.org", "role": "viewer"}),
+    )
+    .await;
+    let invite = app.mailed_token("invitee@example.org", "vf_inv_", 1).await;
+    let verify = app.mailed_token("secretive@example.org", "vf_ev_", 1).await;
+    app.post(
+        "/v1/auth/password-reset",
+        None,
+        json!({"email": "secretive@example.org"}),
+    )
+    .await;
+    let reset = app.mailed_token("secretive@example.org", "vf_pr_", 1).await;
     app.get("/v1/me", "not-a-valid-token-but-secret-looking").await;
 
     let logs = vitalfarm_tests::captured_logs();
@@ -424,8 +431,326 @@ async fn secrets_never_reach_the_logs() {
         rotated.str("/refresh_token").as_str(),
         key.as_str(),
         invite.as_str(),
+        verify.as_str(),
+        reset.as_str(),
         "not-a-valid-token-but-secret-looking",
     ] {
         assert!(!logs.contains(secret), "a secret reached the logs: {secret}");
     }
+}
+
+/// Signing up mails a verification token (through a real SMTP server); only
+/// its hash is stored; it works once, only until it expires, and `/v1/me`
+/// shows the result.
+#[tokio::test]
+async fn signup_mails_a_single_use_expiring_verification_token() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup_unverified("Ada@Example.org", "individual").await;
+    assert_eq!(ada.email, "ada@example.org");
+    let me = app.get("/v1/me", &ada.token).await;
+    assert_eq!(me.status, StatusCode::OK, "an unverified account can sign in");
+    assert_eq!(me.body["user"]["email_verified"], false);
+
+    let token = app.mailed_token("ada@example.org", "vf_ev_", 1).await;
+    let mail = &app.mails_to("ada@example.org")[0];
+    assert!(
+        vitalfarm_tests::mail_sink::header(mail, "From").is_some_and(|f| f.contains(&app.config.mail_from_address())),
+        "{mail}"
+    );
+    assert!(vitalfarm_tests::mail_sink::header(mail, "Subject").is_some_and(|s| s.contains("Confirm")));
+    // Stored as its SHA-256 only.
+    let rows = vitalfarm_storage::repo::email_tokens::peek(
+        app.db(),
+        vitalfarm_storage::repo::email_tokens::Purpose::VerifyEmail,
+        &hex_sha256(&token),
+    )
+    .await
+    .unwrap();
+    assert!(rows.is_some(), "the hash finds the token");
+    let plain = app
+        .exec_sql(
+            "UPDATE email_tokens SET purpose = purpose WHERE token_hash = ?",
+            vec![token.clone().into()],
+        )
+        .await;
+    assert_eq!(plain, 0, "the token itself is not stored");
+
+    app.post("/v1/auth/verify-email", None, json!({"token": "vf_ev_wrong"}))
+        .await
+        .problem(404, "not-found");
+    app.post("/v1/auth/verify-email", None, json!({"token": ""}))
+        .await
+        .problem(422, "validation-failed");
+    let res = app
+        .post("/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["email_verified"], true);
+    assert_eq!(res.body["id"], ada.user_id.to_string());
+    assert_eq!(
+        app.get("/v1/me", &ada.token).await.body["user"]["email_verified"],
+        true
+    );
+    // Single use; and a verified account needs no new mail.
+    app.post("/v1/auth/verify-email", None, json!({"token": token}))
+        .await
+        .problem(404, "not-found");
+    app.post("/v1/auth/resend-verification", Some(&ada.token), json!({}))
+        .await
+        .problem(409, "conflict");
+
+    // An expired token does not verify; a resent one does.
+    let bob = app.signup_unverified("bob@example.org", "individual").await;
+    let first = app.mailed_token("bob@example.org", "vf_ev_", 1).await;
+    app.exec_sql(
+        "UPDATE email_tokens SET expires_at = ? WHERE token_hash = ?",
+        vec![
+            (chrono::Utc::now() - chrono::Duration::minutes(1)).into(),
+            hex_sha256(&first).into(),
+        ],
+    )
+    .await;
+    app.post("/v1/auth/verify-email", None, json!({"token": first}))
+        .await
+        .problem(404, "not-found");
+    let res = app
+        .post("/v1/auth/resend-verification", Some(&bob.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+    let second = app.mailed_token("bob@example.org", "vf_ev_", 2).await;
+    assert_ne!(first, second);
+    app.verify_by_mail(&bob).await;
+    // A verification token is no reset token, and the other way round.
+    app.post(
+        "/v1/auth/password-reset/confirm",
+        None,
+        json!({"token": second, "new_password": "a brand new passphrase"}),
+    )
+    .await
+    .problem(404, "not-found");
+    // The mailbox can not be flooded: a few resends an hour.
+    let carl = app.signup_unverified("carl@example.org", "individual").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            app.post("/v1/auth/resend-verification", Some(&carl.token), json!({}))
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [202, 202, 202, 202, 202, 429]);
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A consent request to an unverified address is one to an address nobody
+/// has: the same answer to the company, and the squatter sees nothing.
+#[tokio::test]
+async fn consent_requests_to_an_unverified_address_reach_nobody() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let squatter = app.signup_unverified("ann@example.org", "individual").await;
+    let ask = |email: &str| {
+        json!({"individual_email": email, "metrics": ["heart_rate"], "purpose": "care", "access": "read", "duration": "P30D"})
+    };
+    let to_squatter = app
+        .post("/v1/consent-requests", Some(&acme.token), ask("ann@example.org"))
+        .await;
+    let to_nobody = app
+        .post("/v1/consent-requests", Some(&acme.token), ask("nobody@example.org"))
+        .await;
+    assert_eq!(to_squatter.status, StatusCode::CREATED, "{}", to_squatter.text);
+    assert_eq!(to_squatter.status, to_nobody.status);
+    let shape = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for k in ["id", "individual_email", "created_at", "expires_at"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    assert_eq!(shape(&to_squatter.body), shape(&to_nobody.body));
+    let id = to_squatter.str("/id");
+
+    let incoming = app
+        .get("/v1/consent-requests?direction=incoming", &squatter.token)
+        .await;
+    assert_eq!(incoming.status, StatusCode::OK);
+    assert_eq!(incoming.body["items"], json!([]));
+    app.post(
+        &format!("/v1/consent-requests/{id}/approve"),
+        Some(&squatter.token),
+        json!({"subject_ids": []}),
+    )
+    .await
+    .problem(404, "not-found");
+    app.post(&format!("/v1/consent-requests/{id}/deny"), Some(&squatter.token), json!({}))
+        .await
+        .problem(404, "not-found");
+    // Nothing but the verification mail went to the address.
+    let mails = app.wait_mails("ann@example.org", 1).await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("vf_ev_"));
+
+    // Once the address is proved, the request is there.
+    app.verify_by_mail(&squatter).await;
+    let incoming = app
+        .get("/v1/consent-requests?direction=incoming", &squatter.token)
+        .await;
+    assert_eq!(incoming.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// Password reset by mailed token: the answer never tells whether the
+/// address has an account; the token works once; every session and refresh
+/// token of the account ends.
+#[tokio::test]
+async fn password_reset_by_mail_ends_every_session() {
+    let app = TestApp::spawn().await;
+    let ada = app.individual("ada@example.org").await;
+    let second = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.org", "password": PASSWORD}),
+        )
+        .await;
+    let second_refresh = second.str("/refresh_token");
+
+    let known = app
+        .post("/v1/auth/password-reset", None, json!({"email": "ADA@example.org"}))
+        .await;
+    let unknown = app
+        .post("/v1/auth/password-reset", None, json!({"email": "nobody@example.org"}))
+        .await;
+    let malformed = app
+        .post("/v1/auth/password-reset", None, json!({"email": "not an address"}))
+        .await;
+    for res in [&known, &unknown, &malformed] {
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.text);
+        assert_eq!(res.text, known.text);
+    }
+    let token = app.mailed_token("ada@example.org", "vf_pr_", 1).await;
+    assert!(app.mails_to("nobody@example.org").is_empty());
+
+    let confirm = "/v1/auth/password-reset/confirm";
+    let res = app
+        .post(confirm, None, json!({"token": token, "new_password": "short"}))
+        .await;
+    assert_eq!(res.fields(), ["new_password"]);
+    app.post(
+        confirm,
+        None,
+        json!({"token": "vf_pr_wrong", "new_password": "a brand new passphrase"}),
+    )
+    .await
+    .problem(404, "not-found");
+    // The refused password did not spend the token.
+    let res = app
+        .post(confirm, None, json!({"token": token, "new_password": "a brand new passphrase"}))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    app.post(confirm, None, json!({"token": token, "new_password": "yet another passphrase"}))
+        .await
+        .problem(404, "not-found");
+
+    // Every refresh token of the account is revoked.
+    for refresh in [&ada.refresh_token, &second_refresh] {
+        app.post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+            .await
+            .problem(401, "unauthorized");
+    }
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": "ada@example.org", "password": PASSWORD}),
+    )
+    .await
+    .problem(401, "invalid-credentials");
+    let res = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.org", "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+/// Changing the password needs the current one; the other sessions end and
+/// the caller gets a fresh token pair.
+#[tokio::test]
+async fn password_change_needs_the_current_password_and_ends_other_sessions() {
+    let app = TestApp::spawn().await;
+    let ada = app.individual("ada@example.org").await;
+    let other = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.org", "password": PASSWORD}),
+        )
+        .await
+        .str("/refresh_token");
+    let change = "/v1/me/password";
+    app.post(
+        change,
+        Some(&ada.token),
+        json!({"current_password": "not the password", "new_password": "a brand new passphrase"}),
+    )
+    .await
+    .problem(401, "invalid-credentials");
+    let res = app
+        .post(
+            change,
+            Some(&ada.token),
+            json!({"current_password": PASSWORD, "new_password": "ada@example.org"}),
+        )
+        .await;
+    assert_eq!(res.fields(), ["new_password"]);
+    app.post(
+        change,
+        None,
+        json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+    )
+    .await
+    .problem(401, "unauthorized");
+
+    let res = app
+        .post(
+            change,
+            Some(&ada.token),
+            json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let fresh_refresh = res.str("/refresh_token");
+    assert!(app.get("/v1/me", &res.str("/access_token")).await.status.is_success());
+    for refresh in [&ada.refresh_token, &other] {
+        app.post("/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+            .await
+            .problem(401, "unauthorized");
+    }
+    let res = app
+        .post("/v1/auth/refresh", None, json!({"refresh_token": fresh_refresh}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": "ada@example.org", "password": "a brand new passphrase"}),
+    )
+    .await;
+    let res = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": "ada@example.org", "password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 }

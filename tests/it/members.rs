@@ -5,12 +5,14 @@ use serde_json::json;
 use vitalfarm_tests::{PASSWORD, TestApp};
 
 #[tokio::test]
-async fn existing_users_join_at_once_new_ones_by_invitation() {
+async fn existing_users_accept_invitations_new_ones_complete_their_account_by_mail() {
     let app = TestApp::spawn().await;
     let acme = app.company("owner@acme.example").await;
     let members = format!("/v1/memberships/{}/members", acme.membership_id);
-    app.individual("grace@example.org").await;
+    let grace = app.individual("grace@example.org").await;
 
+    // An existing account is invited, not added: nothing changes for it
+    // until it accepts.
     let res = app
         .post(
             &members,
@@ -19,16 +21,86 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
-    assert_eq!(res.body["member"]["status"], "active");
-    assert!(res.body["invitation_token"].is_null());
-    let grace = app.login("grace@example.org").await;
-    let me = app.get("/v1/me", &grace).await;
+    assert_eq!(res.body["member"]["status"], "invited");
+    assert!(res.body.get("invitation_token").is_none(), "tokens go by mail only");
+    assert!(res.body["invitation_expires_at"].is_string());
+    let mails = app.wait_mails("grace@example.org", 2).await;
+    let notice = mails
+        .iter()
+        .find(|m| m.contains("/v1/me/invitations"))
+        .expect("an invitation notice");
+    assert!(notice.contains("owner@acme.example's") && notice.contains("analyst"), "{notice}");
+    assert!(!notice.contains("vf_inv_"), "an existing account needs no token");
+    let me = app.get("/v1/me", &grace.token).await;
+    assert_eq!(me.body["memberships"].as_array().unwrap().len(), 1, "not a member yet");
+    let list = app.get(&members, &acme.token).await;
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 1, "only the owner");
+
+    let pending = app.get("/v1/me/invitations", &grace.token).await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.text);
+    let items = pending.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["membership_id"], acme.membership_id.to_string());
+    assert_eq!(items[0]["membership_name"], "owner@acme.example's company");
+    assert_eq!(items[0]["role"], "analyst");
+    let id = items[0]["id"].as_str().unwrap();
+    // Someone else cannot answer it.
+    let stranger = app.individual("stranger@example.org").await;
+    app.post(&format!("/v1/me/invitations/{id}/accept"), Some(&stranger.token), json!({}))
+        .await
+        .problem(404, "not-found");
+    let res = app
+        .post(&format!("/v1/me/invitations/{id}/accept"), Some(&grace.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["id"], acme.membership_id.to_string());
+    assert_eq!(res.body["role"], "analyst");
+    let me = app.get("/v1/me", &grace.token).await;
     assert_eq!(
         me.body["memberships"].as_array().unwrap().len(),
         2,
         "own membership and Acme"
     );
+    // Spent: accepting again, or declining, finds nothing.
+    app.post(&format!("/v1/me/invitations/{id}/accept"), Some(&grace.token), json!({}))
+        .await
+        .problem(404, "not-found");
+    app.post(&format!("/v1/me/invitations/{id}/decline"), Some(&grace.token), json!({}))
+        .await
+        .problem(404, "not-found");
+    // A member is not invited again.
+    app.post(
+        &members,
+        Some(&acme.token),
+        json!({"email": "grace@example.org", "role": "viewer"}),
+    )
+    .await
+    .problem(409, "conflict");
 
+    // Declining leaves the account as it was.
+    let beta = app.company("owner@beta.example").await;
+    app.post(
+        &format!("/v1/memberships/{}/members", beta.membership_id),
+        Some(&beta.token),
+        json!({"email": "grace@example.org", "role": "admin"}),
+    )
+    .await;
+    let pending = app.get("/v1/me/invitations", &grace.token).await;
+    let id = pending.str("/items/0/id");
+    let res = app
+        .post(&format!("/v1/me/invitations/{id}/decline"), Some(&grace.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(app.get("/v1/me/invitations", &grace.token).await.body["items"], json!([]));
+    assert_eq!(
+        app.get("/v1/me", &grace.token).await.body["memberships"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Someone without an account gets the token by mail.
     let res = app
         .post(
             &members,
@@ -38,9 +110,11 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     assert_eq!(res.body["member"]["status"], "invited");
-    let token = res.str("/invitation_token");
-    assert!(token.starts_with("vf_inv_"));
+    assert!(res.body.get("invitation_token").is_none());
     assert!(res.body["invitation_expires_at"].is_string());
+    let token = app.mailed_token("newbie@acme.example", "vf_inv_", 1).await;
+    let mail = &app.mails_to("newbie@acme.example")[0];
+    assert!(mail.contains("owner@acme.example's") && mail.contains("developer"), "{mail}");
 
     // The invited account has no password yet: it cannot sign in.
     let res = app
@@ -68,7 +142,7 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
             json!({"invitation_token": token, "password": "newbie@acme.example", "display_name": "Newbie"}),
         )
         .await;
-    assert_eq!(res.fields(), ["password"]);
+    assert_eq!(res.fields(), ["password"], "{}", res.text);
 
     let res = app
         .post(
@@ -80,6 +154,10 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     assert_eq!(res.body["membership"]["id"], acme.membership_id.to_string());
     assert_eq!(res.body["user"]["email"], "newbie@acme.example");
+    assert_eq!(
+        res.body["user"]["email_verified"], true,
+        "the mailed token proves the address"
+    );
     let newbie = res.str("/tokens/access_token");
     let me = app.get("/v1/me", &newbie).await;
     assert_eq!(me.body["memberships"][0]["role"], "developer");
@@ -100,6 +178,87 @@ async fn existing_users_join_at_once_new_ones_by_invitation() {
     assert_eq!(items.len(), 3);
     assert!(items.iter().all(|m| m["status"] == "active"));
     assert!(list.body["next_cursor"].is_null());
+}
+
+/// Issue 13, item 1: a squatter signs up with a colleague's address before
+/// its owner does; when the company invites that address as admin, the
+/// squatter gets no role, no staff list and no admin API key: the
+/// invitation waits for acceptance, and an unverified account cannot
+/// accept it (nor see it).
+#[tokio::test]
+async fn a_squatter_of_a_colleagues_address_gets_no_role_from_an_invitation() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let squatter = app.signup_unverified("ana@acme.example", "individual").await;
+    let me = app.get("/v1/me", &squatter.token).await;
+    assert_eq!(me.body["user"]["email_verified"], false);
+
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/members", acme.membership_id),
+            Some(&acme.token),
+            json!({"email": "ana@acme.example", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.body["member"]["status"], "invited");
+
+    // No admin role, no staff list, no admin API key.
+    let me = app.get("/v1/me", &squatter.token).await;
+    let memberships = me.body["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{}", me.body);
+    assert!(memberships.iter().all(|m| m["id"] != acme.membership_id.to_string()));
+    app.get(
+        &format!("/v1/memberships/{}/members", acme.membership_id),
+        &squatter.token,
+    )
+    .await
+    .problem(404, "not-found");
+    app.post(
+        &format!("/v1/memberships/{}/api-keys", acme.membership_id),
+        Some(&squatter.token),
+        json!({"name": "mine", "role": "admin"}),
+    )
+    .await
+    .problem(404, "not-found");
+
+    // An unverified account neither sees nor answers invitations.
+    app.get("/v1/me/invitations", &squatter.token)
+        .await
+        .problem(403, "forbidden");
+    let invitation: uuid::Uuid = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        vitalfarm_storage::entity::invitation::Entity::find()
+            .filter(vitalfarm_storage::entity::invitation::Column::UserId.eq(squatter.user_id))
+            .one(app.db().conn())
+            .await
+            .unwrap()
+            .expect("the invitation waits")
+            .id
+    };
+    for answer in ["accept", "decline"] {
+        app.post(
+            &format!("/v1/me/invitations/{invitation}/{answer}"),
+            Some(&squatter.token),
+            json!({}),
+        )
+        .await
+        .problem(403, "forbidden");
+    }
+    let me = app.get("/v1/me", &squatter.token).await;
+    assert_eq!(me.body["memberships"].as_array().unwrap().len(), 1);
+
+    // The address's owner reads the mail: verified, she accepts.
+    app.verify_by_mail(&squatter).await;
+    let res = app
+        .post(
+            &format!("/v1/me/invitations/{invitation}/accept"),
+            Some(&squatter.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["role"], "admin");
 }
 
 #[tokio::test]
