@@ -448,9 +448,7 @@ impl TestApp {
     /// verification mail it received, as its owner would.
     pub async fn verify_by_mail(&self, member: &Member) {
         let token = self.mailed_token(&member.email, "vf_ev_", 1).await;
-        let res = self
-            .post("/v1/auth/verify-email", None, json!({"token": token}))
-            .await;
+        let res = self.post("/v1/auth/verify-email", None, json!({"token": token})).await;
         assert_eq!(res.status, StatusCode::OK, "verify {}: {}", member.email, res.text);
         assert_eq!(res.body["email_verified"], true);
     }
@@ -459,7 +457,9 @@ impl TestApp {
     /// body, line ends normalised).
     pub fn mails_to(&self, to: &str) -> Vec<String> {
         let sink = mail_sink::sink();
-        let dir = sink.dir.join(mail_sink::sender_folder(&self.config.mail_from_address()));
+        let dir = sink
+            .dir
+            .join(mail_sink::sender_folder(&self.config.mail_from_address()));
         let to = to.trim().to_lowercase();
         mail_sink::read_all(&dir)
             .into_iter()
@@ -593,7 +593,11 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no invitation from {}: {}", company.membership_id, list.body))
             .to_owned();
         let res = self
-            .post(&format!("/v1/me/invitations/{id}/accept"), Some(&person.token), json!({}))
+            .post(
+                &format!("/v1/me/invitations/{id}/accept"),
+                Some(&person.token),
+                json!({}),
+            )
             .await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     }

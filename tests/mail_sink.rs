@@ -66,18 +66,16 @@ fn start_embedded() -> std::io::Result<MailSink> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
     let root = dir.clone();
-    std::thread::Builder::new()
-        .name("test-smtp".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let root = root.clone();
-                let _ = std::thread::Builder::new()
-                    .name("test-smtp-conn".into())
-                    .spawn(move || {
-                        let _ = session(stream, &root);
-                    });
-            }
-        })?;
+    std::thread::Builder::new().name("test-smtp".into()).spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            let _ = std::thread::Builder::new()
+                .name("test-smtp-conn".into())
+                .spawn(move || {
+                    let _ = session(stream, &root);
+                });
+        }
+    })?;
     Ok(MailSink { addr, dir })
 }
 

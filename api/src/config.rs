@@ -381,7 +381,11 @@ impl Config {
         for (key, value, max) in [
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs, 365 * 24 * 3600),
             ("invitation_ttl_secs", self.invitation_ttl_secs, 90 * 24 * 3600),
-            ("email_verification_ttl_secs", self.email_verification_ttl_secs, 30 * 24 * 3600),
+            (
+                "email_verification_ttl_secs",
+                self.email_verification_ttl_secs,
+                30 * 24 * 3600,
+            ),
             ("password_reset_ttl_secs", self.password_reset_ttl_secs, 24 * 3600),
             ("login_window_secs", self.login_window_secs, 24 * 3600),
         ] {

@@ -156,6 +156,12 @@ async fn write_outbox(dir: &std::path::Path, kind: &str, bytes: &[u8]) -> anyhow
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("creating the outbox {}", dir.display()))?;
+    // The messages hold live tokens: the folder is the service user's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).await?;
+    }
     let name = format!(
         "{}-{kind}-{}.eml",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),

@@ -481,16 +481,11 @@ async fn signup_mails_a_single_use_expiring_verification_token() {
     app.post("/v1/auth/verify-email", None, json!({"token": ""}))
         .await
         .problem(422, "validation-failed");
-    let res = app
-        .post("/v1/auth/verify-email", None, json!({"token": token}))
-        .await;
+    let res = app.post("/v1/auth/verify-email", None, json!({"token": token})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.body["email_verified"], true);
     assert_eq!(res.body["id"], ada.user_id.to_string());
-    assert_eq!(
-        app.get("/v1/me", &ada.token).await.body["user"]["email_verified"],
-        true
-    );
+    assert_eq!(app.get("/v1/me", &ada.token).await.body["user"]["email_verified"], true);
     // Single use; and a verified account needs no new mail.
     app.post("/v1/auth/verify-email", None, json!({"token": token}))
         .await
@@ -557,9 +552,7 @@ async fn consent_requests_to_an_unverified_address_reach_nobody() {
     let app = TestApp::spawn().await;
     let acme = app.company("owner@acme.example").await;
     let squatter = app.signup_unverified("ann@example.org", "individual").await;
-    let ask = |email: &str| {
-        json!({"individual_email": email, "metrics": ["heart_rate"], "purpose": "care", "access": "read", "duration": "P30D"})
-    };
+    let ask = |email: &str| json!({"individual_email": email, "metrics": ["heart_rate"], "purpose": "care", "access": "read", "duration": "P30D"});
     let to_squatter = app
         .post("/v1/consent-requests", Some(&acme.token), ask("ann@example.org"))
         .await;
@@ -590,9 +583,13 @@ async fn consent_requests_to_an_unverified_address_reach_nobody() {
     )
     .await
     .problem(404, "not-found");
-    app.post(&format!("/v1/consent-requests/{id}/deny"), Some(&squatter.token), json!({}))
-        .await
-        .problem(404, "not-found");
+    app.post(
+        &format!("/v1/consent-requests/{id}/deny"),
+        Some(&squatter.token),
+        json!({}),
+    )
+    .await
+    .problem(404, "not-found");
     // Nothing but the verification mail went to the address.
     let mails = app.wait_mails("ann@example.org", 1).await;
     assert_eq!(mails.len(), 1);
@@ -652,12 +649,20 @@ async fn password_reset_by_mail_ends_every_session() {
     .problem(404, "not-found");
     // The refused password did not spend the token.
     let res = app
-        .post(confirm, None, json!({"token": token, "new_password": "a brand new passphrase"}))
+        .post(
+            confirm,
+            None,
+            json!({"token": token, "new_password": "a brand new passphrase"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    app.post(confirm, None, json!({"token": token, "new_password": "yet another passphrase"}))
-        .await
-        .problem(404, "not-found");
+    app.post(
+        confirm,
+        None,
+        json!({"token": token, "new_password": "yet another passphrase"}),
+    )
+    .await
+    .problem(404, "not-found");
 
     // Every refresh token of the account is revoked.
     for refresh in [&ada.refresh_token, &second_refresh] {

@@ -10,10 +10,7 @@ use vitalfarm_tests::TestApp;
 async fn foreign_principals_get_404_on_every_membership_operation() {
     let app = TestApp::spawn().await;
     let acme = app.company("owner@acme.example").await;
-    let staff_id = app
-        .staff_member(&acme, "staff@acme.example", "analyst")
-        .await
-        .user_id;
+    let staff_id = app.staff_member(&acme, "staff@acme.example", "analyst").await.user_id;
     let key_res = app
         .post(
             &format!("/v1/memberships/{}/api-keys", acme.membership_id),

@@ -29,7 +29,10 @@ async fn existing_users_accept_invitations_new_ones_complete_their_account_by_ma
         .iter()
         .find(|m| m.contains("/v1/me/invitations"))
         .expect("an invitation notice");
-    assert!(notice.contains("owner@acme.example's") && notice.contains("analyst"), "{notice}");
+    assert!(
+        notice.contains("owner@acme.example's") && notice.contains("analyst"),
+        "{notice}"
+    );
     assert!(!notice.contains("vf_inv_"), "an existing account needs no token");
     let me = app.get("/v1/me", &grace.token).await;
     assert_eq!(me.body["memberships"].as_array().unwrap().len(), 1, "not a member yet");
@@ -46,11 +49,19 @@ async fn existing_users_accept_invitations_new_ones_complete_their_account_by_ma
     let id = items[0]["id"].as_str().unwrap();
     // Someone else cannot answer it.
     let stranger = app.individual("stranger@example.org").await;
-    app.post(&format!("/v1/me/invitations/{id}/accept"), Some(&stranger.token), json!({}))
-        .await
-        .problem(404, "not-found");
+    app.post(
+        &format!("/v1/me/invitations/{id}/accept"),
+        Some(&stranger.token),
+        json!({}),
+    )
+    .await
+    .problem(404, "not-found");
     let res = app
-        .post(&format!("/v1/me/invitations/{id}/accept"), Some(&grace.token), json!({}))
+        .post(
+            &format!("/v1/me/invitations/{id}/accept"),
+            Some(&grace.token),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.body["id"], acme.membership_id.to_string());
@@ -62,12 +73,20 @@ async fn existing_users_accept_invitations_new_ones_complete_their_account_by_ma
         "own membership and Acme"
     );
     // Spent: accepting again, or declining, finds nothing.
-    app.post(&format!("/v1/me/invitations/{id}/accept"), Some(&grace.token), json!({}))
-        .await
-        .problem(404, "not-found");
-    app.post(&format!("/v1/me/invitations/{id}/decline"), Some(&grace.token), json!({}))
-        .await
-        .problem(404, "not-found");
+    app.post(
+        &format!("/v1/me/invitations/{id}/accept"),
+        Some(&grace.token),
+        json!({}),
+    )
+    .await
+    .problem(404, "not-found");
+    app.post(
+        &format!("/v1/me/invitations/{id}/decline"),
+        Some(&grace.token),
+        json!({}),
+    )
+    .await
+    .problem(404, "not-found");
     // A member is not invited again.
     app.post(
         &members,
@@ -88,10 +107,17 @@ async fn existing_users_accept_invitations_new_ones_complete_their_account_by_ma
     let pending = app.get("/v1/me/invitations", &grace.token).await;
     let id = pending.str("/items/0/id");
     let res = app
-        .post(&format!("/v1/me/invitations/{id}/decline"), Some(&grace.token), json!({}))
+        .post(
+            &format!("/v1/me/invitations/{id}/decline"),
+            Some(&grace.token),
+            json!({}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    assert_eq!(app.get("/v1/me/invitations", &grace.token).await.body["items"], json!([]));
+    assert_eq!(
+        app.get("/v1/me/invitations", &grace.token).await.body["items"],
+        json!([])
+    );
     assert_eq!(
         app.get("/v1/me", &grace.token).await.body["memberships"]
             .as_array()
@@ -114,7 +140,10 @@ async fn existing_users_accept_invitations_new_ones_complete_their_account_by_ma
     assert!(res.body["invitation_expires_at"].is_string());
     let token = app.mailed_token("newbie@acme.example", "vf_inv_", 1).await;
     let mail = &app.mails_to("newbie@acme.example")[0];
-    assert!(mail.contains("owner@acme.example's") && mail.contains("developer"), "{mail}");
+    assert!(
+        mail.contains("owner@acme.example's") && mail.contains("developer"),
+        "{mail}"
+    );
 
     // The invited account has no password yet: it cannot sign in.
     let res = app

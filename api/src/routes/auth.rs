@@ -209,7 +209,11 @@ pub async fn accept_invitation(
     let user =
         accounts::claim_invited(&state.db, UserId::from_uuid(invited.id), hash, body.display_name.trim()).await?;
     let joined_id = match pending {
-        Some(id) => Some(members::accept_invitation(&state.db, UserId::from_uuid(user.id), id).await?.0),
+        Some(id) => Some(
+            members::accept_invitation(&state.db, UserId::from_uuid(user.id), id)
+                .await?
+                .0,
+        ),
         None => None,
     };
     let joined = accounts::memberships_of_user(&state.db, UserId::from_uuid(user.id))

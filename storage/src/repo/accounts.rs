@@ -149,7 +149,10 @@ pub async fn claim_invited(
             user::Column::InviteExpiresAt,
             sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .col_expr(user::Column::EmailVerifiedAt, sea_orm::sea_query::Expr::value(Some(now)))
+        .col_expr(
+            user::Column::EmailVerifiedAt,
+            sea_orm::sea_query::Expr::value(Some(now)),
+        )
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
         .filter(user::Column::Id.eq(user_id.as_uuid()))
         .filter(user::Column::PasswordHash.is_null())
@@ -235,7 +238,10 @@ pub async fn memberships_of_user(db: &Database, user: UserId) -> Result<Vec<Memb
 pub async fn mark_verified(db: &Database, user_id: UserId, email: &str) -> Result<bool, StorageError> {
     let now = Utc::now();
     user::Entity::update_many()
-        .col_expr(user::Column::EmailVerifiedAt, sea_orm::sea_query::Expr::value(Some(now)))
+        .col_expr(
+            user::Column::EmailVerifiedAt,
+            sea_orm::sea_query::Expr::value(Some(now)),
+        )
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
         .filter(user::Column::Id.eq(user_id.as_uuid()))
         .filter(user::Column::Email.eq(email))

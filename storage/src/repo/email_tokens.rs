@@ -53,11 +53,7 @@ pub async fn issue(
 /// The user and address of the live token with `token_hash` and
 /// `purpose`, without spending it (to check a new password against the
 /// address before the token is used up).
-pub async fn peek(
-    db: &Database,
-    purpose: Purpose,
-    token_hash: &str,
-) -> Result<Option<(UserId, String)>, StorageError> {
+pub async fn peek(db: &Database, purpose: Purpose, token_hash: &str) -> Result<Option<(UserId, String)>, StorageError> {
     Ok(email_token::Entity::find()
         .filter(email_token::Column::TokenHash.eq(token_hash))
         .filter(email_token::Column::Purpose.eq(purpose.as_str()))

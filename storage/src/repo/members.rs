@@ -186,10 +186,7 @@ pub async fn invitations_of_user(db: &Database, user_id: UserId) -> Result<Vec<P
 }
 
 /// The live invitation whose mailed token has hash `token_hash`.
-pub async fn invitation_by_token(
-    db: &Database,
-    token_hash: &str,
-) -> Result<Option<invitation::Model>, StorageError> {
+pub async fn invitation_by_token(db: &Database, token_hash: &str) -> Result<Option<invitation::Model>, StorageError> {
     Ok(invitation::Entity::find()
         .filter(invitation::Column::TokenHash.eq(token_hash))
         .filter(invitation::Column::ExpiresAt.gt(Utc::now()))
@@ -200,11 +197,7 @@ pub async fn invitation_by_token(
 /// The user accepts their invitation `id`: they join with its role and the
 /// invitation is gone, in one transaction. `NotFound` for an invitation
 /// that is not theirs, expired or already answered.
-pub async fn accept_invitation(
-    db: &Database,
-    user_id: UserId,
-    id: Uuid,
-) -> Result<(MembershipId, Role), StorageError> {
+pub async fn accept_invitation(db: &Database, user_id: UserId, id: Uuid) -> Result<(MembershipId, Role), StorageError> {
     let now = Utc::now();
     let txn = db.begin_write().await?;
     let inv = invitation::Entity::find_by_id(id)
