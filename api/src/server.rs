@@ -52,6 +52,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         mqtt: std::sync::OnceLock::new(),
         jobs_wake: Arc::new(tokio::sync::Notify::new()),
         stream,
+        metrics: Metrics::new()?,
     })
 }
 
@@ -74,7 +75,7 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let state = web::Data::new(state);
-    let metrics = web::Data::new(Metrics::new()?);
+    let metrics = web::Data::new(state.metrics.clone());
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -125,6 +126,10 @@ async fn janitor(db: Database) {
         }
         if let Err(e) = rate_limits::purge_stale(&db, chrono::Duration::days(1)).await {
             tracing::warn!(error = %e, "purging rate-limit counters failed");
+        }
+        // Networks accounts signed in from are known for 90 days.
+        if let Err(e) = rate_limits::purge_remembered(&db, chrono::Duration::days(90)).await {
+            tracing::warn!(error = %e, "purging known sign-in networks failed");
         }
         if let Err(e) = vitalfarm_storage::repo::oauth::purge_stale(&db).await {
             tracing::warn!(error = %e, "purging stale OAuth codes, tokens and grants failed");

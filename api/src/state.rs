@@ -25,6 +25,9 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// This node's live-stream source (`GET /v1/memberships/{mid}/stream`).
     pub stream: crate::stream::Hub,
+    /// This node's Prometheus metrics (`GET /metrics`), for counters kept
+    /// outside HTTP requests (MQTT).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl AppState {
