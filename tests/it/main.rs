@@ -18,6 +18,7 @@ mod errors;
 mod exports;
 mod farms;
 mod faults;
+mod hardening;
 mod fhir;
 mod imports;
 mod isolation;

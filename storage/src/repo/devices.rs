@@ -120,6 +120,8 @@ pub async fn register(
                 last_seen_at: None,
                 offline_due_ms: None,
                 offline_at_ms: None,
+                last_error: None,
+                last_error_at: None,
                 created_at: now,
                 updated_at: now,
             })
