@@ -190,13 +190,17 @@ fn problem_responses() -> Value {
     for kind in ProblemKind::ALL {
         out.insert(kind.component().to_owned(), response(kind.title(), &[kind]));
     }
-    // One status can carry one response: 400 covers both malformed JSON and
-    // invalid parameters.
+    // One status can carry one response: 400 covers malformed JSON,
+    // invalid parameters and requests malformed at the HTTP level.
     out.insert(
         "BadRequest".into(),
         response(
-            "The body is not valid JSON, or a path or query parameter is invalid.",
-            &[ProblemKind::InvalidJson, ProblemKind::InvalidParameter],
+            "The body is not valid JSON, a path or query parameter is invalid, or the request is malformed at the HTTP level.",
+            &[
+                ProblemKind::InvalidJson,
+                ProblemKind::InvalidParameter,
+                ProblemKind::MalformedRequest,
+            ],
         ),
     );
     Value::Object(out)

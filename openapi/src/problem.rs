@@ -190,7 +190,7 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             InvalidJson => "expected value at line 1 column 1",
-            MalformedRequest => "the request's header fields are too large",
+            MalformedRequest => "the request is malformed (a header, the URI or the body framing)",
             InvalidParameter => "mid: must be a UUID",
             ValidationFailed => "1 field is invalid",
             Unauthorized => "missing Authorization header",
