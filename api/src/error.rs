@@ -265,7 +265,10 @@ fn problem_for_status(status: StatusCode) -> Option<ApiError> {
         },
         431 => ApiError::MalformedRequest("the request's header fields are too large".into()),
         s if (400..500).contains(&s) => ApiError::MalformedRequest(
-            status.canonical_reason().unwrap_or("the request was refused").to_owned(),
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
         ),
         _ => return None,
     })
@@ -280,8 +283,8 @@ pub async fn problem_bodies(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    use actix_web::body::BodySize;
     use actix_web::ResponseError;
+    use actix_web::body::BodySize;
     let head = req.method() == actix_web::http::Method::HEAD;
     let res = next.call(req).await?;
     let status = res.status();

@@ -80,7 +80,11 @@ impl Labels {
         let key = (method, route.to_owned(), status);
         if seen.contains(&key) || seen.len() < MAX_SERIES {
             seen.insert(key);
-            let status = if status == 0 { "other".to_owned() } else { status.to_string() };
+            let status = if status == 0 {
+                "other".to_owned()
+            } else {
+                status.to_string()
+            };
             (method, route.to_owned(), status)
         } else {
             ("other", "other".to_owned(), "other".to_owned())
@@ -211,7 +215,10 @@ mod tests {
         for i in 0..MAX_SERIES + 50 {
             labels.of("GET", &format!("/r{i}"), 200);
         }
-        assert_eq!(labels.of("GET", "/new", 200), ("other", "other".to_owned(), "other".to_owned()));
+        assert_eq!(
+            labels.of("GET", "/new", 200),
+            ("other", "other".to_owned(), "other".to_owned())
+        );
         assert_eq!(labels.of("GET", "/r1", 200).1, "/r1", "known sets keep their labels");
     }
 }

@@ -44,7 +44,9 @@ pub fn check_with_inputs(password: &str, email: &Email, inputs: &[&str]) -> Resu
     let mut user_inputs = vec![email.as_str(), email.local_part()];
     user_inputs.extend(inputs.iter().flat_map(|i| i.split_whitespace()));
     if u8::from(zxcvbn::zxcvbn(&scored, &user_inputs).score()) < MIN_SCORE {
-        return Err("is too easy to guess (a common password, or built from words, names or details of the account); use a longer passphrase of unrelated words");
+        return Err(
+            "is too easy to guess (a common password, or built from words, names or details of the account); use a longer passphrase of unrelated words",
+        );
     }
     Ok(())
 }

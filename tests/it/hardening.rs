@@ -26,9 +26,14 @@ async fn mqtt_hooks_need_the_shared_secret_and_stop_guessing_per_device() {
     // Without a configured secret there are no hooks.
     let bare = TestApp::spawn().await;
     for path in ["/v1/mqtt/auth/user", "/v1/mqtt/auth/superuser", "/v1/mqtt/auth/acl"] {
-        hook(&bare, path, Some(HOOK_SECRET), json!({"username": "x", "password": "y"}))
-            .await
-            .problem(404, "not-found");
+        hook(
+            &bare,
+            path,
+            Some(HOOK_SECRET),
+            json!({"username": "x", "password": "y"}),
+        )
+        .await
+        .problem(404, "not-found");
     }
 
     let app = TestApp::spawn_with(|c| {
@@ -58,9 +63,14 @@ async fn mqtt_hooks_need_the_shared_secret_and_stop_guessing_per_device() {
         hook(&app, "/v1/mqtt/auth/user", secret, login(&d.id, &d.secret))
             .await
             .problem(403, "forbidden");
-        hook(&app, "/v1/mqtt/auth/acl", secret, json!({"username": d.id, "topic": "x", "acc": 2}))
-            .await
-            .problem(403, "forbidden");
+        hook(
+            &app,
+            "/v1/mqtt/auth/acl",
+            secret,
+            json!({"username": d.id, "topic": "x", "acc": 2}),
+        )
+        .await
+        .problem(403, "forbidden");
     }
 
     // Guessing: three failures, then no more checks for that device id,
@@ -76,7 +86,13 @@ async fn mqtt_hooks_need_the_shared_secret_and_stop_guessing_per_device() {
     hook(&app, "/v1/mqtt/auth/user", Some(HOOK_SECRET), login(&d.id, &d.secret))
         .await
         .problem(429, "rate-limited");
-    let ok = hook(&app, "/v1/mqtt/auth/user", Some(HOOK_SECRET), login(&other.id, &other.secret)).await;
+    let ok = hook(
+        &app,
+        "/v1/mqtt/auth/user",
+        Some(HOOK_SECRET),
+        login(&other.id, &other.secret),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
 }
 
@@ -273,7 +289,16 @@ async fn forwarded_host_headers_count_only_behind_a_trusted_proxy() {
 #[tokio::test]
 async fn random_methods_and_paths_do_not_grow_metrics() {
     let app = TestApp::spawn().await;
-    let metrics = || async { app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let metrics = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
     // Every status the loop can produce, once, so the baseline has their
     // series.
     for method in ["GET", "BREW"] {
@@ -368,7 +393,15 @@ async fn mqtt_payloads_that_are_not_json_are_counted_and_recorded_on_the_device(
     assert!(error.contains("not JSON"), "{device}");
     assert!(!error.contains("38.2"), "the payload stays out of the record");
     assert!(device["last_error_at"].is_string(), "{device}");
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("vitalfarm_mqtt_rejected_payloads_total 1"),
         "{metrics}"

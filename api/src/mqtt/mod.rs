@@ -198,7 +198,13 @@ pub async fn handle_uplink(
                     // values.
                     tracing::warn!(device = %device_id, reason, "dropped an MQTT readings message");
                     state.metrics.mqtt_rejected_payloads.inc();
-                    if let Err(e) = devices::record_error(&state.db, device_id, &format!("MQTT readings message dropped: {reason}")).await {
+                    if let Err(e) = devices::record_error(
+                        &state.db,
+                        device_id,
+                        &format!("MQTT readings message dropped: {reason}"),
+                    )
+                    .await
+                    {
                         tracing::warn!(error = %e, "recording a device's last error failed");
                     }
                     return Ok(Handled::Done);

@@ -355,7 +355,10 @@ async fn verify_limited(
     let limit = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     let pair_key = format!("login:account-net:{account}:{network}");
     let budgets = [
-        (format!("login:ip:{network}"), limit(state.config.login_max_attempts_per_ip)),
+        (
+            format!("login:ip:{network}"),
+            limit(state.config.login_max_attempts_per_ip),
+        ),
         (pair_key.clone(), limit(state.config.login_max_failures_per_account)),
         (
             format!("login:account:{account}"),

@@ -22,17 +22,17 @@
 
 use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use base64::Engine;
 use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use vitalfarm_domain::DeviceStatus;
 
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult};
-use vitalfarm_storage::repo::rate_limits;
 use crate::mqtt::{Topics, Uplink};
 use crate::state::AppState;
+use vitalfarm_storage::repo::rate_limits;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/mqtt/auth/user", user);

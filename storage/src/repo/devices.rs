@@ -297,7 +297,10 @@ async fn bind(
 /// the message itself, which may hold health values).
 pub async fn record_error(db: &Database, id: uuid::Uuid, reason: &str) -> Result<(), StorageError> {
     device::Entity::update_many()
-        .col_expr(device::Column::LastError, Expr::value(Some(reason.chars().take(300).collect::<String>())))
+        .col_expr(
+            device::Column::LastError,
+            Expr::value(Some(reason.chars().take(300).collect::<String>())),
+        )
         .col_expr(device::Column::LastErrorAt, Expr::value(Some(Utc::now())))
         .filter(device::Column::Id.eq(id))
         .exec(db.conn())
