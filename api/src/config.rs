@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "login_window_secs",
     "login_max_failures_per_account",
     "login_max_attempts_per_ip",
+    "login_max_failures_account_wide",
     "trust_forwarded_for",
     "max_json_body_bytes",
     "farm_quota_bytes",
@@ -61,6 +62,8 @@ pub const KEYS: &[&str] = &[
     "webhook_backoff_base_ms",
     "device_offline_after_secs",
     "webhook_allow_private_networks",
+    "mqtt_hook_secret",
+    "mqtt_hook_max_failures",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -125,12 +128,23 @@ pub struct Config {
     pub mail_from: String,
     /// Window over which login attempts are counted.
     pub login_window_secs: u64,
-    /// Failed logins of one account allowed per window.
+    /// Failed sign-ins of one account from one client network (an IPv4
+    /// address or an IPv6 /64) allowed per window.
     pub login_max_failures_per_account: u32,
-    /// Login attempts from one client address allowed per window.
+    /// Failed sign-ins from one client network (an IPv4 address or an IPv6
+    /// /64), whatever the account, allowed per window. Successful sign-ins
+    /// do not count.
     pub login_max_attempts_per_ip: u32,
-    /// Use the last `X-Forwarded-For` address (the one the proxy in front
-    /// appended) as the client address; only behind such a proxy.
+    /// Failed sign-ins of one account from all networks together allowed
+    /// per window; beyond it only networks the account signed in from before
+    /// (in the last 90 days) are still checked, so spread-out guessing stops
+    /// while the owner still gets in.
+    pub login_max_failures_account_wide: u32,
+    /// Behind a reverse proxy: use the last `X-Forwarded-For` address (the
+    /// one the proxy appended) as the client address, and the forwarded host
+    /// and scheme (`Forwarded`, `X-Forwarded-Host`, `X-Forwarded-Proto`,
+    /// `Host`) in absolute URLs when `public_url` is unset. Without it those
+    /// headers are ignored and absolute URLs use the bind address.
     pub trust_forwarded_for: bool,
     pub max_json_body_bytes: usize,
     /// Default quota of a new farm.
@@ -191,6 +205,14 @@ pub struct Config {
     /// to loopback): for development and tests, never where the service's
     /// network holds anything a tenant must not reach.
     pub webhook_allow_private_networks: bool,
+    /// The shared secret an external MQTT broker sends to the hooks
+    /// `/v1/mqtt/auth/*` (header `X-Vitalfarm-Hook-Secret`, or as the
+    /// password of HTTP Basic authentication); at least 16 characters.
+    /// Unset, the hooks answer 404.
+    pub mqtt_hook_secret: Option<String>,
+    /// Failed device logins through the hooks allowed per device id per
+    /// `login_window_secs`; beyond it the hook refuses without checking.
+    pub mqtt_hook_max_failures: u32,
 }
 
 impl Default for Config {
@@ -221,6 +243,7 @@ impl Default for Config {
             login_window_secs: 15 * 60,
             login_max_failures_per_account: 5,
             login_max_attempts_per_ip: 100,
+            login_max_failures_account_wide: 50,
             trust_forwarded_for: false,
             max_json_body_bytes: 1024 * 1024,
             farm_quota_bytes: 1024 * 1024 * 1024,
@@ -245,6 +268,8 @@ impl Default for Config {
             webhook_backoff_base_ms: 5000,
             device_offline_after_secs: 15 * 60,
             webhook_allow_private_networks: false,
+            mqtt_hook_secret: None,
+            mqtt_hook_max_failures: 10,
         }
     }
 }
@@ -409,6 +434,17 @@ impl Config {
         }
         if self.login_max_failures_per_account == 0 || self.login_max_attempts_per_ip == 0 {
             return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));
+        }
+        if self.login_max_failures_account_wide == 0 {
+            return Err(invalid("login_max_failures_account_wide", "must be at least 1"));
+        }
+        if self.mqtt_hook_max_failures == 0 {
+            return Err(invalid("mqtt_hook_max_failures", "must be at least 1"));
+        }
+        if let Some(secret) = &self.mqtt_hook_secret
+            && secret.chars().count() < 16
+        {
+            return Err(invalid("mqtt_hook_secret", "must be at least 16 characters"));
         }
         if self.max_json_body_bytes < 1024 {
             return Err(invalid("max_json_body_bytes", "must be at least 1024"));

@@ -15,6 +15,8 @@ use crate::telemetry;
 pub enum ApiError {
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
     #[error("invalid parameter {field}: {message}")]
     InvalidParameter { field: String, message: String },
     #[error("validation failed")]
@@ -64,6 +66,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidJson(_) => ProblemKind::InvalidJson,
+            MalformedRequest(_) => ProblemKind::MalformedRequest,
             InvalidParameter { .. } => ProblemKind::InvalidParameter,
             Validation(_) => ProblemKind::ValidationFailed,
             Unauthorized(_) => ProblemKind::Unauthorized,
@@ -99,7 +102,7 @@ impl ApiError {
     fn detail(&self) -> String {
         use ApiError::*;
         match self {
-            InvalidJson(d) => d.clone(),
+            InvalidJson(d) | MalformedRequest(d) => d.clone(),
             InvalidParameter { field, message } => format!("{field}: {message}"),
             Validation(errors) => match errors.as_slice() {
                 [one] => format!("{}: {}", one.field, one.message),
@@ -239,3 +242,83 @@ impl ResponseError for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body limit of routes that read their body as raw bytes (broker
+/// hooks, OAuth forms, mashup bodies): actix's `PayloadConfig`, set
+/// explicitly so that the 413 can name it.
+pub const BYTES_BODY_LIMIT: usize = 256 * 1024;
+
+/// The problem for an error response that actix produced without one (its
+/// extractors answer with an empty or plain-text body): chosen by status,
+/// so clients get `application/problem+json` from every error.
+fn problem_for_status(status: StatusCode) -> Option<ApiError> {
+    Some(match status.as_u16() {
+        400 => ApiError::MalformedRequest("the request is malformed (a header, the URI or the body framing)".into()),
+        404 => ApiError::RouteNotFound,
+        411 => ApiError::LengthRequired,
+        413 => ApiError::PayloadTooLarge {
+            limit: BYTES_BODY_LIMIT,
+        },
+        414 => ApiError::MalformedRequest("the URI is too long".into()),
+        415 => ApiError::UnsupportedMediaType {
+            expected: "a supported type",
+        },
+        431 => ApiError::MalformedRequest("the request's header fields are too large".into()),
+        s if (400..500).contains(&s) => ApiError::MalformedRequest(
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
+        ),
+        _ => return None,
+    })
+}
+
+/// Middleware: an error response without a body, or with a plain-text one
+/// (actix's own rejections: a `Content-Type` that is not ASCII, a body over
+/// the byte routes' limit, ...), gets the problem document of its status.
+/// Problem documents, JSON errors (OAuth) and pages (the consent page) are
+/// left alone.
+pub async fn problem_bodies(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::ResponseError;
+    use actix_web::body::BodySize;
+    let head = req.method() == actix_web::http::Method::HEAD;
+    let res = next.call(req).await?;
+    let status = res.status();
+    if head || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res.map_into_boxed_body());
+    }
+    let empty = matches!(res.response().body().size(), BodySize::None | BodySize::Sized(0));
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(empty || plain) {
+        return Ok(res.map_into_boxed_body());
+    }
+    let Some(problem) = problem_for_status(status) else {
+        return Ok(res.map_into_boxed_body());
+    };
+    let (req, old) = res.into_parts();
+    let mut new = problem.error_response();
+    // The status stays actix's (a 431 stays 431 even though the catalogue
+    // files it under malformed requests); headers it set are kept.
+    *new.status_mut() = status;
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if let Ok(body) = serde_json::to_vec(&{
+        let mut p = problem.problem();
+        p.status = status.as_u16();
+        p
+    }) {
+        new = new.set_body(actix_web::body::BoxBody::new(body));
+    }
+    Ok(actix_web::dev::ServiceResponse::new(req, new))
+}

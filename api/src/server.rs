@@ -54,6 +54,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         jobs_wake: Arc::new(tokio::sync::Notify::new()),
         stream,
         mail,
+        metrics: Metrics::new()?,
     })
 }
 
@@ -76,13 +77,15 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let state = web::Data::new(state);
-    let metrics = web::Data::new(Metrics::new()?);
+    let metrics = web::Data::new(state.metrics.clone());
     let app_state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
             .app_data(metrics.clone())
+            .app_data(web::PayloadConfig::new(crate::error::BYTES_BODY_LIMIT))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(crate::error::problem_bodies))
             .wrap(from_fn(telemetry::observe))
             .configure(|cfg| routes::all().register(cfg))
             .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
@@ -127,6 +130,10 @@ async fn janitor(db: Database) {
         }
         if let Err(e) = rate_limits::purge_stale(&db, chrono::Duration::days(1)).await {
             tracing::warn!(error = %e, "purging rate-limit counters failed");
+        }
+        // Networks accounts signed in from are known for 90 days.
+        if let Err(e) = rate_limits::purge_remembered(&db, chrono::Duration::days(90)).await {
+            tracing::warn!(error = %e, "purging known sign-in networks failed");
         }
         if let Err(e) = vitalfarm_storage::repo::oauth::purge_stale(&db).await {
             tracing::warn!(error = %e, "purging stale OAuth codes, tokens and grants failed");

@@ -27,6 +27,9 @@ pub struct AppState {
     pub stream: crate::stream::Hub,
     /// Outgoing mail (SMTP, or the outbox directory).
     pub mail: Arc<crate::mail::Mailer>,
+    /// This node's Prometheus metrics (`GET /metrics`), for counters kept
+    /// outside HTTP requests (MQTT).
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl AppState {

@@ -4,13 +4,15 @@
 //! the concrete path or query, because paths can carry share tokens and
 //! queries can carry health values; headers and bodies are never logged.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::config::Config;
 
@@ -37,11 +39,68 @@ pub fn init_logging(config: &Config) {
     };
 }
 
+/// Most distinct label sets the HTTP metrics hold. Routes are a fixed
+/// list and methods and statuses are folded to a few values, so a running
+/// service stays far below it; it is the backstop should anything
+/// client-controlled slip into a label again.
+pub const MAX_SERIES: usize = 2000;
+
+/// Every label value of the HTTP metrics comes through here, so their
+/// cardinality is bounded in one place.
+#[derive(Default)]
+struct Labels {
+    seen: Mutex<HashSet<(&'static str, String, u16)>>,
+}
+
+impl Labels {
+    /// The method label: the standard methods by name, anything a client
+    /// made up as `other`.
+    fn method(method: &str) -> &'static str {
+        match method {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            "OPTIONS" => "OPTIONS",
+            "TRACE" => "TRACE",
+            "CONNECT" => "CONNECT",
+            _ => "other",
+        }
+    }
+
+    /// The label set for one request; past [`MAX_SERIES`] distinct sets, a
+    /// new one is counted as `other` throughout.
+    fn of(&self, method: &str, route: &str, status: u16) -> (&'static str, String, String) {
+        let method = Self::method(method);
+        // Statuses are three digits; anything else (none today) folds too.
+        let status = if (100..600).contains(&status) { status } else { 0 };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (method, route.to_owned(), status);
+        if seen.contains(&key) || seen.len() < MAX_SERIES {
+            seen.insert(key);
+            let status = if status == 0 {
+                "other".to_owned()
+            } else {
+                status.to_string()
+            };
+            (method, route.to_owned(), status)
+        } else {
+            ("other", "other".to_owned(), "other".to_owned())
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    labels: Arc<Labels>,
+    /// MQTT readings messages that could not be read (not JSON, or not a
+    /// reading or batch): acknowledged, recorded on the device, counted here.
+    pub mqtt_rejected_payloads: IntCounter,
 }
 
 impl Metrics {
@@ -64,18 +123,25 @@ impl Metrics {
             ]),
             &["method", "route", "status"],
         )?;
+        let mqtt_rejected_payloads = IntCounter::new(
+            "mqtt_rejected_payloads_total",
+            "MQTT readings messages that were not a reading or batch of readings (acknowledged and dropped; the device's last_error says why).",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(mqtt_rejected_payloads.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            labels: Arc::new(Labels::default()),
+            mqtt_rejected_payloads,
         })
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [method, route, status.as_str()];
+        let (method, route, status) = self.labels.of(method, route, status);
+        let labels = [method, route.as_str(), status.as_str()];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
     }
@@ -108,7 +174,9 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = request_id_of(&req);
-    let method = req.method().to_string();
+    // The log and the metrics name a made-up method `other`: it is the
+    // client's text.
+    let method = Labels::method(req.method().as_str());
     let metrics = req.app_data::<actix_web::web::Data<Metrics>>().cloned();
     let result = REQUEST_ID.scope(id.clone(), next.call(req)).await;
     let elapsed = started.elapsed();
@@ -125,7 +193,7 @@ pub async fn observe(
         Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),
     };
     if let Some(metrics) = metrics {
-        metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+        metrics.observe(method, &route, status, elapsed.as_secs_f64());
     }
     tracing::info!(request_id = %id, %method, %route, status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
     let mut res = result?;
@@ -133,4 +201,24 @@ pub async fn observe(
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_fold_and_label_sets_are_capped() {
+        assert_eq!(Labels::method("GET"), "GET");
+        assert_eq!(Labels::method("BREW"), "other");
+        let labels = Labels::default();
+        for i in 0..MAX_SERIES + 50 {
+            labels.of("GET", &format!("/r{i}"), 200);
+        }
+        assert_eq!(
+            labels.of("GET", "/new", 200),
+            ("other", "other".to_owned(), "other".to_owned())
+        );
+        assert_eq!(labels.of("GET", "/r1", 200).1, "/r1", "known sets keep their labels");
+    }
 }

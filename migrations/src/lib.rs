@@ -21,6 +21,7 @@ mod m20261122_000014_webhooks;
 mod m20261122_000015_readings_received;
 mod m20261202_000016_email_verification;
 mod m20261202_000017_invitations;
+mod m20261202_000018_device_last_error;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000015_readings_received::Migration),
             Box::new(m20261202_000016_email_verification::Migration),
             Box::new(m20261202_000017_invitations::Migration),
+            Box::new(m20261202_000018_device_last_error::Migration),
         ]
     }
 }

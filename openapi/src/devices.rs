@@ -105,6 +105,10 @@ pub struct Device {
     /// to, never to a fleet owner whose device someone else claimed.
     pub subject_id: Option<Uuid>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Why the last message the device sent was dropped (for example an
+    /// MQTT payload that is not JSON); null if none was.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

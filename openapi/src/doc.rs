@@ -88,6 +88,8 @@ pub const BEARER_JWT: &str = "bearer_jwt";
 pub const API_KEY: &str = "api_key";
 pub const DEVICE: &str = "device";
 pub const OAUTH2: &str = "oauth2";
+pub const MQTT_HOOK_SECRET: &str = "mqtt_hook_secret";
+pub const MQTT_HOOK_BASIC: &str = "mqtt_hook_basic";
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -127,6 +129,17 @@ pub fn finalize(doc: &mut Value) {
                 "in": "header",
                 "name": "Authorization",
                 "description": "A device's credentials, `Device <device_id>:<secret>`, from registration or `/v1/devices/{did}/rotate-secret`."
+            },
+            MQTT_HOOK_SECRET: {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Vitalfarm-Hook-Secret",
+                "description": "The broker hooks' shared secret (`mqtt_hook_secret`), for an external MQTT broker only."
+            },
+            MQTT_HOOK_BASIC: {
+                "type": "http",
+                "scheme": "basic",
+                "description": "The broker hooks' shared secret (`mqtt_hook_secret`) as the password of Basic authentication (any user name), for brokers that cannot send custom headers."
             }
         });
         components["securitySchemes"][OAUTH2] = oauth2_scheme();
@@ -177,13 +190,17 @@ fn problem_responses() -> Value {
     for kind in ProblemKind::ALL {
         out.insert(kind.component().to_owned(), response(kind.title(), &[kind]));
     }
-    // One status can carry one response: 400 covers both malformed JSON and
-    // invalid parameters.
+    // One status can carry one response: 400 covers malformed JSON,
+    // invalid parameters and requests malformed at the HTTP level.
     out.insert(
         "BadRequest".into(),
         response(
-            "The body is not valid JSON, or a path or query parameter is invalid.",
-            &[ProblemKind::InvalidJson, ProblemKind::InvalidParameter],
+            "The body is not valid JSON, a path or query parameter is invalid, or the request is malformed at the HTTP level.",
+            &[
+                ProblemKind::InvalidJson,
+                ProblemKind::InvalidParameter,
+                ProblemKind::MalformedRequest,
+            ],
         ),
     );
     Value::Object(out)

@@ -51,6 +51,7 @@ pub struct FieldError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
     InvalidJson,
+    MalformedRequest,
     InvalidParameter,
     ValidationFailed,
     Unauthorized,
@@ -75,8 +76,9 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 22] = [
+    pub const ALL: [ProblemKind; 23] = [
         ProblemKind::InvalidJson,
+        ProblemKind::MalformedRequest,
         ProblemKind::InvalidParameter,
         ProblemKind::ValidationFailed,
         ProblemKind::Unauthorized,
@@ -105,6 +107,7 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             InvalidJson => (400, "invalid-json", "The request body is not valid JSON"),
+            MalformedRequest => (400, "malformed-request", "The request is malformed"),
             InvalidParameter => (400, "invalid-parameter", "A path or query parameter is invalid"),
             ValidationFailed => (422, "validation-failed", "The request has invalid fields"),
             Unauthorized => (401, "unauthorized", "Authentication is required"),
@@ -158,6 +161,7 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             InvalidJson => "InvalidJson",
+            MalformedRequest => "MalformedRequest",
             InvalidParameter => "InvalidParameter",
             ValidationFailed => "ValidationFailed",
             Unauthorized => "Unauthorized",
@@ -186,6 +190,7 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             InvalidJson => "expected value at line 1 column 1",
+            MalformedRequest => "the request is malformed (a header, the URI or the body framing)",
             InvalidParameter => "mid: must be a UUID",
             ValidationFailed => "1 field is invalid",
             Unauthorized => "missing Authorization header",

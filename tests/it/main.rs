@@ -19,6 +19,7 @@ mod exports;
 mod farms;
 mod faults;
 mod fhir;
+mod hardening;
 mod imports;
 mod isolation;
 mod mashups;

@@ -197,7 +197,11 @@ async fn a_device_cannot_publish_or_listen_under_another_device() {
 #[tokio::test]
 async fn mqtt_hooks_answer_go_auth_and_emqx() {
     // The hooks only answer; MQTT itself stays off in this test.
-    let app = TestApp::spawn_with(|c| c.mqtt_url = Some("mqtt://vitalfarm:link%20secret@127.0.0.1:1883".into())).await;
+    let app = TestApp::spawn_with(|c| {
+        c.mqtt_url = Some("mqtt://vitalfarm:link%20secret@127.0.0.1:1883".into());
+        c.mqtt_hook_secret = Some("the broker's own hook secret".into());
+    })
+    .await;
     let care = app.company("hooks@acme.example").await;
     let d = app.monitored_device(&care, "MQ-5").await;
     let (device, secret) = (d.id, d.secret);
@@ -212,11 +216,16 @@ async fn mqtt_hooks_answer_go_auth_and_emqx() {
             .client
             .post(app.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-vitalfarm-hook-secret", "the broker's own hook secret")
             .body(body);
         async move { req.send().await.unwrap().status() }
     };
     let json_hook = |path: &str, body: Value| {
-        let req = app.client.post(app.url(path)).json(&body);
+        let req = app
+            .client
+            .post(app.url(path))
+            .header("x-vitalfarm-hook-secret", "the broker's own hook secret")
+            .json(&body);
         async move {
             let res = vitalfarm_tests::Resp::from(req.send().await.unwrap()).await;
             (res.status, res.body)

@@ -40,6 +40,11 @@ use crate::state::AppState;
 /// stops reading that device until the oldest is acknowledged.
 const IN_FLIGHT: usize = 128;
 
+/// The largest first packet (CONNECT) of a connection. Before it is read
+/// nobody is authenticated, so a stranger must not make the front hold
+/// megabytes; a CONNECT carries an id, a login and perhaps a small will.
+pub const MAX_FIRST_PACKET: usize = 8 * 1024;
+
 pub async fn serve(state: web::Data<AppState>, topics: Topics, listener: TcpListener, login: Arc<InternalLogin>) {
     let cache = Arc::new(DeviceCache::default());
     loop {
@@ -63,8 +68,18 @@ pub async fn serve(state: web::Data<AppState>, topics: Topics, listener: TcpList
 
 /// Reads one whole packet, reading more from the stream as needed.
 async fn read_packet<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> anyhow::Result<Packet> {
+    read_packet_limited(rd, buf, MAX_PACKET).await
+}
+
+/// Reads one whole packet of at most `max` bytes; a larger one is refused
+/// as soon as its fixed header announces it, before its body is read.
+async fn read_packet_limited<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max: usize,
+) -> anyhow::Result<Packet> {
     loop {
-        match Packet::read(buf, MAX_PACKET) {
+        match Packet::read(buf, max) {
             Ok(p) => return Ok(p),
             Err(mqttbytes::Error::InsufficientBytes(_)) => {
                 if rd.read_buf(buf).await? == 0 {
@@ -100,7 +115,11 @@ async fn connection(
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let first = tokio::time::timeout(Duration::from_secs(10), read_packet(&mut stream, &mut buf)).await;
+    let first = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_packet_limited(&mut stream, &mut buf, MAX_FIRST_PACKET),
+    )
+    .await;
     let mut connect = match first {
         Ok(Ok(Packet::Connect(c))) => c,
         Ok(Ok(_)) => bail!("the first packet was not CONNECT"),
@@ -112,7 +131,11 @@ async fn connection(
             )
             .await;
         }
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => {
+            // Closed at once, whatever the client still sends.
+            let _ = stream.shutdown().await;
+            return Err(e);
+        }
         Err(_) => bail!("no CONNECT within 10 s"),
     };
     let Some(credentials) = connect.login.take() else {

@@ -188,10 +188,25 @@ pub async fn handle_uplink(
             let items = match parse_batch(payload) {
                 Ok(items) => items,
                 Err(reason) => {
-                    // A malformed message stays malformed: acknowledge it so
-                    // it is not redelivered forever, and say why in the log
-                    // (without its content, which may hold health values).
+                    // A malformed message stays malformed: acknowledge it
+                    // anyway, because a broker or device redelivers an
+                    // unacknowledged message for ever and one poison message
+                    // would stall the device's whole queue behind it. It does
+                    // not vanish: it is counted on /metrics and its reason
+                    // lands on the device's `last_error`, where the owner
+                    // sees it; never its content, which may hold health
+                    // values.
                     tracing::warn!(device = %device_id, reason, "dropped an MQTT readings message");
+                    state.metrics.mqtt_rejected_payloads.inc();
+                    if let Err(e) = devices::record_error(
+                        &state.db,
+                        device_id,
+                        &format!("MQTT readings message dropped: {reason}"),
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "recording a device's last error failed");
+                    }
                     return Ok(Handled::Done);
                 }
             };

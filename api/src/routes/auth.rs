@@ -323,32 +323,130 @@ pub async fn logout(state: web::Data<AppState>, Json(body): Json<RefreshRequest>
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Checks an email and password as sign-in does, under the same budgets:
-/// per client address, and failed attempts per account (429 with
-/// `Retry-After` past either). The OAuth consent page signs people in with
-/// it too, so the page is no way around the limits.
+/// How long a network an account signed in from counts as known: from a
+/// known network the owner's correct password passes the account-wide
+/// back-off that failures from elsewhere set off.
+const KNOWN_NETWORK_DAYS: i64 = 90;
+
+/// The client's network, the unit that per-address budgets count: an IPv4
+/// address, or the /64 of an IPv6 address (one subscriber is routinely given
+/// a whole /64, so its single addresses cost an attacker nothing).
+pub fn client_network(req: &HttpRequest, state: &AppState) -> String {
+    let ip = client_ip(req, state);
+    let bare = ip.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip,
+    }
+}
+
+fn known_network_key(user: uuid::Uuid, network: &str) -> String {
+    format!("{}login:{user}:{network}", rate_limits::REMEMBERED_PREFIX)
+}
+
+/// Checks a password under the sign-in limits, counting before verifying:
+/// each attempt takes its place in the counters first (one atomic statement
+/// each), so concurrent guesses cannot all be checked against a count that
+/// none of them has raised yet. A correct password gives its places back:
+/// only failures count.
+///
+/// - per client network: failures from one network, any account;
+/// - per (account, network): failures of one account from one network,
+///   the tight limit that stops guessing;
+/// - per account: failures from everywhere, a looser back-off that stops a
+///   guesser spread over many networks. It does not apply to a network the
+///   account signed in from before, so that nobody can lock the owner out
+///   by failing on purpose.
+async fn verify_limited(
+    req: &HttpRequest,
+    state: &AppState,
+    account: &str,
+    user: Option<&user::Model>,
+    password: String,
+) -> ApiResult<bool> {
+    let network = client_network(req, state);
+    let known = match user {
+        Some(u) => {
+            rate_limits::seen_within(
+                &state.db,
+                &known_network_key(u.id, &network),
+                Duration::days(KNOWN_NETWORK_DAYS),
+            )
+            .await?
+        }
+        None => false,
+    };
+    let limit = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let pair_key = format!("login:account-net:{account}:{network}");
+    let budgets = [
+        (
+            format!("login:ip:{network}"),
+            limit(state.config.login_max_attempts_per_ip),
+        ),
+        (pair_key.clone(), limit(state.config.login_max_failures_per_account)),
+        (
+            format!("login:account:{account}"),
+            if known {
+                i32::MAX
+            } else {
+                limit(state.config.login_max_failures_account_wide)
+            },
+        ),
+    ];
+    let mut counted: Vec<&str> = Vec::with_capacity(budgets.len());
+    for (key, max) in &budgets {
+        let w = rate_limits::hit(&state.db, key, window(state)).await?;
+        counted.push(key);
+        if w.count > *max {
+            // Refused unchecked: not a failure, so it takes nothing.
+            for k in &counted {
+                rate_limits::undo(&state.db, k).await?;
+            }
+            return Err(retry_after(&w));
+        }
+    }
+    let stored = user.and_then(|u| u.password_hash.clone());
+    if !pw::verify(password, stored).await? {
+        return Ok(false);
+    }
+    for k in &counted {
+        rate_limits::undo(&state.db, k).await?;
+    }
+    // The owner proved themselves from this network: its earlier failures
+    // were theirs (or no longer matter), and it is now a known network.
+    rate_limits::reset(&state.db, &pair_key).await?;
+    if let Some(u) = user {
+        rate_limits::remember(&state.db, &known_network_key(u.id, &network)).await?;
+    }
+    Ok(true)
+}
+
+/// Checks an email and password as sign-in does, under the same budgets
+/// (see [`verify_limited`]; 429 with `Retry-After` past any). The OAuth
+/// consent page signs people in with it too, so the page is no way around
+/// the limits.
 pub async fn check_password(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     email: &str,
     password: String,
 ) -> ApiResult<user::Model> {
-    check_ip_budget(state, format!("login:ip:{}", client_ip(req, state))).await?;
     // A malformed address is just an account that does not exist: it costs
     // an attempt and a hash like any other.
     let parsed = Email::parse(email).ok();
-    let account_key = format!("login:account:{}", email.trim().to_lowercase());
-    let w = rate_limits::peek(&state.db, &account_key, window(state)).await?;
-    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
-        return Err(retry_after(&w));
-    }
+    let account = email.trim().to_lowercase();
     let user = match &parsed {
         Some(email) => accounts::find_user_by_email(&state.db, email).await?,
         None => None,
     };
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    if !pw::verify(password, stored).await? {
-        rate_limits::hit(&state.db, &account_key, window(state)).await?;
+    if !verify_limited(req, state, &account, user.as_ref(), password).await? {
         if let Some(user) = &user {
             // Off the request's path, so neither the answer nor its timing
             // tells whether the account exists.
@@ -362,14 +460,12 @@ pub async fn check_password(
         }
         return Err(ApiError::InvalidCredentials);
     }
-    let user = user.ok_or(ApiError::InvalidCredentials)?;
-    rate_limits::reset(&state.db, &account_key).await?;
-    Ok(user)
+    user.ok_or(ApiError::InvalidCredentials)
 }
 
 /// Re-authentication for a dangerous operation (erasure): checks `password`
-/// against the signed-in user's, under the same per-address and per-account
-/// limits as sign-in, so it cannot be used to guess passwords faster.
+/// against the signed-in user's, under the same limits as sign-in, so it
+/// cannot be used to guess passwords faster.
 pub async fn confirm_password(
     req: &HttpRequest,
     state: &AppState,
@@ -379,16 +475,9 @@ pub async fn confirm_password(
     if password.chars().count() > password::MAX_CHARS {
         return Err(ApiError::field("password", "must be at most 1024 characters"));
     }
-    check_ip_budget(state, format!("login:ip:{}", client_ip(req, state))).await?;
-    let account_key = format!("login:account:{}", user.email.trim().to_lowercase());
-    let w = rate_limits::peek(&state.db, &account_key, window(state)).await?;
-    if w.count >= i32::try_from(state.config.login_max_failures_per_account).unwrap_or(i32::MAX) {
-        return Err(retry_after(&w));
-    }
-    if !pw::verify(password, user.password_hash.clone()).await? {
-        rate_limits::hit(&state.db, &account_key, window(state)).await?;
+    let account = user.email.trim().to_lowercase();
+    if !verify_limited(req, state, &account, Some(user), password).await? {
         return Err(ApiError::InvalidCredentials);
     }
-    rate_limits::reset(&state.db, &account_key).await?;
     Ok(())
 }

@@ -70,6 +70,8 @@ pub fn device_dto(d: &device::Model, viewer: MembershipId) -> Device {
         claimed: d.subject_id.is_some(),
         subject_id: if sees_subject { d.subject_id } else { None },
         last_seen_at: d.last_seen_at,
+        last_error: d.last_error.clone(),
+        last_error_at: d.last_error_at,
         created_at: d.created_at,
         updated_at: d.updated_at,
     }

@@ -135,3 +135,22 @@ pub fn all() -> RouteSet {
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }
+
+/// Where clients reach this service, for absolute URLs (share links, OAuth
+/// metadata, FHIR bundles): `public_url` when configured; behind a trusted
+/// proxy (`trust_forwarded_for`) the scheme and host it forwards; otherwise
+/// the address this server is bound to. `Host` and `X-Forwarded-*` come
+/// from the client, and without a proxy vouching for them they could point
+/// links anywhere (`X-Forwarded-Host: evil.example`).
+pub fn public_base(req: &actix_web::HttpRequest, state: &crate::state::AppState) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    if state.config.trust_forwarded_for {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let app = req.app_config();
+    let scheme = if app.secure() { "https" } else { "http" };
+    format!("{scheme}://{}", app.local_addr())
+}

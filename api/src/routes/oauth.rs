@@ -57,16 +57,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margi
 // ---------------------------------------------------------------------------
 // Metadata
 
-/// The base URL the endpoints are published under: `public_url` when
-/// configured, else the address this request came in on.
+/// Where clients reach this service (see [`super::public_base`]).
 fn base_url(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
+    super::public_base(req, state)
 }
 
 /// Authorization server metadata (RFC 8414): endpoints, scopes, grant

@@ -34,16 +34,9 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/shared/{token}", download);
 }
 
-/// Where clients reach this service: `public_url` when configured, else the
-/// scheme and host the request came in on.
+/// Where clients reach this service (see [`super::public_base`]).
 fn public_base(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
+    super::public_base(req, state)
 }
 
 fn link_dto(v: &share_links::LinkView) -> ShareLink {

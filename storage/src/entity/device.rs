@@ -26,6 +26,9 @@ pub struct Model {
     pub offline_due_ms: Option<i64>,
     /// When (epoch ms) it was flagged offline; null while online.
     pub offline_at_ms: Option<i64>,
+    /// Why the device's last dropped message was dropped, and when.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -120,6 +120,8 @@ pub async fn register(
                 last_seen_at: None,
                 offline_due_ms: None,
                 offline_at_ms: None,
+                last_error: None,
+                last_error_at: None,
                 created_at: now,
                 updated_at: now,
             })
@@ -291,6 +293,21 @@ async fn bind(
 /// offline flag and moves the time its silence would make it offline to
 /// `offline_after` from now (always written when flagged or when that
 /// period is short enough for a skipped write to matter).
+/// Records why a message of the device was dropped (a short reason, never
+/// the message itself, which may hold health values).
+pub async fn record_error(db: &Database, id: uuid::Uuid, reason: &str) -> Result<(), StorageError> {
+    device::Entity::update_many()
+        .col_expr(
+            device::Column::LastError,
+            Expr::value(Some(reason.chars().take(300).collect::<String>())),
+        )
+        .col_expr(device::Column::LastErrorAt, Expr::value(Some(Utc::now())))
+        .filter(device::Column::Id.eq(id))
+        .exec(db.conn())
+        .await?;
+    Ok(())
+}
+
 pub async fn touch(db: &Database, dev: &device::Model, offline_after: chrono::Duration) -> Result<(), StorageError> {
     let now = Utc::now();
     let quiet = offline_after > chrono::Duration::minutes(2) && dev.offline_at_ms.is_none();
