@@ -421,6 +421,9 @@ async fn fire_due(db: &Database, due: &alert_due::Model, now_ms: i64) -> Result<
     let Some(row) = repo::find_rule(db.conn(), due.rule_id).await? else {
         return Ok(false);
     };
+    if row.disabled_at_ms.is_some() {
+        return Ok(false);
+    }
     let Some(rule) = parse_row(&row) else { return Ok(false) };
     let Condition::NoData { for_ms } = rule.condition else {
         return Ok(false);

@@ -24,6 +24,8 @@ use crate::routes;
         routes::auth::refresh,
         routes::auth::logout,
         routes::me::me,
+        routes::me::list_authorizations,
+        routes::me::revoke_authorization,
         routes::memberships::get_membership,
         routes::members::add_member,
         routes::members::list_members,

@@ -163,6 +163,7 @@ pub async fn create(
             description,
             events: &kinds,
             secret_sealed: sealed,
+            origin: auth.0.app_origin(),
         },
     )
     .await?;
