@@ -250,7 +250,10 @@ pub async fn remove_member(
         .map_err(|e| match e {
             vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
             vitalfarm_storage::StorageError::Conflict(m @ (api_keys::HEIR_NOT_A_MEMBER | api_keys::HEIR_TOO_WEAK)) => {
-                ApiError::field("reassign_keys_to", m)
+                ApiError::InvalidParameter {
+                    field: "reassign_keys_to".into(),
+                    message: m.into(),
+                }
             }
             other => other.into(),
         })?;
