@@ -697,7 +697,7 @@ async fn app_hook(rx: &Receiver) -> AppHook {
         &app,
         &developer,
         &ann,
-        &["webhooks.manage", "alerts.read", "alerts.write"],
+        &["webhooks.manage", "alerts.read", "alerts.write", "files.write"],
     )
     .await;
     let res = app
@@ -813,6 +813,21 @@ async fn an_apps_webhooks_rules_and_links_end_when_the_app_is_deleted() {
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    // And a share link to one of Ann's files.
+    let up = app
+        .upload(&ann.token, ann.farm_id, "notes/today.txt", b"private".to_vec(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let link = app
+        .post(
+            &format!("/v1/farms/{}/share-links", ann.farm_id),
+            Some(&token),
+            json!({"path": "notes/today.txt", "expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(link.status, StatusCode::CREATED, "{}", link.text);
+    let shared = link.str("/url")[app.base.len()..].to_owned();
+    assert_eq!(app.call(Method::GET, &shared, None, None).await.status, StatusCode::OK);
     open_fresh_alert(&app, &watch, 0).await;
     rx.wait_for("alert.opened", 1).await;
 
@@ -825,12 +840,18 @@ async fn an_apps_webhooks_rules_and_links_end_when_the_app_is_deleted() {
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     let hook = app.get(&format!("{}/{wid}", hooks_path(&ann)), &ann.token).await;
     assert_eq!(hook.body["enabled"], false, "{}", hook.text);
+    let res = app.call(Method::GET, &shared, None, None).await;
+    assert!(
+        [StatusCode::GONE, StatusCode::NOT_FOUND].contains(&res.status),
+        "the app's share link still works: {}",
+        res.text
+    );
 
     // Ann's own rule still opens alerts; the app's endpoint hears none, and
     // the app's rule no longer opens any.
     open_fresh_alert(&app, &watch, 10).await;
     let res = app
-        .ingest(&watch, json!([bp(Utc::now() - chrono::Duration::minutes(20), 80.0)]))
+        .ingest(&watch, json!([bp(Utc::now() - chrono::Duration::minutes(20), 85.0)]))
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     all_dispatched(&app).await;
