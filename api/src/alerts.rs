@@ -506,5 +506,6 @@ pub fn rule_dto(r: &alert_rule::Model) -> AlertRule {
         condition: serde_json::from_str(&r.condition).unwrap_or(serde_json::Value::Null),
         severity: r.severity.clone(),
         created_at: at(r.created_at_ms),
+        enabled: r.disabled_at_ms.is_none(),
     }
 }

@@ -484,7 +484,9 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: webhook_delivery
     let done = u32::try_from(attempts).unwrap_or(u32::MAX);
     let (status, next) = if outcome.error.is_none() {
         (repo::DELIVERED, None)
-    } else if done >= state.config.webhook_max_attempts || matches!(outcome.error, Some("endpoint_deleted" | "endpoint_disabled")) {
+    } else if done >= state.config.webhook_max_attempts
+        || matches!(outcome.error, Some("endpoint_deleted" | "endpoint_disabled"))
+    {
         (repo::FAILED, None)
     } else {
         let wait = i64::try_from(backoff_ms(state.config.webhook_backoff_base_ms, done)).unwrap_or(i64::MAX / 2);

@@ -1322,10 +1322,16 @@ mod tests {
     fn reading_times_are_bounded() {
         let now = 1_795_000_000_000;
         assert_eq!(check_reading_time(0, now), Err(TimeError::TooEarly));
-        assert_eq!(check_reading_time(EARLIEST_READING_MS - 1, now), Err(TimeError::TooEarly));
+        assert_eq!(
+            check_reading_time(EARLIEST_READING_MS - 1, now),
+            Err(TimeError::TooEarly)
+        );
         assert_eq!(check_reading_time(EARLIEST_READING_MS, now), Ok(()));
         assert_eq!(check_reading_time(now + FUTURE_SKEW_MS, now), Ok(()));
-        assert_eq!(check_reading_time(now + FUTURE_SKEW_MS + 1, now), Err(TimeError::InFuture));
+        assert_eq!(
+            check_reading_time(now + FUTURE_SKEW_MS + 1, now),
+            Err(TimeError::InFuture)
+        );
         assert_eq!(check_reading_time(i64::MIN, i64::MAX), Err(TimeError::TooEarly));
     }
 }

@@ -141,14 +141,23 @@ async fn a_removed_members_keys_are_revoked_unless_an_owner_hands_them_on() {
     let admin = app.staff(&acme, "admin@keys-leave.example", "admin").await;
     let admin_id = user_id(&app, &admin).await;
     let res = app
-        .post(&keys, Some(&admin), json!({"name": "admin's pipeline", "role": "admin"}))
+        .post(
+            &keys,
+            Some(&admin),
+            json!({"name": "admin's pipeline", "role": "admin"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     let key = res.str("/secret");
     assert_eq!(res.body["key"]["created_by"]["user_id"], admin_id.as_str());
     assert_eq!(res.body["key"]["created_by"]["email"], "admin@keys-leave.example");
     let list = app.get(&keys, &acme.token).await;
-    assert_eq!(list.body["items"][0]["created_by"]["user_id"], admin_id.as_str(), "{}", list.text);
+    assert_eq!(
+        list.body["items"][0]["created_by"]["user_id"],
+        admin_id.as_str(),
+        "{}",
+        list.text
+    );
     assert_eq!(list.body["items"][0]["created_by"]["email"], "admin@keys-leave.example");
     assert_eq!(app.get(&members, &key).await.status, StatusCode::OK);
 
@@ -165,20 +174,30 @@ async fn a_removed_members_keys_are_revoked_unless_an_owner_hands_them_on() {
     let dev = app.staff(&acme, "dev@keys-leave.example", "admin").await;
     let dev_id = user_id(&app, &dev).await;
     let res = app
-        .post(&keys, Some(&dev), json!({"name": "dev's pipeline", "role": "developer"}))
+        .post(
+            &keys,
+            Some(&dev),
+            json!({"name": "dev's pipeline", "role": "developer"}),
+        )
         .await;
     let key = res.str("/secret");
     // Not to someone whose role is below the key's, not to a stranger,
     // and not on an admin's say.
     let res = app
-        .delete(&format!("{members}/{dev_id}?reassign_keys_to={analyst_id}"), &acme.token)
+        .delete(
+            &format!("{members}/{dev_id}?reassign_keys_to={analyst_id}"),
+            &acme.token,
+        )
         .await;
     res.problem(400, "invalid-parameter");
     assert_eq!(res.fields(), ["reassign_keys_to"]);
     let stranger = app.individual("stranger@keys-leave.example").await;
     let stranger_id = user_id(&app, &stranger.token).await;
     let res = app
-        .delete(&format!("{members}/{dev_id}?reassign_keys_to={stranger_id}"), &acme.token)
+        .delete(
+            &format!("{members}/{dev_id}?reassign_keys_to={stranger_id}"),
+            &acme.token,
+        )
         .await;
     assert_eq!(res.fields(), ["reassign_keys_to"], "{}", res.text);
     let other_admin = app.staff(&acme, "admin2@keys-leave.example", "admin").await;
@@ -190,7 +209,11 @@ async fn a_removed_members_keys_are_revoked_unless_an_owner_hands_them_on() {
         .delete(&format!("{members}/{dev_id}?reassign_keys_to=nope"), &acme.token)
         .await;
     res.problem(400, "invalid-parameter");
-    assert_eq!(app.get(&members, &key).await.status, StatusCode::OK, "refusals changed nothing");
+    assert_eq!(
+        app.get(&members, &key).await.status,
+        StatusCode::OK,
+        "refusals changed nothing"
+    );
 
     let res = app
         .delete(&format!("{members}/{dev_id}?reassign_keys_to={owner_id}"), &acme.token)
@@ -198,5 +221,10 @@ async fn a_removed_members_keys_are_revoked_unless_an_owner_hands_them_on() {
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
     assert_eq!(app.get(&members, &key).await.status, StatusCode::OK);
     let list = app.get(&keys, &acme.token).await;
-    assert_eq!(list.body["items"][0]["created_by"]["user_id"], owner_id.as_str(), "{}", list.text);
+    assert_eq!(
+        list.body["items"][0]["created_by"]["user_id"],
+        owner_id.as_str(),
+        "{}",
+        list.text
+    );
 }

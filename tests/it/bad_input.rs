@@ -82,7 +82,12 @@ async fn readings_from_an_unset_clock_or_far_ahead_are_refused_by_field() {
         assert_eq!(r["index"], index, "{body}");
         assert_eq!(r["errors"][0]["field"], "ts", "{body}");
     }
-    assert!(rejected[0]["errors"][0]["message"].as_str().unwrap().contains("2000-01-01"));
+    assert!(
+        rejected[0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2000-01-01")
+    );
     let stored = app
         .get(&format!("/v1/subjects/{me}/readings?metric=heart_rate"), &ann.token)
         .await;
@@ -141,7 +146,12 @@ async fn names_that_show_nothing_or_reverse_the_text_are_refused() {
             )
             .await;
         res.problem(422, "validation-failed");
-        assert_eq!(res.fields(), ["display_name", "membership.name"], "{name}: {}", res.text);
+        assert_eq!(
+            res.fields(),
+            ["display_name", "membership.name"],
+            "{name}: {}",
+            res.text
+        );
     }
     let acme = app.company("owner@names.example").await;
     let mid = acme.membership_id;
@@ -201,10 +211,17 @@ async fn an_encoded_slash_in_a_file_name_is_refused() {
         res.problem(400, "invalid-parameter");
         assert_eq!(res.fields(), ["path"], "{name}: {}", res.text);
     }
-    let list = app.get(&format!("/v1/farms/{}/list?prefix=/", ann.farm_id), &ann.token).await;
+    let list = app
+        .get(&format!("/v1/farms/{}/list?prefix=/", ann.farm_id), &ann.token)
+        .await;
     assert_eq!(list.body["items"], json!([]), "no folder was made: {}", list.text);
     let res = app.upload(&ann.token, ann.farm_id, "a/b.txt", b"x".to_vec(), &[]).await;
-    assert_eq!(res.status, StatusCode::CREATED, "a plain '/' still separates: {}", res.text);
+    assert_eq!(
+        res.status,
+        StatusCode::CREATED,
+        "a plain '/' still separates: {}",
+        res.text
+    );
 }
 
 #[cfg(unix)]

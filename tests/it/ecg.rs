@@ -338,7 +338,11 @@ async fn an_app_needs_files_read_and_errors_never_echo_the_recording() {
 
     let readings_only = crate::oauth::user_app_token(&app, &dev, &ann, &["readings.read"]).await;
     let res = app
-        .post(&analyze_path(&me), Some(&readings_only), json!({"farm_path": "ecg/rest.csv"}))
+        .post(
+            &analyze_path(&me),
+            Some(&readings_only),
+            json!({"farm_path": "ecg/rest.csv"}),
+        )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
     assert!(res.text.contains("files.read"), "{}", res.text);
@@ -351,7 +355,11 @@ async fn an_app_needs_files_read_and_errors_never_echo_the_recording() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
 
     let res = app
-        .post(&analyze_path(&me), Some(&ann.token), json!({"farm_path": "ecg/bad.csv"}))
+        .post(
+            &analyze_path(&me),
+            Some(&ann.token),
+            json!({"farm_path": "ecg/bad.csv"}),
+        )
         .await;
     assert_eq!(res.fields(), ["farm_path"], "{}", res.text);
     assert!(res.text.contains("line 4"), "{}", res.text);

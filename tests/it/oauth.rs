@@ -956,10 +956,20 @@ async fn a_person_lists_and_revokes_their_app_authorizations_and_no_one_else_can
     app.delete(&theirs, &dev.token).await.problem(404, "not-found");
     let key = app.api_key(&dev, "admin").await;
     assert_eq!(app.delete(&theirs, &key).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/v1/me/authorizations", &key).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/v1/me/authorizations", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.delete(&theirs, &token).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/v1/me/authorizations", &token).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/v1/me", &token).await.status, StatusCode::OK, "still authorized");
+    assert_eq!(
+        app.get("/v1/me/authorizations", &token).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/v1/me", &token).await.status,
+        StatusCode::OK,
+        "still authorized"
+    );
     let res = app.delete("/v1/me/authorizations/not-a-uuid", &ann.token).await;
     res.problem(400, "invalid-parameter");
     assert_eq!(res.fields(), ["app_id"]);
@@ -976,10 +986,7 @@ async fn a_person_lists_and_revokes_their_app_authorizations_and_no_one_else_can
     assert_eq!(list.body["items"], json!([]), "{}", list.text);
     app.delete(&theirs, &ann.token).await.problem(404, "not-found");
     let actions = app.audit_actions(dev.membership_id, &dev.token).await;
-    assert!(
-        actions.iter().any(|a| a == "app.authorization_revoked"),
-        "{actions:?}"
-    );
+    assert!(actions.iter().any(|a| a == "app.authorization_revoked"), "{actions:?}");
 }
 
 #[tokio::test]

@@ -756,7 +756,10 @@ async fn an_apps_webhook_stops_delivering_when_the_user_revokes_the_app() {
         let mut found = None;
         for _ in 0..200 {
             let items = history(&app, &ann, &wid, "").await;
-            if items.first().is_some_and(|d| d["status"] == "pending" && d["attempts"].as_array().is_some_and(|a| !a.is_empty())) {
+            if items
+                .first()
+                .is_some_and(|d| d["status"] == "pending" && d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+            {
                 found = Some(items[0]["id"].clone());
                 break;
             }
@@ -765,9 +768,14 @@ async fn an_apps_webhook_stops_delivering_when_the_user_revokes_the_app() {
         found.expect("a delivery waiting for its retry")
     };
 
-    let res = app.delete(&format!("/v1/me/authorizations/{client_id}"), &ann.token).await;
+    let res = app
+        .delete(&format!("/v1/me/authorizations/{client_id}"), &ann.token)
+        .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
-    assert_eq!(app.get(&hooks_path(&ann), &token).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get(&hooks_path(&ann), &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
     // The endpoint is disabled, the waiting delivery failed for good.
     let hook = app.get(&format!("{}/{wid}", hooks_path(&ann)), &ann.token).await;
@@ -783,7 +791,11 @@ async fn an_apps_webhook_stops_delivering_when_the_user_revokes_the_app() {
     all_dispatched(&app).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.of_type("alert.opened").len(), before, "{:?}", rx.hits());
-    assert_eq!(history(&app, &ann, &wid, "").await.len(), 2, "no new delivery was queued");
+    assert_eq!(
+        history(&app, &ann, &wid, "").await.len(),
+        2,
+        "no new delivery was queued"
+    );
     let actions = app.audit_actions(ann.membership_id, &ann.token).await;
     assert!(actions.iter().any(|a| a == "app.resources_disabled"), "{actions:?}");
 }
@@ -813,6 +825,8 @@ async fn an_apps_webhooks_rules_and_links_end_when_the_app_is_deleted() {
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let app_rule = res.str("/id");
+    assert_eq!(res.body["enabled"], true);
     // And a share link to one of Ann's files.
     let up = app
         .upload(&ann.token, ann.farm_id, "notes/today.txt", b"private".to_vec(), &[])
@@ -868,6 +882,17 @@ async fn an_apps_webhooks_rules_and_links_end_when_the_app_is_deleted() {
         .collect();
     assert!(names.iter().all(|n| *n == "High systolic"), "{}", alerts.text);
     assert!(!names.is_empty(), "{}", alerts.text);
+    let rule = app
+        .get(
+            &format!("/v1/memberships/{}/alert-rules/{app_rule}", ann.membership_id),
+            &ann.token,
+        )
+        .await;
+    assert_eq!(rule.body["enabled"], false, "{}", rule.text);
+    let res = app
+        .post(&format!("{}/{wid}/test", hooks_path(&ann)), Some(&ann.token), json!({}))
+        .await;
+    res.problem(409, "conflict");
 }
 
 /// Issue 13 item 3: an app revoking its own token through `/oauth/revoke`

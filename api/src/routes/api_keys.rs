@@ -107,7 +107,12 @@ pub async fn create_key(
     )
     .await?;
     Ok(HttpResponse::Created().json(CreatedApiKey {
-        key: key_dto(&key, api_keys::creator_emails(&state.db, std::slice::from_ref(&key)).await?.remove(&key.created_by))?,
+        key: key_dto(
+            &key,
+            api_keys::creator_emails(&state.db, std::slice::from_ref(&key))
+                .await?
+                .remove(&key.created_by),
+        )?,
         secret,
     }))
 }

@@ -93,7 +93,12 @@ pub async fn list_authorizations(
             app_id: a.app.id,
             app_name: a.app.name,
             app_membership_id: a.app.membership_id,
-            scopes: a.scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            scopes: a
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             granted_at: a.granted_at,
             last_used_at: a.last_used_at,
         })

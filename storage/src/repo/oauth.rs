@@ -15,7 +15,9 @@ use vitalfarm_domain::{AppId, GrantId, MembershipId, UserId};
 
 use super::webhooks::{FAILED as FAILED_DELIVERY, PENDING as PENDING_DELIVERY};
 
-use crate::entity::{alert_rule, farm, oauth_app, oauth_code, oauth_grant, oauth_refresh_token, share_link, webhook, webhook_delivery};
+use crate::entity::{
+    alert_rule, farm, oauth_app, oauth_code, oauth_grant, oauth_refresh_token, share_link, webhook, webhook_delivery,
+};
 use crate::{Database, Page, StorageError};
 
 /// Which OAuth app and authorization created a row; both `None` for rows
@@ -25,7 +27,6 @@ pub struct AppOrigin {
     pub app: Option<Uuid>,
     pub grant: Option<Uuid>,
 }
-
 
 pub struct NewApp<'a> {
     pub id: AppId,
@@ -396,7 +397,10 @@ pub async fn revoke_grant_of(db: &Database, app: AppId, grant: GrantId) -> Resul
 /// so that a busy app does not turn every read into a write.
 pub async fn touch_grant(db: &Database, grant: &oauth_grant::Model) -> Result<(), StorageError> {
     let now = Utc::now();
-    if grant.last_used_at.is_some_and(|t| now - t < chrono::Duration::minutes(1)) {
+    if grant
+        .last_used_at
+        .is_some_and(|t| now - t < chrono::Duration::minutes(1))
+    {
         return Ok(());
     }
     oauth_grant::Entity::update_many()
@@ -550,10 +554,24 @@ pub enum Tie {
 /// nothing already queued goes out), alert rules stop being evaluated,
 /// share links are revoked. The rows stay, so their owners can see what the
 /// app had set up and make their own if they want it back.
-pub async fn disable_tied_in(conn: &impl ConnectionTrait, tie: Tie, now: DateTime<Utc>) -> Result<Disabled, StorageError> {
+pub async fn disable_tied_in(
+    conn: &impl ConnectionTrait,
+    tie: Tie,
+    now: DateTime<Utc>,
+) -> Result<Disabled, StorageError> {
     let (hook_col, rule_col, link_col, id) = match tie {
-        Tie::Grant(g) => (webhook::Column::GrantId, alert_rule::Column::GrantId, share_link::Column::GrantId, g),
-        Tie::App(a) => (webhook::Column::AppId, alert_rule::Column::AppId, share_link::Column::AppId, a),
+        Tie::Grant(g) => (
+            webhook::Column::GrantId,
+            alert_rule::Column::GrantId,
+            share_link::Column::GrantId,
+            g,
+        ),
+        Tie::App(a) => (
+            webhook::Column::AppId,
+            alert_rule::Column::AppId,
+            share_link::Column::AppId,
+            a,
+        ),
     };
     let hooks: Vec<(Uuid, Uuid)> = webhook::Entity::find()
         .select_only()
@@ -576,7 +594,10 @@ pub async fn disable_tied_in(conn: &impl ConnectionTrait, tie: Tie, now: DateTim
         // when it is sent (`webhooks::send` checks), so none leaves late.
         webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED_DELIVERY))
-            .col_expr(webhook_delivery::Column::NextAttemptAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAtMs,
+                Expr::value(Option::<i64>::None),
+            )
             .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
             .filter(webhook_delivery::Column::WebhookId.is_in(ids))
             .filter(webhook_delivery::Column::Status.eq(PENDING_DELIVERY))
@@ -594,7 +615,10 @@ pub async fn disable_tied_in(conn: &impl ConnectionTrait, tie: Tie, now: DateTim
         .await?;
     if !rules.is_empty() {
         alert_rule::Entity::update_many()
-            .col_expr(alert_rule::Column::DisabledAtMs, Expr::value(Some(now.timestamp_millis())))
+            .col_expr(
+                alert_rule::Column::DisabledAtMs,
+                Expr::value(Some(now.timestamp_millis())),
+            )
             .filter(alert_rule::Column::Id.is_in(rules.iter().map(|(r, _)| *r)))
             .exec(conn)
             .await?;
