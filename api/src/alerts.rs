@@ -421,6 +421,9 @@ async fn fire_due(db: &Database, due: &alert_due::Model, now_ms: i64) -> Result<
     let Some(row) = repo::find_rule(db.conn(), due.rule_id).await? else {
         return Ok(false);
     };
+    if row.disabled_at_ms.is_some() {
+        return Ok(false);
+    }
     let Some(rule) = parse_row(&row) else { return Ok(false) };
     let Condition::NoData { for_ms } = rule.condition else {
         return Ok(false);
@@ -503,5 +506,6 @@ pub fn rule_dto(r: &alert_rule::Model) -> AlertRule {
         condition: serde_json::from_str(&r.condition).unwrap_or(serde_json::Value::Null),
         severity: r.severity.clone(),
         created_at: at(r.created_at_ms),
+        enabled: r.disabled_at_ms.is_none(),
     }
 }

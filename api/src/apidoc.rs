@@ -32,6 +32,8 @@ use crate::routes;
         routes::account::accept_invitation,
         routes::account::decline_invitation,
         routes::me::me,
+        routes::me::list_authorizations,
+        routes::me::revoke_authorization,
         routes::memberships::get_membership,
         routes::members::add_member,
         routes::members::list_members,

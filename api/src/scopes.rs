@@ -34,6 +34,9 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("POST", "/v1/me/invitations/{id}/accept", None),
     ("POST", "/v1/me/invitations/{id}/decline", None),
     ("GET", "/v1/me", Some(Profile)),
+    // Which apps act for a person is the person's own decision.
+    ("GET", "/v1/me/authorizations", None),
+    ("DELETE", "/v1/me/authorizations/{app_id}", None),
     ("GET", "/v1/memberships/{mid}", Some(Profile)),
     // Staff and keys: a person's or a key's business, never an app's.
     ("POST", "/v1/memberships/{mid}/members", None),
@@ -123,6 +126,8 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     // API keys only.
     ("POST", "/v1/memberships/{mid}/imports/fhir", None),
     ("GET", "/v1/subjects/{sid}/charts/{metric}.svg", Some(ReadingsRead)),
+    // Also needs `files.read`, checked by the route: the recording is a
+    // farm file.
     ("POST", "/v1/subjects/{sid}/ecg/analyze", Some(ReadingsRead)),
     ("GET", "/v1/memberships/{mid}/stream", Some(AlertsRead)),
     ("POST", "/v1/memberships/{mid}/webhooks", Some(WebhooksManage)),

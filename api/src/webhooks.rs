@@ -417,6 +417,11 @@ async fn send(state: &AppState, client: &reqwest::Client, d: &webhook_delivery::
         Ok(None) => return fail("endpoint_deleted"),
         Err(_) => return fail("internal"),
     };
+    // Disabled after this delivery was claimed (the authorization of the
+    // app that made the endpoint ended): nothing more goes out.
+    if !hook.enabled {
+        return fail("endpoint_disabled");
+    }
     let Ok(key) = open(&state.master_key, hook.id, &hook.secret_sealed) else {
         return fail("secret_unavailable");
     };
@@ -479,7 +484,9 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: webhook_delivery
     let done = u32::try_from(attempts).unwrap_or(u32::MAX);
     let (status, next) = if outcome.error.is_none() {
         (repo::DELIVERED, None)
-    } else if done >= state.config.webhook_max_attempts || outcome.error == Some("endpoint_deleted") {
+    } else if done >= state.config.webhook_max_attempts
+        || matches!(outcome.error, Some("endpoint_deleted" | "endpoint_disabled"))
+    {
         (repo::FAILED, None)
     } else {
         let wait = i64::try_from(backoff_ms(state.config.webhook_backoff_base_ms, done)).unwrap_or(i64::MAX / 2);

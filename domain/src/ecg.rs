@@ -116,18 +116,14 @@ fn err(line: usize, message: impl Into<String>) -> ParseError {
     }
 }
 
+// Errors name the line and the field, never what the file holds there:
+// the recording is health data, and the error goes back to whoever asked,
+// who may not be allowed to read the file itself.
 fn number(line: usize, what: &str, text: &str) -> Result<f64, ParseError> {
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err(err(
-            line,
-            format!("{what} must be a number, found {:?}", truncate(text.trim())),
-        )),
+        _ => Err(err(line, format!("{what} must be a number"))),
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(32).collect()
 }
 
 /// Parses a recording in the format described at the top of this module.
@@ -166,7 +162,12 @@ pub fn parse_csv(text: &str) -> Result<Recording, ParseError> {
                         .map_err(|_| err(line_no, "start must be an RFC 3339 time such as 2026-11-21T08:00:00Z"))?;
                     start_ms = Some(t.timestamp_millis());
                 }
-                other => return Err(err(line_no, format!("unknown setting {:?}", truncate(other)))),
+                _ => {
+                    return Err(err(
+                        line_no,
+                        "unknown setting; the known ones are sampling_rate_hz and start",
+                    ));
+                }
             }
             continue;
         }
@@ -671,6 +672,21 @@ mod tests {
         let r = parse_csv(&text).unwrap();
         assert!((r.sampling_rate_hz - 200.0).abs() < 1e-6);
         assert_eq!(r.samples.len(), 1000);
+    }
+
+    #[test]
+    fn errors_never_echo_the_file() {
+        let secret = "PATIENT-SECRET-Ana-diagnosis";
+        for text in [
+            format!("# sampling_rate_hz=250\nmv\n{secret}\n"),
+            format!("# {secret}=1\n"),
+            format!("# sampling_rate_hz={secret}\n"),
+            format!("t,mv\n{secret},1\n"),
+        ] {
+            let e = parse_csv(&text).unwrap_err();
+            assert!(!e.to_string().contains("PATIENT"), "{e}");
+            assert!(!e.to_string().contains("Ana"), "{e}");
+        }
     }
 
     #[test]

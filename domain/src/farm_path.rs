@@ -34,6 +34,12 @@ pub enum PathError {
     /// would silently turn their folders into oddly named files.
     #[error("must separate folders with '/', not '\\'")]
     Backslash,
+    /// `a\u{202E}txt.exe` displays as `aexe.txt`: a file that lies about
+    /// its type.
+    #[error("must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)")]
+    BidiControl,
+    #[error("must have names with at least one visible character")]
+    InvisibleName,
 }
 
 /// The canonical form: NFC, one leading `/`, names separated by single `/`.
@@ -120,6 +126,9 @@ fn check_characters(path: &str) -> Result<(), PathError> {
     if path.contains('\\') {
         return Err(PathError::Backslash);
     }
+    if path.chars().any(crate::validation::is_bidi_control) {
+        return Err(PathError::BidiControl);
+    }
     Ok(())
 }
 
@@ -128,6 +137,7 @@ fn check_segment(segment: &str) -> Result<(), PathError> {
         "" => Err(PathError::EmptySegment),
         "." | ".." => Err(PathError::DotSegment),
         s if s.len() > MAX_SEGMENT_BYTES => Err(PathError::SegmentTooLong { max: MAX_SEGMENT_BYTES }),
+        s if s.chars().all(crate::validation::is_invisible) => Err(PathError::InvisibleName),
         _ => Ok(()),
     }
 }
@@ -190,6 +200,18 @@ mod tests {
         for raw in ["/.profile", "/a/...", "/a/..b", "/run.csv."] {
             assert!(FarmPath::parse(raw).is_ok(), "{raw}");
         }
+    }
+
+    #[test]
+    fn refuses_bidi_controls_and_invisible_names() {
+        for raw in ["/a\u{202E}txt.exe", "/\u{202E}", "/dir\u{2067}/x", "/a\u{200F}b"] {
+            assert_eq!(FarmPath::parse(raw), Err(PathError::BidiControl), "{raw:?}");
+        }
+        for raw in ["/\u{200B}", "/a/\u{200B}\u{FEFF}/b", "/ ", "/x/\u{2060}"] {
+            assert_eq!(FarmPath::parse(raw), Err(PathError::InvisibleName), "{raw:?}");
+        }
+        assert_eq!(parse_dir_prefix("/\u{202E}/"), Err(PathError::BidiControl));
+        assert!(FarmPath::parse("/notes/a b.txt").is_ok());
     }
 
     #[test]

@@ -315,6 +315,38 @@ pub fn find(code: &str) -> Option<&'static MetricDef> {
     CATALOG.iter().find(|m| m.code == code)
 }
 
+/// The earliest time a reading may carry: 2000-01-01T00:00:00Z. Earlier
+/// times come from devices whose clock was never set (1970, the epoch, is
+/// the usual one) far more often than from real measurements, and stored
+/// they would sit in every history as a decades-long gap.
+pub const EARLIEST_READING_MS: i64 = 946_684_800_000;
+
+/// How far ahead of the server's clock a reading may be: device clocks
+/// drift a little, never this much.
+pub const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// Why a reading's time is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("must be on or after 2000-01-01T00:00:00Z (is the device clock set?)")]
+    TooEarly,
+    #[error("must not be more than 5 minutes in the future")]
+    InFuture,
+}
+
+/// The one bound on a reading's time, for every way readings arrive
+/// (HTTP, MQTT, imports): between `EARLIEST_READING_MS` and a little past
+/// `now_ms`.
+pub fn check_reading_time(ts_ms: i64, now_ms: i64) -> Result<(), TimeError> {
+    if ts_ms < EARLIEST_READING_MS {
+        return Err(TimeError::TooEarly);
+    }
+    if ts_ms > now_ms.saturating_add(FUTURE_SKEW_MS) {
+        return Err(TimeError::InFuture);
+    }
+    Ok(())
+}
+
 /// A validated reading in canonical units, ready to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalized {
@@ -1284,5 +1316,22 @@ mod tests {
                 Err(e) => prop_assert!(!e.is_empty()),
             }
         }
+    }
+
+    #[test]
+    fn reading_times_are_bounded() {
+        let now = 1_795_000_000_000;
+        assert_eq!(check_reading_time(0, now), Err(TimeError::TooEarly));
+        assert_eq!(
+            check_reading_time(EARLIEST_READING_MS - 1, now),
+            Err(TimeError::TooEarly)
+        );
+        assert_eq!(check_reading_time(EARLIEST_READING_MS, now), Ok(()));
+        assert_eq!(check_reading_time(now + FUTURE_SKEW_MS, now), Ok(()));
+        assert_eq!(
+            check_reading_time(now + FUTURE_SKEW_MS + 1, now),
+            Err(TimeError::InFuture)
+        );
+        assert_eq!(check_reading_time(i64::MIN, i64::MAX), Err(TimeError::TooEarly));
     }
 }

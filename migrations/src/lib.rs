@@ -22,6 +22,7 @@ mod m20261122_000015_readings_received;
 mod m20261202_000016_email_verification;
 mod m20261202_000017_invitations;
 mod m20261202_000018_device_last_error;
+mod m20261202_000019_app_grants;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_email_verification::Migration),
             Box::new(m20261202_000017_invitations::Migration),
             Box::new(m20261202_000018_device_last_error::Migration),
+            Box::new(m20261202_000019_app_grants::Migration),
         ]
     }
 }

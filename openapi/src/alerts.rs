@@ -46,7 +46,7 @@ pub struct CreateAlertRuleRequest {
     "id": "01935c6e-0000-7000-8000-0000000000a1", "membership_id": "01935c6e-0000-7000-8000-000000000001",
     "name": "High systolic", "metric": "blood_pressure", "component": "systolic", "subject_ids": null,
     "condition": {"kind": "threshold", "op": "gt", "value": 180.0}, "severity": "critical",
-    "created_at": "2026-11-22T10:00:00Z"
+    "created_at": "2026-11-22T10:00:00Z", "enabled": true
 }))]
 pub struct AlertRule {
     pub id: Uuid,
@@ -61,6 +61,10 @@ pub struct AlertRule {
     pub condition: serde_json::Value,
     pub severity: String,
     pub created_at: DateTime<Utc>,
+    /// `false` once the authorization of the OAuth app that created the
+    /// rule ended (revoked by the person, by the app, or the app deleted):
+    /// the rule is no longer evaluated.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

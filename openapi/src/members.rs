@@ -113,7 +113,7 @@ impl From<ApiKeyRole> for Role {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null}))]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null, "created_by": {"user_id": "01935c6e-0000-7000-8000-000000000001", "email": "owner@acme.example"}}))]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,
@@ -123,11 +123,23 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The member answerable for the key: who created it, or to whom it was
+    /// handed when its creator left. A key is revoked when this member
+    /// leaves, unless an owner hands it on.
+    pub created_by: KeyCreator,
+}
+
+/// Who answers for an API key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyCreator {
+    pub user_id: Uuid,
+    /// `null` when the account no longer exists.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "key": {"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null},
+    "key": {"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": null, "created_by": {"user_id": "01935c6e-0000-7000-8000-000000000001", "email": "owner@acme.example"}},
     "secret": "vf_key_Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0"
 }))]
 pub struct CreatedApiKey {
@@ -139,11 +151,22 @@ pub struct CreatedApiKey {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "items": [{"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": "2026-11-21T11:00:00Z"}],
+    "items": [{"id": "01935c6e-0000-7000-8000-000000000006", "name": "ingest pipeline", "role": "developer", "prefix": "vf_key_Zm9v", "created_at": "2026-11-21T10:00:00Z", "expires_at": null, "last_used_at": "2026-11-21T11:00:00Z", "created_by": {"user_id": "01935c6e-0000-7000-8000-000000000001", "email": "owner@acme.example"}}],
     "next_cursor": "AZNcbgAAcACAAAAAAAAABg"
 }))]
 pub struct ApiKeyPage {
     pub items: Vec<ApiKey>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// The query of `DELETE /v1/memberships/{mid}/members/{uid}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveMemberQuery {
+    /// Hand the API keys the leaving member created to this member (an
+    /// owner's decision; the heir's role must cover each key's role).
+    /// Without it the keys are revoked with the removal.
+    pub reassign_keys_to: Option<Uuid>,
 }

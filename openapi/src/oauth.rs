@@ -279,3 +279,38 @@ pub struct AuthorizationServerMetadata {
     pub code_challenge_methods_supported: Vec<String>,
     pub service_documentation: String,
 }
+
+/// An app the signed-in person authorized to act for them, and not revoked.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Authorization {
+    pub app_id: Uuid,
+    /// The app's name as its developer registered it.
+    pub app_name: String,
+    /// The membership that registered the app.
+    pub app_membership_id: Uuid,
+    /// Every scope the person granted the app, over all their approvals.
+    pub scopes: Vec<String>,
+    /// When the person first approved the app (of the approvals still in
+    /// force).
+    pub granted_at: DateTime<Utc>,
+    /// When the app last presented one of these tokens (to the minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "items": [{
+        "app_id": "01935c6e-0000-7000-8000-000000000010",
+        "app_name": "Sleep Coach",
+        "app_membership_id": "01935c6e-0000-7000-8000-000000000002",
+        "scopes": ["profile", "readings.read", "offline_access"],
+        "granted_at": "2026-11-22T10:00:00Z",
+        "last_used_at": "2026-11-23T07:12:00Z"
+    }],
+    "next_cursor": null
+}))]
+pub struct AuthorizationPage {
+    pub items: Vec<Authorization>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

@@ -42,6 +42,9 @@ pub struct Webhook {
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
+    /// `false` once the authorization of the OAuth app that registered the
+    /// endpoint ended (revoked by the person, by the app, or the app
+    /// deleted): nothing more is delivered, queued deliveries included.
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     /// Last change, such as a secret rotation.

@@ -9,6 +9,59 @@ use sea_orm::{
 };
 use vitalfarm_migrations::{Migrator, MigratorTrait};
 
+/// The file of a `sqlite:` URL (`sqlite://PATH?...`, `sqlite:PATH`), or
+/// `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the database file readable by its owner only (0600, like the key
+/// files) before SQLite opens it, or narrows an existing one: it holds
+/// every account and reading. SQLite gives its `-wal` and `-shm` files the
+/// mode of the database file, so they follow; any left from an earlier,
+/// wider file are narrowed too.
+fn restrict_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let mut companions = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            companions.push(name.into());
+        }
+        for file in companions {
+            match std::fs::metadata(&file) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -59,6 +112,11 @@ impl Database {
                     })
                 })
             });
+        }
+        if kind == DatabaseKind::Sqlite
+            && let Some(path) = sqlite_file(url)
+        {
+            restrict_file(&path).map_err(|e| DbErr::Custom(format!("creating the SQLite file owner-only: {e}")))?;
         }
         let conn = sea_orm::Database::connect(opts).await?;
         if kind == DatabaseKind::Sqlite {

@@ -124,3 +124,107 @@ async fn key_input_is_validated_and_individuals_have_no_keys() {
     .await
     .problem(409, "conflict");
 }
+
+async fn user_id(app: &TestApp, token: &str) -> String {
+    app.get("/v1/me", token).await.str("/user/id")
+}
+
+/// Issue 13 item 4: a removed admin's key stops working with the removal,
+/// and the key list says who answers for each key.
+#[tokio::test]
+async fn a_removed_members_keys_are_revoked_unless_an_owner_hands_them_on() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@keys-leave.example").await;
+    let keys = format!("/v1/memberships/{}/api-keys", acme.membership_id);
+    let members = format!("/v1/memberships/{}/members", acme.membership_id);
+    let owner_id = user_id(&app, &acme.token).await;
+    let admin = app.staff(&acme, "admin@keys-leave.example", "admin").await;
+    let admin_id = user_id(&app, &admin).await;
+    let res = app
+        .post(
+            &keys,
+            Some(&admin),
+            json!({"name": "admin's pipeline", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let key = res.str("/secret");
+    assert_eq!(res.body["key"]["created_by"]["user_id"], admin_id.as_str());
+    assert_eq!(res.body["key"]["created_by"]["email"], "admin@keys-leave.example");
+    let list = app.get(&keys, &acme.token).await;
+    assert_eq!(
+        list.body["items"][0]["created_by"]["user_id"],
+        admin_id.as_str(),
+        "{}",
+        list.text
+    );
+    assert_eq!(list.body["items"][0]["created_by"]["email"], "admin@keys-leave.example");
+    assert_eq!(app.get(&members, &key).await.status, StatusCode::OK);
+
+    let res = app.delete(&format!("{members}/{admin_id}"), &acme.token).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(app.get(&members, &key).await.status, StatusCode::UNAUTHORIZED);
+    let list = app.get(&keys, &acme.token).await;
+    assert_eq!(list.body["items"], json!([]), "{}", list.text);
+
+    // Handed on by an owner in the same call, a key lives on and says who
+    // answers for it now.
+    let analyst = app.staff(&acme, "analyst@keys-leave.example", "analyst").await;
+    let analyst_id = user_id(&app, &analyst).await;
+    let dev = app.staff(&acme, "dev@keys-leave.example", "admin").await;
+    let dev_id = user_id(&app, &dev).await;
+    let res = app
+        .post(
+            &keys,
+            Some(&dev),
+            json!({"name": "dev's pipeline", "role": "developer"}),
+        )
+        .await;
+    let key = res.str("/secret");
+    // Not to someone whose role is below the key's, not to a stranger,
+    // and not on an admin's say.
+    let res = app
+        .delete(
+            &format!("{members}/{dev_id}?reassign_keys_to={analyst_id}"),
+            &acme.token,
+        )
+        .await;
+    res.problem(400, "invalid-parameter");
+    assert_eq!(res.fields(), ["reassign_keys_to"]);
+    let stranger = app.individual("stranger@keys-leave.example").await;
+    let stranger_id = user_id(&app, &stranger.token).await;
+    let res = app
+        .delete(
+            &format!("{members}/{dev_id}?reassign_keys_to={stranger_id}"),
+            &acme.token,
+        )
+        .await;
+    assert_eq!(res.fields(), ["reassign_keys_to"], "{}", res.text);
+    let other_admin = app.staff(&acme, "admin2@keys-leave.example", "admin").await;
+    let res = app
+        .delete(&format!("{members}/{dev_id}?reassign_keys_to={owner_id}"), &other_admin)
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    let res = app
+        .delete(&format!("{members}/{dev_id}?reassign_keys_to=nope"), &acme.token)
+        .await;
+    res.problem(400, "invalid-parameter");
+    assert_eq!(
+        app.get(&members, &key).await.status,
+        StatusCode::OK,
+        "refusals changed nothing"
+    );
+
+    let res = app
+        .delete(&format!("{members}/{dev_id}?reassign_keys_to={owner_id}"), &acme.token)
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(app.get(&members, &key).await.status, StatusCode::OK);
+    let list = app.get(&keys, &acme.token).await;
+    assert_eq!(
+        list.body["items"][0]["created_by"]["user_id"],
+        owner_id.as_str(),
+        "{}",
+        list.text
+    );
+}

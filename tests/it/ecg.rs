@@ -316,3 +316,54 @@ async fn a_company_viewer_analyses_an_enrollee_recording_but_may_not_store() {
         .await;
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1), "{}", list.text);
 }
+
+/// Issue 13 item 6: an app reads a recording only with `files.read`, and a
+/// malformed recording's error names the line, never what it holds.
+#[tokio::test]
+async fn an_app_needs_files_read_and_errors_never_echo_the_recording() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann.ecg-scope@example.org").await;
+    let dev = app.company("dev@ecg-scope.example").await;
+    let me = self_subject(&app, &ann).await;
+    let (_, csv) = recording(Utc::now() - Duration::hours(1));
+    let up = app
+        .upload(&ann.token, ann.farm_id, "ecg/rest.csv", csv.into_bytes(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let secret = "# sampling_rate_hz=250\nmv\n0.1\nDiagnosis: Ann has condition X\n";
+    let up = app
+        .upload(&ann.token, ann.farm_id, "ecg/bad.csv", secret.as_bytes().to_vec(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+
+    let readings_only = crate::oauth::user_app_token(&app, &dev, &ann, &["readings.read"]).await;
+    let res = app
+        .post(
+            &analyze_path(&me),
+            Some(&readings_only),
+            json!({"farm_path": "ecg/rest.csv"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    assert!(res.text.contains("files.read"), "{}", res.text);
+    assert!(res.body.get("r_peaks").is_none());
+
+    let both = crate::oauth::user_app_token(&app, &dev, &ann, &["readings.read", "files.read"]).await;
+    let res = app
+        .post(&analyze_path(&me), Some(&both), json!({"farm_path": "ecg/rest.csv"}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+    let res = app
+        .post(
+            &analyze_path(&me),
+            Some(&ann.token),
+            json!({"farm_path": "ecg/bad.csv"}),
+        )
+        .await;
+    assert_eq!(res.fields(), ["farm_path"], "{}", res.text);
+    assert!(res.text.contains("line 4"), "{}", res.text);
+    for leak in ["Diagnosis", "Ann has", "condition"] {
+        assert!(!res.text.contains(leak), "the error echoes the file: {}", res.text);
+    }
+}

@@ -6,6 +6,7 @@ mod alerts;
 mod analytics;
 mod api_keys;
 mod audit;
+mod bad_input;
 mod bench;
 mod cohort;
 mod commands;

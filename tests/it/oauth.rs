@@ -52,7 +52,13 @@ fn http(
 /// Revokes `token` (RFC 7009) as `client_id`. By hand: the `oauth2` crate
 /// refuses revocation endpoints that are not https, and the test server
 /// speaks plain http.
-async fn revoke(app: &TestApp, client_id: &str, secret: Option<&str>, token: &str, hint: &str) -> reqwest::Response {
+pub(crate) async fn revoke(
+    app: &TestApp,
+    client_id: &str,
+    secret: Option<&str>,
+    token: &str,
+    hint: &str,
+) -> reqwest::Response {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("token", token).append_pair("token_type_hint", hint);
     let mut req = app
@@ -216,10 +222,16 @@ async fn authorize(app: &TestApp, client: &Client, user: &Member, scopes: &[&str
 /// An access token for `user` from a new public app of `developer`,
 /// approved by `user` with exactly `scopes`.
 pub(crate) async fn user_app_token(app: &TestApp, developer: &Member, user: &Member, scopes: &[&str]) -> String {
+    user_app(app, developer, user, scopes).await.1
+}
+
+/// A new public app of `developer` approved by `user` with exactly
+/// `scopes`: its client id (the app id) and an access token.
+pub(crate) async fn user_app(app: &TestApp, developer: &Member, user: &Member, scopes: &[&str]) -> (String, String) {
     let (client_id, _) = register(app, developer, "public", scopes).await;
     let client = oauth_client(app, &client_id, None);
     let (code, verifier) = authorize(app, &client, user, scopes).await;
-    client
+    let token = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)
         .request_async(&http(app))
@@ -227,7 +239,8 @@ pub(crate) async fn user_app_token(app: &TestApp, developer: &Member, user: &Mem
         .expect("code exchange")
         .access_token()
         .secret()
-        .clone()
+        .clone();
+    (client_id, token)
 }
 
 /// A client_credentials access token of a new confidential app of
@@ -907,6 +920,73 @@ async fn another_membership_cannot_see_or_touch_an_app() {
     let res = app.get(&one, &acme.token).await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.body["name"], "Sleep Coach <beta>");
+}
+
+/// Issue 13 item 3: a person lists the apps they authorized and revokes
+/// one without the app's credentials; nobody else sees or revokes them.
+#[tokio::test]
+async fn a_person_lists_and_revokes_their_app_authorizations_and_no_one_else_can() {
+    let app = TestApp::spawn().await;
+    let dev = app.company("dev@authz-list.example").await;
+    let ann = app.individual("ann@authz-list.example").await;
+    let bob = app.individual("bob@authz-list.example").await;
+    let (client_id, token) = user_app(&app, &dev, &ann, &["profile", "readings.read"]).await;
+    // Used once, so the list has a last use to show.
+    let me = app.get("/v1/me", &token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+
+    let list = app.get("/v1/me/authorizations", &ann.token).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", list.text);
+    assert_eq!(items[0]["app_id"], client_id.as_str());
+    assert_eq!(items[0]["app_name"], "Sleep Coach <beta>");
+    assert_eq!(items[0]["app_membership_id"], json!(dev.membership_id));
+    assert_eq!(items[0]["scopes"], json!(["profile", "readings.read"]));
+    assert!(items[0]["granted_at"].is_string());
+    assert!(items[0]["last_used_at"].is_string(), "{}", list.text);
+    assert_eq!(list.body["next_cursor"], Value::Null);
+
+    // Bob sees none of it and cannot revoke it; neither can the developer,
+    // an API key, or the app itself.
+    let theirs = format!("/v1/me/authorizations/{client_id}");
+    let list = app.get("/v1/me/authorizations", &bob.token).await;
+    assert_eq!(list.body["items"], json!([]), "{}", list.text);
+    app.delete(&theirs, &bob.token).await.problem(404, "not-found");
+    app.delete(&theirs, &dev.token).await.problem(404, "not-found");
+    let key = app.api_key(&dev, "admin").await;
+    assert_eq!(app.delete(&theirs, &key).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/v1/me/authorizations", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.delete(&theirs, &token).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/v1/me/authorizations", &token).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/v1/me", &token).await.status,
+        StatusCode::OK,
+        "still authorized"
+    );
+    let res = app.delete("/v1/me/authorizations/not-a-uuid", &ann.token).await;
+    res.problem(400, "invalid-parameter");
+    assert_eq!(res.fields(), ["app_id"]);
+    app.delete(&format!("/v1/me/authorizations/{}", Uuid::now_v7()), &ann.token)
+        .await
+        .problem(404, "not-found");
+
+    // Ann revokes: the token dies on its next request, the list empties,
+    // a second revocation finds nothing, and the developer's log says so.
+    let res = app.delete(&theirs, &ann.token).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(app.get("/v1/me", &token).await.status, StatusCode::UNAUTHORIZED);
+    let list = app.get("/v1/me/authorizations", &ann.token).await;
+    assert_eq!(list.body["items"], json!([]), "{}", list.text);
+    app.delete(&theirs, &ann.token).await.problem(404, "not-found");
+    let actions = app.audit_actions(dev.membership_id, &dev.token).await;
+    assert!(actions.iter().any(|a| a == "app.authorization_revoked"), "{actions:?}");
 }
 
 #[tokio::test]

@@ -642,3 +642,274 @@ async fn private_network_endpoints_are_refused_by_default() {
     let listed = app.get(&hooks_path(&acme), &acme.token).await;
     assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
 }
+
+fn high_systolic() -> Value {
+    json!({"name": "High systolic", "metric": "blood_pressure", "component": "systolic",
+        "condition": {"kind": "threshold", "op": "gt", "value": 180}, "severity": "critical"})
+}
+
+fn bp(t: chrono::DateTime<Utc>, systolic: f64) -> Value {
+    json!({"metric": "blood_pressure", "ts": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "components": {"systolic": systolic, "diastolic": 80.0}})
+}
+
+/// A resolved-then-breached pair of readings `minute` minutes into the
+/// scenario: opens a fresh alert on the high-systolic rule.
+async fn open_fresh_alert(app: &TestApp, watch: &vitalfarm_tests::MonitoredDevice, minute: i64) {
+    let t0 = Utc::now() - chrono::Duration::minutes(60);
+    let res = app
+        .ingest(
+            watch,
+            json!([
+                bp(t0 + chrono::Duration::minutes(minute), 120.0),
+                bp(t0 + chrono::Duration::minutes(minute + 1), 190.0)
+            ]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+/// An app with webhook and alert scopes for Ann, its webhook to `rx`
+/// (registered with the app's token), and Ann's own high-systolic rule.
+struct AppHook {
+    app: TestApp,
+    ann: Member,
+    developer: Member,
+    watch: vitalfarm_tests::MonitoredDevice,
+    client_id: String,
+    token: String,
+    wid: String,
+}
+
+async fn app_hook(rx: &Receiver) -> AppHook {
+    let app = TestApp::spawn_with(|c| {
+        quick(c);
+        // A failed attempt waits a minute: long enough to see it pending.
+        c.webhook_backoff_base_ms = 60_000;
+        c.webhook_max_attempts = 5;
+    })
+    .await;
+    let ann = app.individual("ann.apphook@example.org").await;
+    let developer = app.company("dev@apphook.example").await;
+    let me = self_subject(&app, &ann).await;
+    let watch = app.claimed_device(&ann, &me, "W-APP").await;
+    let (client_id, token) = crate::oauth::user_app(
+        &app,
+        &developer,
+        &ann,
+        &["webhooks.manage", "alerts.read", "alerts.write", "files.write"],
+    )
+    .await;
+    let res = app
+        .post(
+            &hooks_path(&ann),
+            Some(&token),
+            json!({"url": rx.url, "events": ["alert.opened"]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let wid = res.str("/webhook/id");
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/alert-rules", ann.membership_id),
+            Some(&ann.token),
+            high_systolic(),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    AppHook {
+        app,
+        ann,
+        developer,
+        watch,
+        client_id,
+        token,
+        wid,
+    }
+}
+
+/// Issue 13 item 3: a webhook an app created stops when the person revokes
+/// the app's authorization: nothing more is delivered, a delivery waiting
+/// for its retry included.
+#[tokio::test]
+async fn an_apps_webhook_stops_delivering_when_the_user_revokes_the_app() {
+    let rx = Receiver::start().await;
+    let AppHook {
+        app,
+        ann,
+        watch,
+        client_id,
+        token,
+        wid,
+        ..
+    } = app_hook(&rx).await;
+
+    // Before: the app's endpoint gets Ann's alerts, values included.
+    open_fresh_alert(&app, &watch, 0).await;
+    let hit = &rx.wait_for("alert.opened", 1).await[0];
+    assert_eq!(hit.json()["data"]["last_value"], 190.0, "{}", hit.body);
+    // A second alert whose first attempt fails: its retry is a minute away.
+    rx.fail_next.store(1, Ordering::SeqCst);
+    open_fresh_alert(&app, &watch, 5).await;
+    rx.wait_for("alert.opened", 2).await;
+    let pending = {
+        let mut found = None;
+        for _ in 0..200 {
+            let items = history(&app, &ann, &wid, "").await;
+            if items
+                .first()
+                .is_some_and(|d| d["status"] == "pending" && d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+            {
+                found = Some(items[0]["id"].clone());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        found.expect("a delivery waiting for its retry")
+    };
+
+    let res = app
+        .delete(&format!("/v1/me/authorizations/{client_id}"), &ann.token)
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    assert_eq!(
+        app.get(&hooks_path(&ann), &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The endpoint is disabled, the waiting delivery failed for good.
+    let hook = app.get(&format!("{}/{wid}", hooks_path(&ann)), &ann.token).await;
+    assert_eq!(hook.body["enabled"], false, "{}", hook.text);
+    let items = history(&app, &ann, &wid, "").await;
+    let waiting = items.iter().find(|d| d["id"] == pending).unwrap();
+    assert_eq!(waiting["status"], "failed", "{waiting}");
+    assert_eq!(waiting["next_attempt_at"], Value::Null);
+
+    // After: an alert fires and nothing arrives.
+    let before = rx.of_type("alert.opened").len();
+    open_fresh_alert(&app, &watch, 10).await;
+    all_dispatched(&app).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.of_type("alert.opened").len(), before, "{:?}", rx.hits());
+    assert_eq!(
+        history(&app, &ann, &wid, "").await.len(),
+        2,
+        "no new delivery was queued"
+    );
+    let actions = app.audit_actions(ann.membership_id, &ann.token).await;
+    assert!(actions.iter().any(|a| a == "app.resources_disabled"), "{actions:?}");
+}
+
+/// Issue 13 item 3, the developer's side: deleting the app disables what it
+/// created for the people who authorized it (webhooks, alert rules, share
+/// links); an app revoking its own token through `/oauth/revoke` does too.
+#[tokio::test]
+async fn an_apps_webhooks_rules_and_links_end_when_the_app_is_deleted() {
+    let rx = Receiver::start().await;
+    let AppHook {
+        app,
+        ann,
+        developer,
+        watch,
+        client_id,
+        token,
+        wid,
+    } = app_hook(&rx).await;
+    // The app also sets up a rule of its own.
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/alert-rules", ann.membership_id),
+            Some(&token),
+            json!({"name": "App: low systolic", "metric": "blood_pressure", "component": "systolic",
+                "condition": {"kind": "threshold", "op": "lt", "value": 90}, "severity": "warning"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let app_rule = res.str("/id");
+    assert_eq!(res.body["enabled"], true);
+    // And a share link to one of Ann's files.
+    let up = app
+        .upload(&ann.token, ann.farm_id, "notes/today.txt", b"private".to_vec(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let link = app
+        .post(
+            &format!("/v1/farms/{}/share-links", ann.farm_id),
+            Some(&token),
+            json!({"path": "notes/today.txt", "expires_in": 3600}),
+        )
+        .await;
+    assert_eq!(link.status, StatusCode::CREATED, "{}", link.text);
+    let shared = link.str("/url")[app.base.len()..].to_owned();
+    assert_eq!(app.call(Method::GET, &shared, None, None).await.status, StatusCode::OK);
+    open_fresh_alert(&app, &watch, 0).await;
+    rx.wait_for("alert.opened", 1).await;
+
+    let res = app
+        .delete(
+            &format!("/v1/memberships/{}/apps/{client_id}", developer.membership_id),
+            &developer.token,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+    let hook = app.get(&format!("{}/{wid}", hooks_path(&ann)), &ann.token).await;
+    assert_eq!(hook.body["enabled"], false, "{}", hook.text);
+    let res = app.call(Method::GET, &shared, None, None).await;
+    assert!(
+        [StatusCode::GONE, StatusCode::NOT_FOUND].contains(&res.status),
+        "the app's share link still works: {}",
+        res.text
+    );
+
+    // Ann's own rule still opens alerts; the app's endpoint hears none, and
+    // the app's rule no longer opens any.
+    open_fresh_alert(&app, &watch, 10).await;
+    let res = app
+        .ingest(&watch, json!([bp(Utc::now() - chrono::Duration::minutes(20), 85.0)]))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    all_dispatched(&app).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.of_type("alert.opened").len(), 1, "{:?}", rx.hits());
+    let alerts = app
+        .get(&format!("/v1/memberships/{}/alerts", ann.membership_id), &ann.token)
+        .await;
+    let names: Vec<&str> = alerts.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["rule_name"].as_str())
+        .collect();
+    assert!(names.iter().all(|n| *n == "High systolic"), "{}", alerts.text);
+    assert!(!names.is_empty(), "{}", alerts.text);
+    let rule = app
+        .get(
+            &format!("/v1/memberships/{}/alert-rules/{app_rule}", ann.membership_id),
+            &ann.token,
+        )
+        .await;
+    assert_eq!(rule.body["enabled"], false, "{}", rule.text);
+    let res = app
+        .post(&format!("{}/{wid}/test", hooks_path(&ann)), Some(&ann.token), json!({}))
+        .await;
+    res.problem(409, "conflict");
+}
+
+/// Issue 13 item 3: an app revoking its own token through `/oauth/revoke`
+/// ends what it created under that authorization too.
+#[tokio::test]
+async fn an_apps_webhook_ends_when_the_app_revokes_its_token() {
+    let rx = Receiver::start().await;
+    let AppHook {
+        app,
+        ann,
+        client_id,
+        token,
+        wid,
+        ..
+    } = app_hook(&rx).await;
+    let res = crate::oauth::revoke(&app, &client_id, None, &token, "access_token").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let hook = app.get(&format!("{}/{wid}", hooks_path(&ann)), &ann.token).await;
+    assert_eq!(hook.body["enabled"], false, "{}", hook.text);
+}

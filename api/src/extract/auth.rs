@@ -42,6 +42,20 @@ pub enum Principal {
     },
 }
 
+impl Principal {
+    /// Which app and authorization a row this principal creates belongs
+    /// to, so that it ends with the authorization (`oauth::disable_tied_in`).
+    pub fn app_origin(&self) -> oauth::AppOrigin {
+        match self {
+            Principal::App { app, grant, .. } => oauth::AppOrigin {
+                app: Some(app.as_uuid()),
+                grant: grant.map(|g| g.as_uuid()),
+            },
+            Principal::User { .. } | Principal::ApiKey { .. } => oauth::AppOrigin::default(),
+        }
+    }
+}
+
 /// An authenticated caller.
 pub struct Auth(pub Principal);
 
@@ -109,6 +123,7 @@ async fn resolve(state: &AppState, header: Option<String>) -> Result<Principal, 
         .ok_or(revoked)?;
     let scopes = Scopes::parse(claims.scope.as_deref().unwrap_or_default())
         .map_err(|_| ApiError::Unauthorized("invalid access token"))?;
+    oauth::touch_grant(&state.db, &grant).await?;
     Ok(Principal::App {
         app: AppId::from_uuid(app),
         grant: Some(GrantId::from_uuid(grant.id)),

@@ -74,6 +74,22 @@ impl PageQuery {
     }
 }
 
+/// The one check of a `from`/`to` pair: when both are given, `from` must
+/// come before `to` (periods are half-open, so an empty one is refused
+/// too). A reversed period is a mistake worth telling, not an empty answer.
+pub fn check_period(
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), ApiError> {
+    match (from, to) {
+        (Some(from), Some(to)) if from >= to => Err(ApiError::InvalidParameter {
+            field: "from".into(),
+            message: "must be before `to`".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub fn encode_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }

@@ -168,6 +168,9 @@ pub async fn create_rule(
             severity: rule.severity.as_str().to_owned(),
             created_by: Some(actor_id(&auth.0)),
             created_at_ms: now_ms,
+            app_id: auth.0.app_origin().app,
+            grant_id: auth.0.app_origin().grant,
+            disabled_at_ms: None,
         },
     )
     .await?;

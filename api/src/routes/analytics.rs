@@ -34,10 +34,8 @@ pub const MAX_WINDOWS: i64 = 10_000;
 pub fn period(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::hours(24));
+    crate::extract::query::check_period(Some(from), Some(to))?;
     let span = to.timestamp_millis().saturating_sub(from.timestamp_millis());
-    if span <= 0 {
-        return Err(bad("from", "must be before `to`"));
-    }
     if span > MAX_PERIOD_MS {
         return Err(bad("from", "the period may span at most 366 days"));
     }

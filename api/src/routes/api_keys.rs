@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use vitalfarm_domain::{ApiKeyId, Permission, Role, ValidationErrors};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
-use vitalfarm_openapi::members::{ApiKey, ApiKeyPage, CreateApiKeyRequest, CreatedApiKey};
+use vitalfarm_openapi::members::{ApiKey, ApiKeyPage, CreateApiKeyRequest, CreatedApiKey, KeyCreator};
 use vitalfarm_storage::entity::api_key;
 use vitalfarm_storage::repo::api_keys;
 
@@ -26,7 +26,7 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::DELETE, "/v1/memberships/{mid}/api-keys/{kid}", revoke_key);
 }
 
-fn key_dto(k: &api_key::Model) -> ApiResult<ApiKey> {
+fn key_dto(k: &api_key::Model, creator_email: Option<String>) -> ApiResult<ApiKey> {
     Ok(ApiKey {
         id: k.id,
         name: k.name.clone(),
@@ -36,6 +36,10 @@ fn key_dto(k: &api_key::Model) -> ApiResult<ApiKey> {
         created_at: k.created_at,
         expires_at: k.expires_at,
         last_used_at: k.last_used_at,
+        created_by: KeyCreator {
+            user_id: k.created_by,
+            email: creator_email,
+        },
     })
 }
 
@@ -59,9 +63,7 @@ pub async fn create_key(
 ) -> ApiResult<HttpResponse> {
     let mut errors = ValidationErrors::new();
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        errors.add("name", "must be 1 to 200 characters without control characters");
-    }
+    errors.check("name", vitalfarm_domain::validation::check_name(name, 200));
     let role = body.role.map_or(Role::Developer, Role::from);
     if body.expires_in_days.is_some_and(|d| !(1..=3650).contains(&d)) {
         errors.add("expires_in_days", "must be between 1 and 3650");
@@ -105,7 +107,12 @@ pub async fn create_key(
     )
     .await?;
     Ok(HttpResponse::Created().json(CreatedApiKey {
-        key: key_dto(&key)?,
+        key: key_dto(
+            &key,
+            api_keys::creator_emails(&state.db, std::slice::from_ref(&key))
+                .await?
+                .remove(&key.created_by),
+        )?,
         secret,
     }))
 }
@@ -127,8 +134,13 @@ pub async fn list_keys(
     let (limit, after) = (page.limit()?, page.after()?);
     authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
     let page = api_keys::list(&state.db, mid.0, after, limit).await?;
+    let emails = api_keys::creator_emails(&state.db, &page.items).await?;
     Ok(web::Json(ApiKeyPage {
-        items: page.items.iter().map(key_dto).collect::<ApiResult<_>>()?,
+        items: page
+            .items
+            .iter()
+            .map(|k| key_dto(k, emails.get(&k.created_by).cloned()))
+            .collect::<ApiResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }

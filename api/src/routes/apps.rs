@@ -75,9 +75,7 @@ pub async fn create_app(
 ) -> ApiResult<HttpResponse> {
     let mut errors = ValidationErrors::new();
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        errors.add("name", "must be 1 to 200 characters without control characters");
-    }
+    errors.check("name", vitalfarm_domain::validation::check_name(name, 200));
     if body.redirect_uris.is_empty() || body.redirect_uris.len() > 10 {
         errors.add("redirect_uris", "must list 1 to 10 URIs");
     }
@@ -183,7 +181,9 @@ pub async fn get_app(
     Ok(web::Json(app_dto(&app)?))
 }
 
-/// Deletes an app: every token it holds stops working on the next request.
+/// Deletes an app: every token it holds stops working on the next request,
+/// and what it created for the people who authorized it (webhooks, alert
+/// rules, share links) is disabled.
 #[utoipa::path(delete, path = "/v1/memberships/{mid}/apps/{app_id}", tag = "oauth",
     params(("mid" = Uuid, Path, description = "Membership id"), ("app_id" = Uuid, Path, description = "App id")),
     security(("bearer_jwt" = []), ("api_key" = [])),
@@ -198,7 +198,7 @@ pub async fn delete_app(
     app_id: PathAppId,
 ) -> ApiResult<HttpResponse> {
     authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
-    oauth::delete_app(&state.db, mid.0, app_id.0)
+    let disabled = oauth::delete_app(&state.db, mid.0, app_id.0)
         .await
         .map_err(|e| match e {
             StorageError::NotFound => ApiError::NotFound("app"),
@@ -210,7 +210,38 @@ pub async fn delete_app(
         audit::Event::by(&auth.0, mid.0, "app.deleted", format!("app/{}", app_id.0)),
     )
     .await?;
+    record_disabled(&state, audit::Actor::of(&auth.0), app_id.0, &disabled).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Writes, to the log of each membership concerned, what the end of an
+/// app's authorization disabled there.
+pub async fn record_disabled(
+    state: &AppState,
+    actor: audit::Actor,
+    app: AppId,
+    disabled: &oauth::Disabled,
+) -> ApiResult<()> {
+    for membership in disabled.memberships() {
+        let (webhooks, alert_rules, share_links) = disabled.counts_in(membership);
+        tracing::info!(membership_id = %membership, app_id = %app, webhooks, alert_rules, share_links, "app resources disabled");
+        audit::record(
+            state,
+            audit::Event::new(
+                vitalfarm_domain::MembershipId::from_uuid(membership),
+                actor,
+                "app.resources_disabled",
+                format!("app/{app}"),
+            )
+            .with_detail(serde_json::json!({
+                "webhooks": webhooks,
+                "alert_rules": alert_rules,
+                "share_links": share_links,
+            })),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Replaces a confidential app's client secret; the old one stops working

@@ -115,14 +115,7 @@ pub async fn list(
             message: "must be 1 to 64 characters of a-z, 0-9, '_' and '.'".into(),
         });
     }
-    if let (Some(from), Some(to)) = (q.from, q.to)
-        && from >= to
-    {
-        return Err(ApiError::InvalidParameter {
-            field: "to".into(),
-            message: "must be after from".into(),
-        });
-    }
+    crate::extract::query::check_period(q.from, q.to)?;
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit).await?;
     let filter = audit::Filter {
         action_prefix: q.action,

@@ -92,14 +92,7 @@ pub async fn issue_tokens(state: &AppState, user: UserId) -> ApiResult<TokenResp
 }
 
 fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
-    let chars = value.trim().chars().count();
-    if chars == 0 {
-        errors.add(field, "must not be empty");
-    } else if chars > 200 {
-        errors.add(field, "must be at most 200 characters");
-    } else if value.chars().any(char::is_control) {
-        errors.add(field, "must not contain control characters");
-    }
+    errors.check(field, vitalfarm_domain::validation::check_name(value, 200));
 }
 
 /// Creates an account: the user, a membership (individual or company) owned

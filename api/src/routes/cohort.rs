@@ -206,10 +206,8 @@ pub async fn cohort_stats(
         (_, Some(_)) => return Err(bad("component", format!("{} has no components", def.code))),
         (_, None) => "",
     };
+    crate::extract::query::check_period(Some(body.from), Some(body.to))?;
     let (from, to) = (body.from.timestamp_millis(), body.to.timestamp_millis());
-    if from >= to {
-        return Err(bad("from", "must be before `to`"));
-    }
     if to - from > MAX_PERIOD_MS {
         return Err(bad("to", "the period may span at most 366 days"));
     }

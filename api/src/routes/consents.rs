@@ -173,6 +173,12 @@ async fn record_both(state: &AppState, auth: &Auth, row: &consent_row::Model, ac
     Ok(())
 }
 
+/// The documented `maxItems` of a consent's lists: checked before any item
+/// is, so an oversized list costs one comparison, not a lookup per item.
+const MAX_METRICS: usize = 20;
+const MAX_FARM_PATHS: usize = 20;
+const MAX_SUBJECTS: usize = 100;
+
 /// The scope lists every consent and request shares: metrics from the
 /// catalog (readings only, not waveforms) and folder prefixes.
 fn check_scope(
@@ -181,6 +187,16 @@ fn check_scope(
     paths: &[String],
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut metrics_out = BTreeSet::new();
+    let mut paths_out = BTreeSet::new();
+    if metric_codes.len() > MAX_METRICS || paths.len() > MAX_FARM_PATHS {
+        if metric_codes.len() > MAX_METRICS {
+            errors.add("metrics", format!("at most {MAX_METRICS} metrics"));
+        }
+        if paths.len() > MAX_FARM_PATHS {
+            errors.add("farm_paths", format!("at most {MAX_FARM_PATHS} folders"));
+        }
+        return (metrics_out, paths_out);
+    }
     for (i, code) in metric_codes.iter().enumerate() {
         match metrics::find(code) {
             Some(m) => {
@@ -189,7 +205,6 @@ fn check_scope(
             None => errors.add(format!("metrics[{i}]"), "unknown metric; see GET /v1/metrics"),
         }
     }
-    let mut paths_out = BTreeSet::new();
     for (i, p) in paths.iter().enumerate() {
         match parse_dir_prefix(p) {
             Ok(prefix) => {
@@ -227,6 +242,12 @@ async fn grantor_of_subjects(
     user: UserId,
     ids: &[Uuid],
 ) -> ApiResult<(MembershipId, BTreeSet<SubjectId>)> {
+    if ids.len() > MAX_SUBJECTS {
+        return Err(ApiError::field(
+            "subject_ids",
+            format!("at most {MAX_SUBJECTS} subjects"),
+        ));
+    }
     let mut owner: Option<Uuid> = None;
     let mut set = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {

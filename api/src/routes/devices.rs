@@ -105,10 +105,7 @@ async fn device_access(
 }
 
 fn check_text(errors: &mut ValidationErrors, field: &str, value: &str) {
-    let n = value.trim().chars().count();
-    if n == 0 || n > 200 || value.chars().any(char::is_control) {
-        errors.add(field, "must be 1 to 200 characters without control characters");
-    }
+    errors.check(field, vitalfarm_domain::validation::check_name(value, 200));
 }
 
 /// Defines a device model: what it is and which metrics it measures.

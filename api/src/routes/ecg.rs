@@ -39,7 +39,8 @@ pub fn routes(r: &mut RouteSet) {
 /// derives the heart rate. Another membership's recording is read only
 /// under a consent that shares both the subject's `heart_rate` and the
 /// file's folder. With `store_heart_rate` the mean heart rate is stored as
-/// a `heart_rate` reading (source `ecg`) of one's own subject.
+/// a `heart_rate` reading (source `ecg`) of one's own subject. An app
+/// needs `files.read` besides `readings.read`.
 #[utoipa::path(post, path = "/v1/subjects/{sid}/ecg/analyze", tag = "readings",
     params(("sid" = Uuid, Path, description = "Subject id")),
     request_body = EcgAnalyzeRequest,
@@ -56,6 +57,16 @@ pub async fn analyze(
     Json(body): Json<EcgAnalyzeRequest>,
 ) -> ApiResult<CustomizeResponder<web::Json<EcgAnalysis>>> {
     let path = FarmPath::parse(&body.farm_path).map_err(|e| ApiError::field("farm_path", e.to_string()))?;
+    // The route's own scope (`readings.read`, from `crate::scopes`) covers
+    // the beats; the recording is a farm file, which an app reads only
+    // with `files.read` as well.
+    if let Principal::App { scopes, .. } = &auth.0
+        && !scopes.contains(Scope::FilesRead)
+    {
+        return Err(ApiError::InsufficientScope {
+            scope: Scope::FilesRead.as_str(),
+        });
+    }
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
     // Refuse an unshared metric before any byte is decrypted; the exact
     // window is checked once the recording's time is known.

@@ -77,7 +77,9 @@ fn path_error(field: &str, e: farm_path::PathError) -> ApiError {
 }
 
 /// The `{path}` of `/v1/farms/{fid}/files/{path}`, decoded once from the raw
-/// URI (so `%2F` is a `/` like any other and nothing is decoded twice).
+/// URI, so nothing is decoded twice. An encoded `/` (`%2F`) is refused: in
+/// a URI it belongs inside one segment, so taking it for a separator would
+/// turn what the client sent as one name into a folder.
 fn file_path(req: &HttpRequest) -> ApiResult<FarmPath> {
     let raw = req.uri().path();
     let tail = raw
@@ -85,6 +87,12 @@ fn file_path(req: &HttpRequest) -> ApiResult<FarmPath> {
         .and_then(|r| r.split_once("/files/"))
         .map(|(_, t)| t)
         .ok_or_else(|| path_error("path", farm_path::PathError::Empty))?;
+    if tail.to_ascii_lowercase().contains("%2f") {
+        return Err(ApiError::InvalidParameter {
+            field: "path".into(),
+            message: "must not contain an encoded '/' (%2F) inside a name; separate folders with a plain '/'".into(),
+        });
+    }
     let decoded = percent_encoding::percent_decode_str(tail)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidParameter {

@@ -135,11 +135,7 @@ fn parse_params(query: &str) -> ApiResult<Params> {
     if !explicit_metrics {
         metrics = metrics::catalog().iter().filter(|m| m.accepts_readings()).collect();
     }
-    if let (Some(f), Some(t)) = (from, to)
-        && f >= t
-    {
-        return Err(invalid("from", "must be before `to`"));
-    }
+    crate::extract::query::check_period(from, to)?;
     Ok(Params {
         metrics,
         explicit_metrics,

@@ -327,10 +327,8 @@ pub async fn infant_monitor(
 ) -> ApiResult<CustomizeResponder<web::Json<InfantMonitorResponse>>> {
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - chrono::Duration::hours(24));
+    crate::extract::query::check_period(Some(from), Some(to))?;
     let span = to.timestamp_millis().saturating_sub(from.timestamp_millis());
-    if span <= 0 {
-        return Err(bad("from", "must be before `to`"));
-    }
     if span > INFANT_MAX_MS {
         return Err(bad("from", "the period may span at most 31 days"));
     }

@@ -4,12 +4,12 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde_json::json;
-use vitalfarm_domain::{Email, MembershipId, MembershipKind, Permission, UserId};
+use vitalfarm_domain::{Email, MembershipId, MembershipKind, Permission, Role, UserId};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::members::{
-    AddMemberRequest, AddMemberResponse, Member, MemberPage, MemberStatus, UpdateMemberRequest,
+    AddMemberRequest, AddMemberResponse, Member, MemberPage, MemberStatus, RemoveMemberQuery, UpdateMemberRequest,
 };
-use vitalfarm_storage::repo::{accounts, members};
+use vitalfarm_storage::repo::{accounts, api_keys, members};
 
 use super::RouteSet;
 use crate::audit::{self, Event};
@@ -239,9 +239,11 @@ pub async fn update_member(
 }
 
 /// Removes a member. Anyone may leave; removing others needs `owner` or
-/// `admin`. The last owner cannot be removed.
+/// `admin`. The last owner cannot be removed. The API keys the member
+/// created are revoked with the removal, unless an owner hands them to
+/// another member with `reassign_keys_to` in the same call.
 #[utoipa::path(delete, path = "/v1/memberships/{mid}/members/{uid}", tag = "members",
-    params(("mid" = Uuid, Path, description = "Membership id"), ("uid" = Uuid, Path, description = "The member's user id")),
+    params(("mid" = Uuid, Path, description = "Membership id"), ("uid" = Uuid, Path, description = "The member's user id"), RemoveMemberQuery),
     security(("bearer_jwt" = [])),
     responses(
         (status = 204, description = "Removed."),
@@ -253,22 +255,54 @@ pub async fn remove_member(
     auth: Auth,
     mid: PathMembershipId,
     uid: PathUserId,
+    Query(query): Query<RemoveMemberQuery>,
 ) -> ApiResult<HttpResponse> {
     let leaving_self = matches!(&auth.0, crate::extract::auth::Principal::User { id } if *id == uid.0);
-    if leaving_self {
-        authz::role_in(&state, &auth.0, mid.0).await?;
+    let attempt = || Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0));
+    let role = if leaving_self {
+        authz::role_in(&state, &auth.0, mid.0).await?
     } else {
-        let attempt = Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0));
-        audit::guard(&state, attempt, target(&state, &auth, mid.0, uid.0).await).await?;
-    }
-    members::remove(&state.db, mid.0, uid.0).await.map_err(|e| match e {
-        vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
-        other => other.into(),
-    })?;
+        audit::guard(&state, attempt(), target(&state, &auth, mid.0, uid.0).await)
+            .await?
+            .0
+            .role
+    };
+    let keys = match query.reassign_keys_to {
+        None => api_keys::OnCreatorLeaving::Revoke,
+        Some(_) if role != Role::Owner => {
+            let refused = Err(ApiError::Forbidden(
+                "only an owner may hand a leaving member's API keys to someone else".into(),
+            ));
+            return audit::guard(&state, attempt(), refused).await;
+        }
+        Some(heir) => api_keys::OnCreatorLeaving::ReassignTo(UserId::from_uuid(heir)),
+    };
+    let keys_touched = members::remove(&state.db, mid.0, uid.0, keys)
+        .await
+        .map_err(|e| match e {
+            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
+            vitalfarm_storage::StorageError::Conflict(m @ (api_keys::HEIR_NOT_A_MEMBER | api_keys::HEIR_TOO_WEAK)) => {
+                ApiError::InvalidParameter {
+                    field: "reassign_keys_to".into(),
+                    message: m.into(),
+                }
+            }
+            other => other.into(),
+        })?;
+    let keys_outcome = if query.reassign_keys_to.is_some() {
+        "reassigned"
+    } else {
+        "revoked"
+    };
+    tracing::info!(membership_id = %mid.0, keys = keys_touched, keys_outcome, "member removed");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0))
-            .with_detail(json!({"left": leaving_self})),
+        Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0)).with_detail(json!({
+            "left": leaving_self,
+            "api_keys": keys_touched,
+            "api_keys_outcome": keys_outcome,
+            "api_keys_to": query.reassign_keys_to,
+        })),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

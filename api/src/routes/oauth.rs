@@ -914,7 +914,7 @@ async fn revoke_inner(req: &HttpRequest, state: &AppState, body: &[u8]) -> Resul
             .map(GrantId::from_uuid)
     };
     if let Some(grant) = grant {
-        repo::revoke_grant_of(&state.db, app_id, grant).await?;
+        let disabled = repo::revoke_grant_of(&state.db, app_id, grant).await?;
         tracing::info!(app_id = %app.id, grant_id = %grant, "oauth grant revoked");
         audit::record(
             state,
@@ -926,6 +926,7 @@ async fn revoke_inner(req: &HttpRequest, state: &AppState, body: &[u8]) -> Resul
             ),
         )
         .await?;
+        super::apps::record_disabled(state, audit::Actor::App(app_id), app_id, &disabled).await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -24,14 +24,13 @@ use vitalfarm_storage::repo::{devices, readings};
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::device::DeviceAuth;
+use crate::extract::query::check_period;
 use crate::extract::{Auth, Json, PathSubjectId, Query};
 use crate::sharing::{self, Receipt, Standing};
 use crate::state::AppState;
 
 /// Most readings in one request.
 pub const MAX_BATCH: usize = 5000;
-/// Device clocks drift: a reading this far in the future is still accepted.
-const FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/ingest/readings", ingest);
@@ -68,16 +67,10 @@ pub fn validate(index: usize, raw: &serde_json::Value, now_ms: i64) -> Result<Va
     let ts_ms = match DateTime::parse_from_rfc3339(&reading.ts) {
         Ok(t) => {
             let ms = t.with_timezone(&Utc).timestamp_millis();
-            if ms > now_ms + FUTURE_SKEW_MS {
+            if let Err(e) = metrics::check_reading_time(ms, now_ms) {
                 errors.push(FieldError {
                     field: "ts".into(),
-                    message: "must not be in the future".into(),
-                });
-            }
-            if ms < -2_208_988_800_000 {
-                errors.push(FieldError {
-                    field: "ts".into(),
-                    message: "must be after 1900".into(),
+                    message: e.to_string(),
                 });
             }
             ms
@@ -249,6 +242,7 @@ pub async fn list(
             message: "is not a cursor this API returned".into(),
         })?),
     };
+    check_period(q.from, q.to)?;
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
@@ -328,13 +322,8 @@ pub async fn aggregate(
     let bucket = q.bucket.unwrap_or(BucketWidth::Hour);
     let to = q.to.unwrap_or_else(Utc::now);
     let from = q.from.unwrap_or(to - chrono::Duration::hours(24));
+    check_period(Some(from), Some(to))?;
     let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
-    if from_ms >= to_ms {
-        return Err(ApiError::InvalidParameter {
-            field: "from".into(),
-            message: "must be before `to`".into(),
-        });
-    }
     if (to_ms - from_ms) / bucket.millis() > MAX_BUCKETS {
         return Err(ApiError::InvalidParameter {
             field: "bucket".into(),
@@ -399,6 +388,7 @@ pub async fn summary(
     sid: PathSubjectId,
     Query(q): Query<SummaryQuery>,
 ) -> ApiResult<CustomizeResponder<web::Json<SummaryResponse>>> {
+    check_period(q.from, q.to)?;
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_millis());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_millis());
     let read = sharing::subject(&state, &auth.0, sid.0).await?;

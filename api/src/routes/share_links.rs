@@ -88,7 +88,16 @@ pub async fn create(
         Principal::ApiKey { id, .. } => id.as_uuid(),
         Principal::App { app, .. } => app.as_uuid(),
     };
-    let link = share_links::create(&state.db, fid.0, &file, secrets::digest(&token), created_by, expires_at).await?;
+    let link = share_links::create(
+        &state.db,
+        fid.0,
+        &file,
+        secrets::digest(&token),
+        created_by,
+        expires_at,
+        auth.0.app_origin(),
+    )
+    .await?;
     let view = share_links::get(&state.db, fid.0, vitalfarm_domain::ShareLinkId::from_uuid(link.id)).await?;
     tracing::info!(farm_id = %fid.0, link_id = %link.id, "share link created");
     audit::record(

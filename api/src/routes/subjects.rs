@@ -42,10 +42,7 @@ pub fn subject_dto(s: &subject::Model) -> ApiResult<Subject> {
 }
 
 fn check_name(errors: &mut ValidationErrors, value: &str) {
-    let chars = value.trim().chars().count();
-    if chars == 0 || chars > 200 || value.chars().any(char::is_control) {
-        errors.add("display_name", "must be 1 to 200 characters without control characters");
-    }
+    errors.check("display_name", vitalfarm_domain::validation::check_name(value, 200));
 }
 
 fn check_birth_date(errors: &mut ValidationErrors, date: Option<NaiveDate>) {

@@ -163,6 +163,7 @@ pub async fn create(
             description,
             events: &kinds,
             secret_sealed: sealed,
+            origin: auth.0.app_origin(),
         },
     )
     .await?;
@@ -329,13 +330,15 @@ pub async fn deliveries(
 }
 
 /// Queues a `webhook.test` ping to the endpoint (signed like any delivery,
-/// retried like any delivery); follow it in the deliveries.
+/// retried like any delivery); follow it in the deliveries. A disabled
+/// endpoint (its app's authorization ended) is 409.
 #[utoipa::path(post, path = "/v1/memberships/{mid}/webhooks/{wid}/test", tag = "webhooks",
     params(("mid" = Uuid, Path, description = "Membership id"), ("wid" = Uuid, Path, description = "Webhook id")),
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses(
         (status = 202, description = "Queued.", body = TestDelivery),
         (status = 403, response = ForbiddenResponse),
+        (status = 409, response = vitalfarm_openapi::doc::ConflictResponse),
     ))]
 pub async fn test(
     state: web::Data<AppState>,
@@ -345,6 +348,11 @@ pub async fn test(
 ) -> ApiResult<HttpResponse> {
     access(&state, &auth, mid.0, None).await?;
     let hook = find(&state, mid.0, wid.0).await?;
+    if !hook.enabled {
+        return Err(ApiError::Conflict(
+            "the endpoint is disabled: the app that registered it is no longer authorized".into(),
+        ));
+    }
     let event_id = Uuid::now_v7();
     let body = hooks::body_of(TEST_KIND, Utc::now(), json!({"webhook_id": hook.id}));
     let d = repo::enqueue(&state.db, &hook, event_id, TEST_KIND, body).await?;

@@ -20,6 +20,14 @@ pub struct Model {
     pub severity: String,
     pub created_by: Option<Uuid>,
     pub created_at_ms: i64,
+    /// The OAuth app that created this row and the authorization it acted
+    /// under; `None` for rows made by people and API keys. When the
+    /// authorization ends, so does the row.
+    pub app_id: Option<Uuid>,
+    pub grant_id: Option<Uuid>,
+    /// Set when the authorization of the app that created the rule ended:
+    /// a disabled rule is no longer evaluated.
+    pub disabled_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

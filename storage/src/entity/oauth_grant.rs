@@ -14,6 +14,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Once set, every token of the grant stops working.
     pub revoked_at: Option<DateTimeUtc>,
+    /// When an access token of the grant was last accepted (to the minute).
+    pub last_used_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

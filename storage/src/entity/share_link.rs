@@ -14,6 +14,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The OAuth app that created this row and the authorization it acted
+    /// under; `None` for rows made by people and API keys. When the
+    /// authorization ends, so does the row.
+    pub app_id: Option<Uuid>,
+    pub grant_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,11 @@ pub struct Model {
     /// The signing key, sealed (never in clear at rest).
     pub secret_sealed: String,
     pub enabled: bool,
+    /// The OAuth app that created this row and the authorization it acted
+    /// under; `None` for rows made by people and API keys. When the
+    /// authorization ends, so does the row.
+    pub app_id: Option<Uuid>,
+    pub grant_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -52,7 +52,7 @@ pub async fn list_rules(
     Ok(Page::from_overfetch(rows, limit, |r| r.id))
 }
 
-/// Every rule of the given memberships: what one ingest batch is
+/// Every enabled rule of the given memberships: what one ingest batch is
 /// evaluated against.
 pub async fn rules_of(db: &Database, memberships: &[Uuid]) -> Result<Vec<alert_rule::Model>, StorageError> {
     if memberships.is_empty() {
@@ -60,6 +60,7 @@ pub async fn rules_of(db: &Database, memberships: &[Uuid]) -> Result<Vec<alert_r
     }
     Ok(alert_rule::Entity::find()
         .filter(alert_rule::Column::MembershipId.is_in(memberships.iter().copied()))
+        .filter(alert_rule::Column::DisabledAtMs.is_null())
         .order_by_asc(alert_rule::Column::Id)
         .all(db.conn())
         .await?)

@@ -2,11 +2,14 @@
 //! shown once, at creation.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use std::collections::HashMap;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{ApiKeyId, MembershipId, Role, UserId};
 
-use crate::entity::api_key;
+use crate::entity::{api_key, user};
 use crate::{Database, Page, StorageError};
 
 pub struct NewApiKey<'a> {
@@ -111,4 +114,68 @@ pub async fn touch(db: &Database, key: &api_key::Model) -> Result<(), StorageErr
         .exec(db.conn())
         .await?;
     Ok(())
+}
+
+/// The email addresses of the users who created `keys`, by user id.
+pub async fn creator_emails(db: &Database, keys: &[api_key::Model]) -> Result<HashMap<Uuid, String>, StorageError> {
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.created_by).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .column(user::Column::Email)
+        .filter(user::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Why keys could not be handed over (as `StorageError::Conflict`).
+pub const HEIR_NOT_A_MEMBER: &str = "must be another member of the membership";
+pub const HEIR_TOO_WEAK: &str = "must be a member whose role is at least each key's role";
+
+/// What becomes of the keys a member created when they leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCreatorLeaving {
+    /// They stop working (the default: a key must not outlive the person
+    /// answerable for it).
+    Revoke,
+    /// Another member answers for them from now on.
+    ReassignTo(UserId),
+}
+
+/// The live keys of `membership` created by `creator`, read on `conn`.
+pub async fn live_created_by_in(
+    conn: &impl ConnectionTrait,
+    membership: MembershipId,
+    creator: UserId,
+) -> Result<Vec<api_key::Model>, StorageError> {
+    Ok(api_key::Entity::find()
+        .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(api_key::Column::CreatedBy.eq(creator.as_uuid()))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .all(conn)
+        .await?)
+}
+
+/// Applies `what` to the live keys of `membership` created by `creator`,
+/// on `conn` (the member removal's transaction); how many keys it touched.
+pub async fn on_creator_leaving_in(
+    conn: &impl ConnectionTrait,
+    membership: MembershipId,
+    creator: UserId,
+    what: OnCreatorLeaving,
+) -> Result<u64, StorageError> {
+    let update = api_key::Entity::update_many()
+        .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
+        .filter(api_key::Column::CreatedBy.eq(creator.as_uuid()))
+        .filter(api_key::Column::RevokedAt.is_null());
+    let update = match what {
+        OnCreatorLeaving::Revoke => update.col_expr(api_key::Column::RevokedAt, Expr::value(Some(Utc::now()))),
+        OnCreatorLeaving::ReassignTo(to) => update.col_expr(api_key::Column::CreatedBy, Expr::value(to.as_uuid())),
+    };
+    Ok(update.exec(conn).await?.rows_affected)
 }

@@ -292,7 +292,15 @@ pub async fn set_role(
     get(db, membership, user_id).await
 }
 
-pub async fn remove(db: &Database, membership: MembershipId, user_id: UserId) -> Result<(), StorageError> {
+/// Removes a member, and in the same transaction revokes the API keys they
+/// created or hands them to another member (`keys`); returns how many keys
+/// were revoked or handed over.
+pub async fn remove(
+    db: &Database,
+    membership: MembershipId,
+    user_id: UserId,
+    keys: super::api_keys::OnCreatorLeaving,
+) -> Result<u64, StorageError> {
     let txn = db.begin_write().await?;
     lock_membership(&txn, membership).await?;
     let current = member_role::Entity::find_by_id((membership.as_uuid(), user_id.as_uuid()))
@@ -303,9 +311,26 @@ pub async fn remove(db: &Database, membership: MembershipId, user_id: UserId) ->
     if current.role == Role::Owner.as_str() {
         ensure_owner_remains(&txn, membership, user_id).await?;
     }
+    if let super::api_keys::OnCreatorLeaving::ReassignTo(heir) = keys {
+        // Read under the same lock: the heir cannot leave meanwhile.
+        let heir_role = member_role::Entity::find_by_id((membership.as_uuid(), heir.as_uuid()))
+            .one(&txn)
+            .await?
+            .and_then(|r| Role::parse(&r.role));
+        let Some(heir_role) = heir_role.filter(|_| heir != user_id) else {
+            return Err(StorageError::Conflict(super::api_keys::HEIR_NOT_A_MEMBER));
+        };
+        // Roles order from most to least powerful: a key never holds more
+        // power than the person answerable for it.
+        let keys = super::api_keys::live_created_by_in(&txn, membership, user_id).await?;
+        if keys.iter().any(|k| Role::parse(&k.role).is_none_or(|r| r < heir_role)) {
+            return Err(StorageError::Conflict(super::api_keys::HEIR_TOO_WEAK));
+        }
+    }
+    let touched = super::api_keys::on_creator_leaving_in(&txn, membership, user_id, keys).await?;
     member_role::Entity::delete_by_id((membership.as_uuid(), user_id.as_uuid()))
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(())
+    Ok(touched)
 }

@@ -4,7 +4,8 @@
 //! together with the app that presents them, so one app cannot spend
 //! another's. A grant is the family of tokens of one authorization:
 //! revoking it (on request, on a reused code or on a reused refresh token)
-//! ends all of them at once.
+//! ends all of them at once, and ends what the app created under it
+//! (`disable_tied_in`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -12,8 +13,20 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 use vitalfarm_domain::{AppId, GrantId, MembershipId, UserId};
 
-use crate::entity::{oauth_app, oauth_code, oauth_grant, oauth_refresh_token};
+use super::webhooks::{FAILED as FAILED_DELIVERY, PENDING as PENDING_DELIVERY};
+
+use crate::entity::{
+    alert_rule, farm, oauth_app, oauth_code, oauth_grant, oauth_refresh_token, share_link, webhook, webhook_delivery,
+};
 use crate::{Database, Page, StorageError};
+
+/// Which OAuth app and authorization created a row; both `None` for rows
+/// made by people and API keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppOrigin {
+    pub app: Option<Uuid>,
+    pub grant: Option<Uuid>,
+}
 
 pub struct NewApp<'a> {
     pub id: AppId,
@@ -82,9 +95,18 @@ pub async fn find_client(db: &Database, id: AppId) -> Result<Option<oauth_app::M
 }
 
 /// Deletes the app; its codes, grants and refresh tokens go with it, so
-/// every token it holds stops working on the next request.
-pub async fn delete_app(db: &Database, membership: MembershipId, id: AppId) -> Result<(), StorageError> {
+/// every token it holds stops working on the next request, and what it
+/// created under any authorization is disabled (returned for the audit).
+pub async fn delete_app(db: &Database, membership: MembershipId, id: AppId) -> Result<Disabled, StorageError> {
     let txn = db.begin_write().await?;
+    let owned = oauth_app::Entity::find_by_id(id.as_uuid())
+        .filter(oauth_app::Column::MembershipId.eq(membership.as_uuid()))
+        .one(&txn)
+        .await?;
+    if owned.is_none() {
+        return Err(StorageError::NotFound);
+    }
+    let disabled = disable_tied_in(&txn, Tie::App(id.as_uuid()), Utc::now()).await?;
     let grants: Vec<Uuid> = oauth_grant::Entity::find()
         .select_only()
         .column(oauth_grant::Column::Id)
@@ -115,7 +137,7 @@ pub async fn delete_app(db: &Database, membership: MembershipId, id: AppId) -> R
         return Err(StorageError::NotFound);
     }
     txn.commit().await?;
-    Ok(())
+    Ok(disabled)
 }
 
 /// Replaces a confidential app's secret; the old one stops working at once.
@@ -266,6 +288,7 @@ async fn insert_grant(
         scopes: Set(scopes.to_owned()),
         created_at: Set(now),
         revoked_at: Set(None),
+        last_used_at: Set(Some(now)),
     }
     .insert(db)
     .await?)
@@ -356,17 +379,281 @@ pub async fn find_live_grant(db: &Database, id: GrantId) -> Result<Option<oauth_
 
 /// Revokes `grant` if it belongs to `app`; anything else is ignored, as RFC
 /// 7009 wants.
-pub async fn revoke_grant_of(db: &Database, app: AppId, grant: GrantId) -> Result<(), StorageError> {
+pub async fn revoke_grant_of(db: &Database, app: AppId, grant: GrantId) -> Result<Disabled, StorageError> {
     let txn = db.begin_write().await?;
     let owned = oauth_grant::Entity::find_by_id(grant.as_uuid())
         .filter(oauth_grant::Column::AppId.eq(app.as_uuid()))
         .one(&txn)
         .await?;
+    let mut disabled = Disabled::default();
     if let Some(g) = owned {
-        revoke_grant_in(&txn, g.id, Utc::now()).await?;
+        disabled = revoke_grant_in(&txn, g.id, Utc::now()).await?;
     }
     txn.commit().await?;
+    Ok(disabled)
+}
+
+/// Records that a grant's access token was accepted, at most once a minute
+/// so that a busy app does not turn every read into a write.
+pub async fn touch_grant(db: &Database, grant: &oauth_grant::Model) -> Result<(), StorageError> {
+    let now = Utc::now();
+    if grant
+        .last_used_at
+        .is_some_and(|t| now - t < chrono::Duration::minutes(1))
+    {
+        return Ok(());
+    }
+    oauth_grant::Entity::update_many()
+        .col_expr(oauth_grant::Column::LastUsedAt, Expr::value(Some(now)))
+        .filter(oauth_grant::Column::Id.eq(grant.id))
+        .exec(db.conn())
+        .await?;
     Ok(())
+}
+
+/// One app a user authorized: its live grants taken together.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub app: oauth_app::Model,
+    /// The union of the live grants' scopes, space-separated.
+    pub scopes: String,
+    /// When the oldest live grant was made.
+    pub granted_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// The apps `user` authorized and has not revoked, by app id. A grant
+/// stays listed while it is not revoked, even when its tokens have run
+/// out, because what the app created under it lives on until it is.
+pub async fn authorizations_of(db: &Database, user: UserId) -> Result<Vec<Authorization>, StorageError> {
+    let grants = oauth_grant::Entity::find()
+        .filter(oauth_grant::Column::UserId.eq(user.as_uuid()))
+        .filter(oauth_grant::Column::RevokedAt.is_null())
+        .order_by_asc(oauth_grant::Column::AppId)
+        .order_by_asc(oauth_grant::Column::Id)
+        .all(db.conn())
+        .await?;
+    let app_ids: Vec<Uuid> = grants.iter().map(|g| g.app_id).collect();
+    let apps = oauth_app::Entity::find()
+        .filter(oauth_app::Column::Id.is_in(app_ids))
+        .all(db.conn())
+        .await?;
+    let mut out: Vec<Authorization> = Vec::new();
+    for g in grants {
+        let Some(app) = apps.iter().find(|a| a.id == g.app_id) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(last) if last.app.id == g.app_id => {
+                let mut scopes: Vec<&str> = last.scopes.split(' ').collect();
+                for s in g.scopes.split(' ') {
+                    if !s.is_empty() && !scopes.contains(&s) {
+                        scopes.push(s);
+                    }
+                }
+                last.scopes = scopes.join(" ");
+                last.granted_at = last.granted_at.min(g.created_at);
+                last.last_used_at = last.last_used_at.max(g.last_used_at);
+            }
+            _ => out.push(Authorization {
+                app: app.clone(),
+                scopes: g.scopes.clone(),
+                granted_at: g.created_at,
+                last_used_at: g.last_used_at,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Revokes every grant `user` gave `app`, with their refresh tokens and
+/// what the app created under them. `None` when there was no live grant
+/// (nothing to revoke, or another user's app authorization).
+pub async fn revoke_authorization(
+    db: &Database,
+    user: UserId,
+    app: AppId,
+) -> Result<Option<(oauth_app::Model, Disabled)>, StorageError> {
+    let now = Utc::now();
+    let txn = db.begin_write().await?;
+    let grants: Vec<Uuid> = oauth_grant::Entity::find()
+        .select_only()
+        .column(oauth_grant::Column::Id)
+        .filter(oauth_grant::Column::UserId.eq(user.as_uuid()))
+        .filter(oauth_grant::Column::AppId.eq(app.as_uuid()))
+        .filter(oauth_grant::Column::RevokedAt.is_null())
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let Some(found) = oauth_app::Entity::find_by_id(app.as_uuid()).one(&txn).await? else {
+        return Ok(None);
+    };
+    if grants.is_empty() {
+        return Ok(None);
+    }
+    let mut disabled = Disabled::default();
+    for g in grants {
+        disabled.extend(revoke_grant_in(&txn, g, now).await?);
+    }
+    // Codes issued but not yet exchanged would otherwise mint a new grant.
+    oauth_code::Entity::delete_many()
+        .filter(oauth_code::Column::AppId.eq(app.as_uuid()))
+        .filter(oauth_code::Column::UserId.eq(user.as_uuid()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Some((found, disabled)))
+}
+
+/// What an ended authorization had created, now disabled: `(row id,
+/// membership id)` of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disabled {
+    pub webhooks: Vec<(Uuid, Uuid)>,
+    pub alert_rules: Vec<(Uuid, Uuid)>,
+    pub share_links: Vec<(Uuid, Uuid)>,
+}
+
+impl Disabled {
+    pub fn extend(&mut self, other: Disabled) {
+        self.webhooks.extend(other.webhooks);
+        self.alert_rules.extend(other.alert_rules);
+        self.share_links.extend(other.share_links);
+    }
+
+    /// The memberships concerned, each once.
+    pub fn memberships(&self) -> Vec<Uuid> {
+        let mut out: Vec<Uuid> = self
+            .webhooks
+            .iter()
+            .chain(&self.alert_rules)
+            .chain(&self.share_links)
+            .map(|(_, m)| *m)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// How many rows of each kind `membership` lost.
+    pub fn counts_in(&self, membership: Uuid) -> (usize, usize, usize) {
+        let n = |v: &[(Uuid, Uuid)]| v.iter().filter(|(_, m)| *m == membership).count();
+        (n(&self.webhooks), n(&self.alert_rules), n(&self.share_links))
+    }
+}
+
+/// Whose rows to disable: one grant's, or an app's under any grant.
+#[derive(Debug, Clone, Copy)]
+pub enum Tie {
+    Grant(Uuid),
+    App(Uuid),
+}
+
+/// Disables, on `conn`, what an OAuth app created under an authorization
+/// that has ended: webhooks stop (their pending deliveries fail at once, so
+/// nothing already queued goes out), alert rules stop being evaluated,
+/// share links are revoked. The rows stay, so their owners can see what the
+/// app had set up and make their own if they want it back.
+pub async fn disable_tied_in(
+    conn: &impl ConnectionTrait,
+    tie: Tie,
+    now: DateTime<Utc>,
+) -> Result<Disabled, StorageError> {
+    let (hook_col, rule_col, link_col, id) = match tie {
+        Tie::Grant(g) => (
+            webhook::Column::GrantId,
+            alert_rule::Column::GrantId,
+            share_link::Column::GrantId,
+            g,
+        ),
+        Tie::App(a) => (
+            webhook::Column::AppId,
+            alert_rule::Column::AppId,
+            share_link::Column::AppId,
+            a,
+        ),
+    };
+    let hooks: Vec<(Uuid, Uuid)> = webhook::Entity::find()
+        .select_only()
+        .column(webhook::Column::Id)
+        .column(webhook::Column::MembershipId)
+        .filter(hook_col.eq(id))
+        .filter(webhook::Column::Enabled.eq(true))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if !hooks.is_empty() {
+        let ids: Vec<Uuid> = hooks.iter().map(|(h, _)| *h).collect();
+        webhook::Entity::update_many()
+            .col_expr(webhook::Column::Enabled, Expr::value(false))
+            .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook::Column::Id.is_in(ids.clone()))
+            .exec(conn)
+            .await?;
+        // A delivery claimed right now still finds its endpoint disabled
+        // when it is sent (`webhooks::send` checks), so none leaves late.
+        webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED_DELIVERY))
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAtMs,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_delivery::Column::WebhookId.is_in(ids))
+            .filter(webhook_delivery::Column::Status.eq(PENDING_DELIVERY))
+            .exec(conn)
+            .await?;
+    }
+    let rules: Vec<(Uuid, Uuid)> = alert_rule::Entity::find()
+        .select_only()
+        .column(alert_rule::Column::Id)
+        .column(alert_rule::Column::MembershipId)
+        .filter(rule_col.eq(id))
+        .filter(alert_rule::Column::DisabledAtMs.is_null())
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if !rules.is_empty() {
+        alert_rule::Entity::update_many()
+            .col_expr(
+                alert_rule::Column::DisabledAtMs,
+                Expr::value(Some(now.timestamp_millis())),
+            )
+            .filter(alert_rule::Column::Id.is_in(rules.iter().map(|(r, _)| *r)))
+            .exec(conn)
+            .await?;
+    }
+    let links: Vec<(Uuid, Uuid)> = share_link::Entity::find()
+        .select_only()
+        .column(share_link::Column::Id)
+        .column(share_link::Column::FarmId)
+        .filter(link_col.eq(id))
+        .filter(share_link::Column::RevokedAt.is_null())
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut share_links = Vec::with_capacity(links.len());
+    if !links.is_empty() {
+        share_link::Entity::update_many()
+            .col_expr(share_link::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(share_link::Column::Id.is_in(links.iter().map(|(l, _)| *l)))
+            .exec(conn)
+            .await?;
+        let farms = farm::Entity::find()
+            .filter(farm::Column::Id.is_in(links.iter().map(|(_, f)| *f)))
+            .all(conn)
+            .await?;
+        for (link, farm_id) in links {
+            if let Some(f) = farms.iter().find(|f| f.id == farm_id) {
+                share_links.push((link, f.membership_id));
+            }
+        }
+    }
+    Ok(Disabled {
+        webhooks: hooks,
+        alert_rules: rules,
+        share_links,
+    })
 }
 
 /// The grant of `app`'s refresh token with `token_hash`, used or not.
@@ -382,7 +669,9 @@ pub async fn grant_of_refresh(db: &Database, app: AppId, token_hash: &str) -> Re
         .map(|g| GrantId::from_uuid(g.id)))
 }
 
-async fn revoke_grant_in(db: &impl ConnectionTrait, grant: Uuid, now: DateTime<Utc>) -> Result<(), StorageError> {
+/// Revokes `grant` with its refresh tokens and disables what was created
+/// under it; every path that ends a grant comes through here.
+async fn revoke_grant_in(db: &impl ConnectionTrait, grant: Uuid, now: DateTime<Utc>) -> Result<Disabled, StorageError> {
     oauth_grant::Entity::update_many()
         .col_expr(oauth_grant::Column::RevokedAt, Expr::value(Some(now)))
         .filter(oauth_grant::Column::Id.eq(grant))
@@ -395,7 +684,7 @@ async fn revoke_grant_in(db: &impl ConnectionTrait, grant: Uuid, now: DateTime<U
         .filter(oauth_refresh_token::Column::GrantId.eq(grant))
         .exec(db)
         .await?;
-    Ok(())
+    disable_tied_in(db, Tie::Grant(grant), now).await
 }
 
 /// Deletes what can no longer be used: codes and refresh tokens that

@@ -26,6 +26,7 @@ pub async fn create(
     token_hash: String,
     created_by: Uuid,
     expires_at: DateTime<Utc>,
+    origin: super::oauth::AppOrigin,
 ) -> Result<share_link::Model, StorageError> {
     share_link::ActiveModel {
         id: Set(ShareLinkId::new().as_uuid()),
@@ -36,6 +37,8 @@ pub async fn create(
         created_at: Set(Utc::now()),
         expires_at: Set(expires_at),
         revoked_at: Set(None),
+        app_id: Set(origin.app),
+        grant_id: Set(origin.grant),
     }
     .insert(db.conn())
     .await

@@ -36,6 +36,7 @@ pub struct NewWebhook<'a> {
     pub description: Option<&'a str>,
     pub events: &'a [String],
     pub secret_sealed: String,
+    pub origin: super::oauth::AppOrigin,
 }
 
 /// The kinds an endpoint subscribes to.
@@ -53,6 +54,8 @@ pub async fn create(db: &Database, new: NewWebhook<'_>) -> Result<webhook::Model
         events: Set(serde_json::to_string(new.events).unwrap_or_else(|_| "[]".into())),
         secret_sealed: Set(new.secret_sealed),
         enabled: Set(true),
+        app_id: Set(new.origin.app),
+        grant_id: Set(new.origin.grant),
         created_at: Set(now),
         updated_at: Set(now),
     }
