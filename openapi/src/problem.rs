@@ -72,10 +72,11 @@ pub enum ProblemKind {
     Internal,
     Unavailable,
     InsufficientScope,
+    RequestTimeout,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 22] = [
+    pub const ALL: [ProblemKind; 23] = [
         ProblemKind::InvalidJson,
         ProblemKind::InvalidParameter,
         ProblemKind::ValidationFailed,
@@ -98,6 +99,7 @@ impl ProblemKind {
         ProblemKind::Internal,
         ProblemKind::Unavailable,
         ProblemKind::InsufficientScope,
+        ProblemKind::RequestTimeout,
     ];
 
     /// `(status, slug, title)` of each kind.
@@ -134,6 +136,7 @@ impl ProblemKind {
                 "insufficient-scope",
                 "The app's access token lacks the scope this needs",
             ),
+            RequestTimeout => (408, "request-timeout", "The request body stalled"),
         }
     }
 
@@ -179,6 +182,7 @@ impl ProblemKind {
             Internal => "InternalError",
             Unavailable => "Unavailable",
             InsufficientScope => "InsufficientScope",
+            RequestTimeout => "RequestTimeout",
         }
     }
 
@@ -207,6 +211,7 @@ impl ProblemKind {
             Internal => "an unexpected error occurred; quote the request id when reporting it",
             Unavailable => "the database is not reachable",
             InsufficientScope => "this needs the scope readings.read, which the app was not granted",
+            RequestTimeout => "no byte of the request body arrived for 30 seconds",
         }
     }
 
