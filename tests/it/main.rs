@@ -15,6 +15,7 @@ mod demo;
 mod devices;
 mod ecg;
 mod errors;
+mod exhaustion;
 mod exports;
 mod farms;
 mod faults;
