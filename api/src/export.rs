@@ -846,7 +846,11 @@ pub async fn retire_superseded(state: &AppState, job: &vitalfarm_storage::entity
     let membership = MembershipId::from_uuid(job.membership_id);
     let keep = usize::try_from(state.config.export_retain).unwrap_or(usize::MAX);
     let mut retired = 0;
-    for old in jobs::with_result(&state.db, membership, KIND).await?.into_iter().skip(keep) {
+    for old in jobs::with_result(&state.db, membership, KIND)
+        .await?
+        .into_iter()
+        .skip(keep)
+    {
         export_objects::delete(&state.blobs, &export_objects::key(old.membership_id, old.id)).await?;
         jobs::clear_result(&state.db, vitalfarm_domain::JobId::from_uuid(old.id)).await?;
         retired += 1;

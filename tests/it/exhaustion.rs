@@ -15,7 +15,9 @@ use vitalfarm_storage::repo::jobs;
 use vitalfarm_tests::{Member, TestApp};
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn farm_of(app: &TestApp, who: &Member) -> Value {
@@ -53,7 +55,9 @@ fn local_store(app: &TestApp) -> bool {
 /// Opens a connection and sends a request head announcing `len` body bytes.
 async fn send_head(app: &TestApp, method: &str, target: &str, bearer: Option<&str>, len: usize) -> TcpStream {
     let mut stream = TcpStream::connect(app.running.addr).await.unwrap();
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "{method} {target} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
         app.running.addr
@@ -74,7 +78,10 @@ async fn answer_within(stream: &mut TcpStream, limit: Duration) -> Option<(u16, 
     }
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -208,7 +215,11 @@ async fn a_membership_may_queue_a_few_exports_and_gets_429_beyond() {
     res.problem(429, "rate-limited");
     assert!(res.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()));
     let list = app.get(&exports_path(&care), &care.token).await;
-    assert_eq!(list.body["items"].as_array().unwrap().len(), 4, "nothing queued by the refusal");
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        4,
+        "nothing queued by the refusal"
+    );
     // Another tenant is not affected.
     queue_export(&app, &other).await;
     // A repeated idempotency key still answers with its export.
@@ -231,7 +242,11 @@ async fn a_membership_may_queue_a_few_exports_and_gets_429_beyond() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS, "a new key is a new export");
+    assert_eq!(
+        again.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a new key is a new export"
+    );
 }
 
 #[tokio::test]
@@ -411,7 +426,9 @@ async fn share_link_downloads_beyond_the_cap_get_429_and_an_unread_one_is_droppe
     // Larger than the socket buffers, so the server cannot hand it all to
     // the kernel and be done.
     const LEN: usize = 24 * 1024 * 1024;
-    let res = app.upload(&ada.token, ada.farm_id, "video.bin", bytes(LEN, 7), &[]).await;
+    let res = app
+        .upload(&ada.token, ada.farm_id, "video.bin", bytes(LEN, 7), &[])
+        .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     let url = share(&app, &ada, "/video.bin").await;
     let target = &url[app.base.len()..];

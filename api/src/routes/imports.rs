@@ -81,11 +81,13 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
         .await
         .map_err(|e| DocError::Failed(e.into()))?;
     let blob = Uuid::now_v7();
-    farms::begin_blob(&state.db, fid, blob, size).await.map_err(|e| match e {
-        WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
-        WriteError::Storage(e) => DocError::Failed(e.into()),
-        other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
-    })?;
+    farms::begin_blob(&state.db, fid, blob, size)
+        .await
+        .map_err(|e| match e {
+            WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
+            WriteError::Storage(e) => DocError::Failed(e.into()),
+            other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+        })?;
     let written = async {
         let mut writer = state
             .blobs
@@ -130,9 +132,9 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
                 .map_err(|e| DocError::Failed(e.into()))?;
             super::farms::reclaim(state, fid, blob).await;
             return Err(match e {
-            WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
-            WriteError::Storage(e) => DocError::Failed(e.into()),
-            other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+                WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
+                WriteError::Storage(e) => DocError::Failed(e.into()),
+                other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
             });
         }
     };

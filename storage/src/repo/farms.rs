@@ -313,7 +313,10 @@ async fn count_files(txn: &impl ConnectionTrait, farm: &farm::Model, files: i64)
 /// zeroes the usage while its blobs still await removal).
 async fn release(txn: &impl ConnectionTrait, farm: &farm::Model, bytes: i64) -> Result<(), StorageError> {
     farm::Entity::update_many()
-        .col_expr(farm::Column::UsedBytes, Expr::value(Ord::max(farm.used_bytes - bytes, 0)))
+        .col_expr(
+            farm::Column::UsedBytes,
+            Expr::value(Ord::max(farm.used_bytes - bytes, 0)),
+        )
         .filter(farm::Column::Id.eq(farm.id))
         .exec(txn)
         .await?;
