@@ -599,6 +599,27 @@ mod tests {
                 },
                 "workers",
             ),
+            (
+                Config {
+                    body_read_timeout_secs: 0,
+                    ..Config::default()
+                },
+                "body_read_timeout_secs",
+            ),
+            (
+                Config {
+                    export_retain: 0,
+                    ..Config::default()
+                },
+                "export_retain",
+            ),
+            (
+                Config {
+                    share_link_max_concurrent_downloads: 0,
+                    ..Config::default()
+                },
+                "share_link_max_concurrent_downloads",
+            ),
         ];
         for (config, key) in cases {
             let err = config.validate().unwrap_err().to_string();

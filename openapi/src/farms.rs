@@ -161,7 +161,8 @@ pub struct ShareLinkUse {
     pub at: DateTime<Utc>,
     /// The address the download came from.
     pub client_ip: String,
-    /// `served`, `expired` or `revoked`.
+    /// `served`, `expired`, `revoked`, or `busy` (refused: the link was serving
+    /// its most downloads at once).
     pub outcome: String,
 }
 
