@@ -64,6 +64,11 @@ pub const KEYS: &[&str] = &[
     "webhook_allow_private_networks",
     "mqtt_hook_secret",
     "mqtt_hook_max_failures",
+    "export_max_queued",
+    "export_retain",
+    "body_read_timeout_secs",
+    "min_transfer_bytes_per_sec",
+    "share_link_max_concurrent_downloads",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -213,6 +218,26 @@ pub struct Config {
     /// Failed device logins through the hooks allowed per device id per
     /// `login_window_secs`; beyond it the hook refuses without checking.
     pub mqtt_hook_max_failures: u32,
+    /// Exports one membership may have waiting behind the one it runs;
+    /// more answer 429.
+    pub export_max_queued: u64,
+    /// Finished exports kept per membership: when one more succeeds, older
+    /// ones beyond this many expire at once (their archives are removed).
+    /// With `export_max_queued`, it bounds the space a membership's exports
+    /// take to `export_retain + 1` archives.
+    pub export_retain: u64,
+    /// How long a request body may send nothing before the request is
+    /// answered 408 and its connection closed; also how long a response may
+    /// sit unread by the client (unacknowledged, or behind a zero TCP
+    /// window) before the connection is dropped (Linux `TCP_USER_TIMEOUT`).
+    pub body_read_timeout_secs: u64,
+    /// The slowest average rate, in bytes a second, a request or response
+    /// body may move at once it has run for `body_read_timeout_secs`;
+    /// slower ones are cut off. 0 turns the check off.
+    pub min_transfer_bytes_per_sec: u64,
+    /// Downloads through one share link this node serves at once; more
+    /// answer 429.
+    pub share_link_max_concurrent_downloads: usize,
 }
 
 impl Default for Config {
@@ -270,6 +295,11 @@ impl Default for Config {
             webhook_allow_private_networks: false,
             mqtt_hook_secret: None,
             mqtt_hook_max_failures: 10,
+            export_max_queued: 3,
+            export_retain: 2,
+            body_read_timeout_secs: 30,
+            min_transfer_bytes_per_sec: 1024,
+            share_link_max_concurrent_downloads: 4,
         }
     }
 }
@@ -497,6 +527,21 @@ impl Config {
         if self.device_offline_after_secs == 0 || self.device_offline_after_secs > 30 * 24 * 3600 {
             return Err(invalid("device_offline_after_secs", "must be between 1 and 2592000"));
         }
+        if self.export_max_queued > 100 {
+            return Err(invalid("export_max_queued", "must be at most 100"));
+        }
+        if !(1..=100).contains(&self.export_retain) {
+            return Err(invalid("export_retain", "must be between 1 and 100"));
+        }
+        if !(1..=3600).contains(&self.body_read_timeout_secs) {
+            return Err(invalid("body_read_timeout_secs", "must be between 1 and 3600"));
+        }
+        if !(1..=10_000).contains(&self.share_link_max_concurrent_downloads) {
+            return Err(invalid(
+                "share_link_max_concurrent_downloads",
+                "must be between 1 and 10000",
+            ));
+        }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -632,6 +677,27 @@ mod tests {
                     ..Config::default()
                 },
                 "workers",
+            ),
+            (
+                Config {
+                    body_read_timeout_secs: 0,
+                    ..Config::default()
+                },
+                "body_read_timeout_secs",
+            ),
+            (
+                Config {
+                    export_retain: 0,
+                    ..Config::default()
+                },
+                "export_retain",
+            ),
+            (
+                Config {
+                    share_link_max_concurrent_downloads: 0,
+                    ..Config::default()
+                },
+                "share_link_max_concurrent_downloads",
             ),
         ];
         for (config, key) in cases {

@@ -57,6 +57,10 @@ pub enum ApiError {
     DataIntegrity,
     #[error("insufficient scope")]
     InsufficientScope { scope: &'static str },
+    /// The request body stalled or crawled (`body_read_timeout_secs`,
+    /// `min_transfer_bytes_per_sec`).
+    #[error("request body timed out")]
+    RequestTimeout { after_secs: u64 },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -88,6 +92,7 @@ impl ApiError {
             DataIntegrity => ProblemKind::DataIntegrity,
             Internal(_) => ProblemKind::Internal,
             InsufficientScope { .. } => ProblemKind::InsufficientScope,
+            RequestTimeout { .. } => ProblemKind::RequestTimeout,
         }
     }
 
@@ -134,6 +139,9 @@ impl ApiError {
             InsufficientScope { scope } => {
                 format!("this needs the scope {scope}, which the app was not granted")
             }
+            RequestTimeout { after_secs } => format!(
+                "the request body stalled (nothing for {after_secs} seconds) or arrived too slowly; the request was not processed"
+            ),
         }
     }
 

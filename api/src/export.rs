@@ -838,6 +838,26 @@ async fn write_files(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Expires the membership's finished exports beyond the newest
+/// `export_retain` (the newest being `job`'s): their archives are removed
+/// and their downloads answer 410, so exporting again and again does not
+/// pile archives up until `export_ttl_secs`.
+pub async fn retire_superseded(state: &AppState, job: &vitalfarm_storage::entity::job::Model) -> anyhow::Result<usize> {
+    let membership = MembershipId::from_uuid(job.membership_id);
+    let keep = usize::try_from(state.config.export_retain).unwrap_or(usize::MAX);
+    let mut retired = 0;
+    for old in jobs::with_result(&state.db, membership, KIND)
+        .await?
+        .into_iter()
+        .skip(keep)
+    {
+        export_objects::delete(&state.blobs, &export_objects::key(old.membership_id, old.id)).await?;
+        jobs::clear_result(&state.db, vitalfarm_domain::JobId::from_uuid(old.id)).await?;
+        retired += 1;
+    }
+    Ok(retired)
+}
+
 /// Removes the objects of exports past their time (`export_ttl_secs` after
 /// they finished); the job stays, without a result, and its download
 /// answers 410. Idempotent: every node may run it.

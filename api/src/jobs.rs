@@ -85,6 +85,9 @@ pub async fn run_claimed(state: &AppState, claim: jobs::Claim) {
                 let recorded = jobs::succeed(&state.db, &claim, text).await;
                 if matches!(recorded, Ok(true)) {
                     crate::webhooks::emit_export_ready(state, &claim.job).await;
+                    if let Err(e) = export::retire_superseded(state, &claim.job).await {
+                        tracing::warn!(job_id = %job_id, error = format!("{e:#}"), "retiring older exports failed");
+                    }
                 }
                 if !matches!(recorded, Ok(true)) {
                     // Nobody will ever be pointed at this object (the job

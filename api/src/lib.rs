@@ -31,6 +31,7 @@ pub mod simulate;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
+pub mod transfer;
 pub mod webhooks;
 
 /// Selects the process-wide TLS crypto provider. Two providers are linked

@@ -84,6 +84,7 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
             .app_data(app_state.clone())
             .app_data(metrics.clone())
             .app_data(web::PayloadConfig::new(crate::error::BYTES_BODY_LIMIT))
+            .wrap(from_fn(crate::transfer::limit_request_body))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(from_fn(crate::error::problem_bodies))
             .wrap(from_fn(telemetry::observe))
@@ -91,6 +92,7 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
             .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(crate::transfer::on_connect(&state.config))
     .workers(workers)
     .shutdown_timeout(10)
     .listen(listener)?;

@@ -23,6 +23,7 @@ mod m20261202_000016_email_verification;
 mod m20261202_000017_invitations;
 mod m20261202_000018_device_last_error;
 mod m20261202_000019_app_grants;
+mod m20261202_000020_disk_accounting;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000017_invitations::Migration),
             Box::new(m20261202_000018_device_last_error::Migration),
             Box::new(m20261202_000019_app_grants::Migration),
+            Box::new(m20261202_000020_disk_accounting::Migration),
         ]
     }
 }

@@ -309,6 +309,7 @@ problem_response! {
     DataIntegrityResponse => DataIntegrity,
     PayloadTooLargeResponse => PayloadTooLarge,
     InsufficientScopeResponse => InsufficientScope,
+    RequestTimeoutResponse => RequestTimeout,
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ pub struct Farm {
     pub id: Uuid,
     pub membership_id: Uuid,
     pub quota_bytes: u64,
+    /// Bytes the farm holds in storage, counted against `quota_bytes`: its
+    /// files, uploads in progress (reserved when they start) and replaced
+    /// or deleted files whose bytes are not removed yet.
     pub used_bytes: u64,
     pub file_count: u64,
     /// The largest file an upload may carry.
@@ -158,7 +161,8 @@ pub struct ShareLinkUse {
     pub at: DateTime<Utc>,
     /// The address the download came from.
     pub client_ip: String,
-    /// `served`, `expired` or `revoked`.
+    /// `served`, `expired`, `revoked`, or `busy` (refused: the link was serving
+    /// its most downloads at once).
     pub outcome: String,
 }
 

@@ -73,6 +73,7 @@ pub enum ProblemKind {
     Internal,
     Unavailable,
     InsufficientScope,
+    RequestTimeout,
 }
 
 impl ProblemKind {
@@ -100,6 +101,7 @@ impl ProblemKind {
         ProblemKind::Internal,
         ProblemKind::Unavailable,
         ProblemKind::InsufficientScope,
+        ProblemKind::RequestTimeout,
     ];
 
     /// `(status, slug, title)` of each kind.
@@ -137,6 +139,7 @@ impl ProblemKind {
                 "insufficient-scope",
                 "The app's access token lacks the scope this needs",
             ),
+            RequestTimeout => (408, "request-timeout", "The request body stalled"),
         }
     }
 
@@ -183,6 +186,7 @@ impl ProblemKind {
             Internal => "InternalError",
             Unavailable => "Unavailable",
             InsufficientScope => "InsufficientScope",
+            RequestTimeout => "RequestTimeout",
         }
     }
 
@@ -212,6 +216,7 @@ impl ProblemKind {
             Internal => "an unexpected error occurred; quote the request id when reporting it",
             Unavailable => "the database is not reachable",
             InsufficientScope => "this needs the scope readings.read, which the app was not granted",
+            RequestTimeout => "no byte of the request body arrived for 30 seconds",
         }
     }
 

@@ -486,20 +486,25 @@ async fn quotas_and_size_limits_leave_nothing_behind() {
         .upload(&ada.token, ada.farm_id, "c.bin", bytes(250_001, 3), &[])
         .await;
     res.problem(413, "payload-too-large");
-    // Replacing a file counts only the difference.
+    // A replacement is on disk beside the file it replaces until it is
+    // committed, so it needs room for both copies...
+    app.upload(&ada.token, ada.farm_id, "a.bin", bytes(150_000, 4), &[])
+        .await
+        .problem(507, "quota-exceeded");
     assert_eq!(
-        app.upload(&ada.token, ada.farm_id, "a.bin", bytes(250_000, 4), &[])
+        app.upload(&ada.token, ada.farm_id, "a.bin", bytes(100_000, 4), &[])
             .await
             .status,
         StatusCode::OK
     );
+    // ...and the replaced copy is removed and its bytes freed at once.
     let farm = farm_of(&app, &ada).await;
-    assert_eq!(farm["used_bytes"], 250_000);
+    assert_eq!(farm["used_bytes"], 100_000);
     assert_eq!(farm["file_count"], 1);
+    assert_eq!(stored_objects(&app).await, 1);
     app.get(&format!("/v1/farms/{}/files/b.bin", ada.farm_id), &ada.token)
         .await
         .problem(404, "not-found");
-    // The replaced blob is swept; only the live one remains.
     app.sweep().await;
     assert_eq!(stored_objects(&app).await, 1);
     let res = app

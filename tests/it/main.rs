@@ -16,6 +16,7 @@ mod demo;
 mod devices;
 mod ecg;
 mod errors;
+mod exhaustion;
 mod exports;
 mod farms;
 mod faults;

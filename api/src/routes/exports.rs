@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use vitalfarm_domain::{MembershipId, Permission};
-use vitalfarm_openapi::doc::{ForbiddenResponse, GoneResponse, RangeNotSatisfiableResponse};
+use vitalfarm_openapi::doc::{ForbiddenResponse, GoneResponse, RangeNotSatisfiableResponse, RateLimitedResponse};
 use vitalfarm_openapi::exports::{Export, ExportPage, ExportStatus};
 use vitalfarm_storage::entity::job;
 use vitalfarm_storage::export_objects;
@@ -41,6 +41,9 @@ fn bad_key() -> ApiError {
         message: "must be 1 to 200 visible ASCII characters".into(),
     }
 }
+
+/// What a refused export request suggests waiting: about one small export.
+const FULL_RETRY_AFTER_SECS: u64 = 30;
 
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -108,7 +111,10 @@ fn principal_id(p: &Principal) -> uuid::Uuid {
 /// chain, the data individuals shared with it under `read_export`
 /// consents, and a manifest. Poll the returned export until `succeeded`, then download.
 /// With an `Idempotency-Key`, a repeated request returns the first export
-/// (200) instead of queueing another.
+/// (200) instead of queueing another. A membership runs one export at a
+/// time with at most `export_max_queued` waiting; beyond, 429 with
+/// `Retry-After`. Only the newest `export_retain` finished exports stay
+/// downloadable; older ones expire when a newer one succeeds.
 #[utoipa::path(post, path = "/v1/memberships/{mid}/exports", tag = "exports",
     params(
         ("mid" = Uuid, Path, description = "Membership id"),
@@ -119,6 +125,7 @@ fn principal_id(p: &Principal) -> uuid::Uuid {
         (status = 202, description = "Queued.", body = Export, headers(("Location" = String, description = "The export's URL"))),
         (status = 200, description = "An export with this `Idempotency-Key` already exists.", body = Export),
         (status = 403, response = ForbiddenResponse),
+        (status = 429, response = RateLimitedResponse),
     ))]
 pub async fn create(
     req: HttpRequest,
@@ -138,7 +145,10 @@ pub async fn create(
         }
     };
     authz::authorize(&state, &auth.0, mid.0, Permission::Export).await?;
-    let (job, created) = jobs::create(
+    // One export runs per membership and a few wait behind it: a tenant
+    // queueing exports in a loop gets 429, not a share of everyone's disk
+    // and worker time.
+    let enqueued = jobs::enqueue(
         &state.db,
         jobs::NewJob {
             kind: export::KIND,
@@ -147,8 +157,18 @@ pub async fn create(
             idempotency_key: key.as_deref(),
             payload: "{}".into(),
         },
+        state.config.export_max_queued + 1,
     )
     .await?;
+    let (job, created) = match enqueued {
+        jobs::Enqueued::New(job) => (job, true),
+        jobs::Enqueued::Existing(job) => (job, false),
+        jobs::Enqueued::Full => {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: FULL_RETRY_AFTER_SECS,
+            });
+        }
+    };
     if created {
         tracing::info!(membership_id = %mid.0, job_id = %job.id, "export queued");
         audit::record(
@@ -307,5 +327,9 @@ pub async fn download(
     if let Some((a, b)) = span {
         res.insert_header((header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}")));
     }
-    Ok(res.no_chunking(body_len).streaming(body))
+    Ok(crate::transfer::meter(
+        res.no_chunking(body_len).streaming(body),
+        crate::transfer::Pace::of(&state.config),
+        None,
+    ))
 }

@@ -12,10 +12,10 @@ use uuid::Uuid;
 use vitalfarm_domain::{FarmId, FarmPath, Permission, farm_path};
 use vitalfarm_openapi::doc::{
     ConflictResponse, ForbiddenResponse, LengthRequiredResponse, PayloadTooLargeResponse, PreconditionFailedResponse,
-    QuotaExceededResponse, RangeNotSatisfiableResponse,
+    QuotaExceededResponse, RangeNotSatisfiableResponse, RequestTimeoutResponse,
 };
 use vitalfarm_openapi::farms::{EntryKind, FileInfo, FileList, ListEntry, MoveRequest};
-use vitalfarm_storage::blobs::BlobError;
+use vitalfarm_storage::blobs::{BlobError, BlobWriter};
 use vitalfarm_storage::entity::{farm, farm_file};
 use vitalfarm_storage::repo::farms::{self, Entry, Precondition, WriteError};
 
@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Json, PathFarmId, Query};
 use crate::sharing::{self, FarmAsk};
 use crate::state::AppState;
+use crate::transfer::{self, LinkSlot, Pace};
 use crate::{authz, farm_keys};
 
 pub fn routes(r: &mut RouteSet) {
@@ -181,6 +182,7 @@ pub async fn farm_info(
         (status = 403, response = ForbiddenResponse),
         (status = 411, response = LengthRequiredResponse),
         (status = 412, response = PreconditionFailedResponse),
+        (status = 408, response = RequestTimeoutResponse),
         (status = 413, response = PayloadTooLargeResponse),
         (status = 507, response = QuotaExceededResponse),
     ))]
@@ -235,24 +237,32 @@ pub async fn upload(
     let size = i64::try_from(len).map_err(|_| ApiError::PayloadTooLarge { limit: usize::MAX })?;
 
     // Fail fast on what the commit would refuse anyway; the commit checks
-    // again under a lock, so these are an optimisation, not the guarantee.
+    // again under a lock, so this is an optimisation, not the guarantee.
     let existing = farms::find_file(&state.db, fid.0, &path).await?;
     if !pre.holds(existing.as_ref()) {
         return Err(ApiError::PreconditionFailed(
             "the file does not match the precondition headers".into(),
         ));
     }
-    if farm.used_bytes + size - existing.as_ref().map_or(0, |f| f.size) > farm.quota_bytes {
-        return Err(ApiError::QuotaExceeded {
-            quota: farm.quota_bytes,
-            used: farm.used_bytes,
-        });
-    }
 
     let key = farm_keys::data_key(&state.db, &state.master_key, &farm).await?;
     let blob = Uuid::now_v7();
-    farms::begin_blob(&state.db, fid.0, blob, size).await?;
-    let mut writer = state.blobs.writer(fid.0, blob, &key, len).map_err(blob_error)?;
+    // Reserves the bytes against the quota before any is read: the new
+    // copy is charged in full, beside the one it replaces, because both are
+    // on disk until the commit.
+    farms::begin_blob(&state.db, fid.0, blob, size)
+        .await
+        .map_err(write_error)?;
+    let mut staged = Staged {
+        state: state.clone(),
+        farm: fid.0,
+        blob,
+        writer: None,
+        settled: false,
+    };
+    let writer = staged
+        .writer
+        .insert(state.blobs.writer(fid.0, blob, &key, len).map_err(blob_error)?);
     let mut received: u64 = 0;
     let mut failure: Option<ApiError> = None;
     while let Some(chunk) = payload.next().await {
@@ -286,14 +296,17 @@ pub async fn upload(
         });
     }
     if let Some(err) = failure {
-        writer.abort().await;
-        farms::abandon_blob(&state.db, blob).await?;
+        staged.discard().await;
         return Err(err);
     }
-    let sha256 = match writer.finish().await {
+    let finished = match staged.writer.take() {
+        Some(writer) => writer.finish().await,
+        None => Err(BlobError::Config("the upload lost its writer".into())),
+    };
+    let sha256 = match finished {
         Ok(sha) => sha,
         Err(e) => {
-            farms::abandon_blob(&state.db, blob).await?;
+            staged.discard().await;
             return Err(blob_error(e));
         }
     };
@@ -313,12 +326,15 @@ pub async fn upload(
     let committed = match committed {
         Ok(c) => c,
         Err(e) => {
-            // The bytes are stored but will never be referenced: let the
-            // sweeper take them.
-            farms::abandon_blob(&state.db, blob).await?;
+            // The bytes are stored but will never be referenced.
+            staged.discard().await;
             return Err(write_error(e));
         }
     };
+    staged.settled = true;
+    if let Some(replaced) = committed.replaced_blob {
+        reclaim(&state, fid.0, replaced).await;
+    }
     let file = committed.file;
     let mut res = if committed.created {
         HttpResponse::Created()
@@ -326,6 +342,77 @@ pub async fn upload(
         HttpResponse::Ok()
     };
     Ok(res.insert_header((header::ETAG, etag(&file))).json(file_dto(&file)))
+}
+
+/// An upload's blob between `begin_blob` and its commit. If the handler is
+/// dropped before it settles (actix drops it when the client's connection
+/// fails), the blob is still retired and removed and its reservation given
+/// back, instead of waiting for the orphan grace period.
+struct Staged {
+    state: web::Data<AppState>,
+    farm: FarmId,
+    blob: Uuid,
+    writer: Option<BlobWriter>,
+    settled: bool,
+}
+
+impl Staged {
+    /// The upload failed: removes what was written and frees the bytes.
+    async fn discard(mut self) {
+        self.settled = true;
+        if let Some(writer) = self.writer.take() {
+            writer.abort().await;
+        }
+        discard_blob(&self.state, self.farm, self.blob).await;
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (state, farm, blob, writer) = (self.state.clone(), self.farm, self.blob, self.writer.take());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Some(writer) = writer {
+                    writer.abort().await;
+                }
+                discard_blob(&state, farm, blob).await;
+            });
+        }
+    }
+}
+
+/// Retires a blob no file will point at and removes it now.
+async fn discard_blob(state: &AppState, farm: FarmId, blob: Uuid) {
+    if let Err(e) = farms::abandon_blob(&state.db, blob).await {
+        tracing::warn!(farm_id = %farm, error = %e, "retiring an abandoned blob failed; the sweeper will");
+        return;
+    }
+    reclaim(state, farm, blob).await;
+}
+
+/// Removes the object of a retired (`deleted`) blob now, and gives its
+/// bytes back to the farm's quota: replaced and deleted files free their
+/// space at once rather than at the next sweep. Until this succeeds the
+/// bytes stay charged; a failure is left to the sweeper.
+pub async fn reclaim(state: &AppState, farm: FarmId, blob: Uuid) {
+    match farms::is_deleted_blob(&state.db, farm, blob).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(farm_id = %farm, error = %e, "reclaiming a blob failed; the sweeper will");
+            return;
+        }
+    }
+    if let Err(e) = state.blobs.delete(farm, blob).await {
+        tracing::warn!(farm_id = %farm, error = %e, "removing a retired blob failed; the sweeper will");
+        return;
+    }
+    if let Err(e) = farms::forget_deleted_blob(&state.db, farm, blob).await {
+        tracing::warn!(farm_id = %farm, error = %e, "releasing a retired blob failed; the sweeper will");
+    }
 }
 
 /// What a `Range` header asks of a file of `len` bytes.
@@ -403,6 +490,7 @@ pub async fn serve(
     req: &HttpRequest,
     farm: &farm::Model,
     file: &farm_file::Model,
+    slot: Option<LinkSlot>,
 ) -> ApiResult<HttpResponse> {
     let tag = etag(file);
     let len = u64::try_from(file.size).unwrap_or(0);
@@ -478,7 +566,11 @@ pub async fn serve(
         })
         .boxed();
     let stream = stream::once(async move { Ok::<_, actix_web::Error>(first) }).chain(rest);
-    Ok(builder.no_chunking(body_len).streaming(stream))
+    Ok(transfer::meter(
+        builder.no_chunking(body_len).streaming(stream),
+        Pace::of(&state.config),
+        slot,
+    ))
 }
 
 /// Downloads a file, streamed, with `Range` (206) and `If-None-Match` (304).
@@ -511,7 +603,7 @@ pub async fn download(
     let file = farms::find_file(&state.db, fid.0, &path)
         .await?
         .ok_or(ApiError::NotFound("file"))?;
-    let mut response = serve(&state, &req, &read.farm, &file).await?;
+    let mut response = serve(&state, &req, &read.farm, &file, None).await?;
     if let Some(value) = read.receipt.header()
         && let Ok(value) = HeaderValue::from_str(&value)
     {
@@ -565,9 +657,10 @@ pub async fn delete(
     let path = file_path(&req)?;
     authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     let pre = precondition(req.headers());
-    farms::delete_file(&state.db, fid.0, &path, &pre)
+    let blob = farms::delete_file(&state.db, fid.0, &path, &pre)
         .await
         .map_err(write_error)?;
+    reclaim(&state, fid.0, blob).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -709,9 +802,12 @@ pub async fn move_file(
         return Err(ApiError::field("from", "is invalid"));
     };
     authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
-    let (file, _) = farms::move_file(&state.db, fid.0, &from, &to, body.overwrite)
+    let (file, replaced) = farms::move_file(&state.db, fid.0, &from, &to, body.overwrite)
         .await
         .map_err(write_error)?;
+    if let Some(blob) = replaced {
+        reclaim(&state, fid.0, blob).await;
+    }
     Ok(web::Json(file_dto(&file)))
 }
 

@@ -83,7 +83,11 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
     let blob = Uuid::now_v7();
     farms::begin_blob(&state.db, fid, blob, size)
         .await
-        .map_err(|e| DocError::Failed(e.into()))?;
+        .map_err(|e| match e {
+            WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
+            WriteError::Storage(e) => DocError::Failed(e.into()),
+            other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+        })?;
     let written = async {
         let mut writer = state
             .blobs
@@ -102,6 +106,7 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
             farms::abandon_blob(&state.db, blob)
                 .await
                 .map_err(|e| DocError::Failed(e.into()))?;
+            super::farms::reclaim(state, fid, blob).await;
             return Err(DocError::Failed(e));
         }
     };
@@ -118,16 +123,23 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
         &farms::Precondition::default(),
     )
     .await;
-    if let Err(e) = committed {
-        // The bytes are stored but never referenced: the sweeper takes them.
-        farms::abandon_blob(&state.db, blob)
-            .await
-            .map_err(|e| DocError::Failed(e.into()))?;
-        return Err(match e {
-            WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
-            WriteError::Storage(e) => DocError::Failed(e.into()),
-            other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
-        });
+    let committed = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            // The bytes are stored but never referenced.
+            farms::abandon_blob(&state.db, blob)
+                .await
+                .map_err(|e| DocError::Failed(e.into()))?;
+            super::farms::reclaim(state, fid, blob).await;
+            return Err(match e {
+                WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
+                WriteError::Storage(e) => DocError::Failed(e.into()),
+                other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+            });
+        }
+    };
+    if let Some(replaced) = committed.replaced_blob {
+        super::farms::reclaim(state, fid, replaced).await;
     }
     Ok(())
 }

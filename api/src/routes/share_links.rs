@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use serde_json::json;
 use vitalfarm_domain::{FarmId, FarmPath, MembershipId, Permission};
-use vitalfarm_openapi::doc::{ForbiddenResponse, GoneResponse, RangeNotSatisfiableResponse};
+use vitalfarm_openapi::doc::{ForbiddenResponse, GoneResponse, RangeNotSatisfiableResponse, RateLimitedResponse};
 use vitalfarm_openapi::farms::{
     CreateShareLinkRequest, CreatedShareLink, ShareLink, ShareLinkPage, ShareLinkUse, ShareLinkUsePage,
 };
@@ -23,6 +23,7 @@ use crate::extract::auth::Principal;
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathFarmId, PathShareLinkId, Query};
 use crate::state::AppState;
+use crate::transfer::LinkSlot;
 
 pub const SHARE_PREFIX: &str = "vf_share_";
 
@@ -204,7 +205,8 @@ pub async fn uses(
 }
 
 /// Downloads the shared file, without signing in (`Range` works as for any
-/// download). An expired or revoked link answers 410.
+/// download). An expired or revoked link answers 410; a link already
+/// serving `share_link_max_concurrent_downloads` downloads answers 429.
 #[utoipa::path(get, path = "/v1/shared/{token}", tag = "share-links",
     params(
         ("token" = String, Path, description = "The token of the link's URL"),
@@ -217,6 +219,7 @@ pub async fn uses(
         (status = 404, response = vitalfarm_openapi::doc::NotFoundResponse),
         (status = 410, response = GoneResponse),
         (status = 416, response = RangeNotSatisfiableResponse),
+        (status = 429, response = RateLimitedResponse),
     ))]
 pub async fn download(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let token = req.match_info().get("token").unwrap_or_default();
@@ -249,11 +252,24 @@ pub async fn download(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
     let file = farms::find_file_by_id(&state.db, farm_id, link.file_id)
         .await?
         .ok_or(ApiError::NotFound("share link"))?;
+    // A link is for handing a file to someone, not a public mirror: a
+    // few downloads at once, so one leaked link cannot hold every
+    // connection.
+    let Some(slot) = LinkSlot::acquire(link.id, state.config.share_link_max_concurrent_downloads) else {
+        share_links::record_use(&state.db, link.id, &ip, "busy").await?;
+        record_use(&state, &link, Outcome::Denied, "busy").await?;
+        return Err(ApiError::RateLimited {
+            retry_after_secs: BUSY_RETRY_AFTER_SECS,
+        });
+    };
     share_links::record_use(&state.db, link.id, &ip, "served").await?;
     tracing::info!(link_id = %link.id, farm_id = %farm.id, "share link used");
     record_use(&state, &link, Outcome::Allowed, "served").await?;
-    super::farms::serve(&state, &req, &farm, &file).await
+    super::farms::serve(&state, &req, &farm, &file, Some(slot)).await
 }
+
+/// What a download refused for too many downloads at once suggests.
+const BUSY_RETRY_AFTER_SECS: u64 = 10;
 
 /// A use of `link`, in the log of the membership whose farm it opens. The
 /// holder of a link is anonymous.

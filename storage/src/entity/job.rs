@@ -20,6 +20,9 @@ pub struct Model {
     pub attempts: i32,
     /// While `running`: until when (epoch ms) the claimer holds it.
     pub lease_until_ms: Option<i64>,
+    /// When (epoch ms) a worker last claimed it; the claim serves the
+    /// membership whose latest claim is oldest first.
+    pub claimed_at_ms: Option<i64>,
     /// A JSON object, as text, once `succeeded`.
     pub result: Option<String>,
     pub error: Option<String>,

@@ -98,9 +98,28 @@ pub async fn find_file_by_id(db: &Database, farm: FarmId, id: Uuid) -> Result<Op
 }
 
 /// Registers the blob an upload is about to write, before any byte is
-/// stored, so a crash mid-upload leaves a row the sweeper will find.
-pub async fn begin_blob(db: &Database, farm: FarmId, blob: Uuid, size: i64) -> Result<(), StorageError> {
+/// stored, so a crash mid-upload leaves a row the sweeper will find, and
+/// reserves its `size` in the farm's usage. The reservation is what makes
+/// the quota hold for bytes on disk: it is taken under the farm's lock
+/// before the body streams, so uploads in flight cannot jointly pass the
+/// quota, and it is released only when the blob's object is removed
+/// (`claim_for_sweep`, `forget_deleted_blob`), so replaced and abandoned
+/// bytes count until they are really gone.
+pub async fn begin_blob(db: &Database, farm: FarmId, blob: Uuid, size: i64) -> Result<(), WriteError> {
     let now = Utc::now();
+    let txn = db.begin_write().await?;
+    let farm_row = lock_farm(&txn, farm).await?;
+    if size > 0 && farm_row.used_bytes.saturating_add(size) > farm_row.quota_bytes {
+        return Err(WriteError::Quota {
+            quota: farm_row.quota_bytes,
+            used: farm_row.used_bytes,
+        });
+    }
+    farm::Entity::update_many()
+        .col_expr(farm::Column::UsedBytes, Expr::col(farm::Column::UsedBytes).add(size))
+        .filter(farm::Column::Id.eq(farm.as_uuid()))
+        .exec(&txn)
+        .await?;
     farm_blob::ActiveModel {
         id: Set(blob),
         farm_id: Set(farm.as_uuid()),
@@ -109,17 +128,20 @@ pub async fn begin_blob(db: &Database, farm: FarmId, blob: Uuid, size: i64) -> R
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     Ok(())
 }
 
-/// Marks a blob whose upload failed as deleted, for the sweeper.
+/// Marks a blob whose upload failed as deleted, for removal. Only a
+/// pending blob: one that went live is a file's, whatever its uploader saw.
 pub async fn abandon_blob(db: &Database, blob: Uuid) -> Result<(), StorageError> {
     farm_blob::Entity::update_many()
         .col_expr(farm_blob::Column::State, Expr::value(BLOB_DELETED))
         .col_expr(farm_blob::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(farm_blob::Column::Id.eq(blob))
+        .filter(farm_blob::Column::State.eq(BLOB_PENDING))
         .exec(db.conn())
         .await?;
     Ok(())
@@ -187,8 +209,9 @@ pub struct Committed {
 }
 
 /// Makes an upload visible: in one transaction, checks the precondition
-/// against the file now at the path, charges the farm's quota (refusing to
-/// exceed it), points the path at the new blob and retires the old one.
+/// against the file now at the path, points the path at the new blob and
+/// retires the old one. The bytes were charged when the blob was begun;
+/// the retired blob stays charged until its object is removed.
 pub async fn commit_upload(
     db: &Database,
     farm: FarmId,
@@ -206,8 +229,7 @@ pub async fn commit_upload(
     if !pre.holds(existing.as_ref()) {
         return Err(WriteError::Precondition);
     }
-    let delta = new.size - existing.as_ref().map_or(0, |f| f.size);
-    charge(&txn, &farm_row, delta, i64::from(existing.is_none())).await?;
+    count_files(&txn, &farm_row, i64::from(existing.is_none())).await?;
     let (file, replaced_blob) = match existing {
         Some(old) => {
             let replaced = old.blob_id;
@@ -273,17 +295,28 @@ async fn lock_farm(txn: &impl ConnectionTrait, farm: FarmId) -> Result<farm::Mod
         .ok_or(StorageError::NotFound)
 }
 
-/// Adds `bytes` and `files` to the farm's usage, refusing to pass the quota.
-async fn charge(txn: &impl ConnectionTrait, farm: &farm::Model, bytes: i64, files: i64) -> Result<(), WriteError> {
-    if bytes > 0 && farm.used_bytes + bytes > farm.quota_bytes {
-        return Err(WriteError::Quota {
-            quota: farm.quota_bytes,
-            used: farm.used_bytes,
-        });
+/// Adds `files` to the farm's file count. Bytes are not counted here: a
+/// blob is charged from `begin_blob` until its object is removed.
+async fn count_files(txn: &impl ConnectionTrait, farm: &farm::Model, files: i64) -> Result<(), StorageError> {
+    if files == 0 {
+        return Ok(());
     }
     farm::Entity::update_many()
-        .col_expr(farm::Column::UsedBytes, Expr::col(farm::Column::UsedBytes).add(bytes))
         .col_expr(farm::Column::FileCount, Expr::col(farm::Column::FileCount).add(files))
+        .filter(farm::Column::Id.eq(farm.id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Gives back `bytes` of the farm's usage, never below zero (an erasure
+/// zeroes the usage while its blobs still await removal).
+async fn release(txn: &impl ConnectionTrait, farm: &farm::Model, bytes: i64) -> Result<(), StorageError> {
+    farm::Entity::update_many()
+        .col_expr(
+            farm::Column::UsedBytes,
+            Expr::value(Ord::max(farm.used_bytes - bytes, 0)),
+        )
         .filter(farm::Column::Id.eq(farm.id))
         .exec(txn)
         .await?;
@@ -322,7 +355,7 @@ pub async fn delete_file(db: &Database, farm: FarmId, path: &FarmPath, pre: &Pre
         return Err(WriteError::Precondition);
     }
     farm_file::Entity::delete_by_id(file.id).exec(&txn).await?;
-    charge(&txn, &farm_row, -file.size, -1).await?;
+    count_files(&txn, &farm_row, -1).await?;
     set_blob_state(&txn, file.blob_id, BLOB_DELETED, now).await?;
     txn.commit().await?;
     Ok(file.blob_id)
@@ -358,7 +391,7 @@ pub async fn move_file(
             return Err(WriteError::Exists);
         }
         farm_file::Entity::delete_by_id(target.id).exec(&txn).await?;
-        charge(&txn, &farm_row, -target.size, -1).await?;
+        count_files(&txn, &farm_row, -1).await?;
         set_blob_state(&txn, target.blob_id, BLOB_DELETED, now).await?;
         replaced = Some(target.blob_id);
     }
@@ -502,19 +535,64 @@ pub async fn sweepable_blobs(
 /// blob whose upload committed meanwhile is kept. The caller removes the
 /// object only after a successful claim, so no file ever points at a
 /// removed object; a crash between the two leaves at worst an unreferenced,
-/// encrypted object.
+/// encrypted object. The claim gives the blob's bytes back to the farm.
 pub async fn claim_for_sweep(
     db: &Database,
     blob: &farm_blob::Model,
     cutoff: DateTime<Utc>,
 ) -> Result<bool, StorageError> {
+    // The farm row first, as every writer of a farm locks it: taking the
+    // blob row first could deadlock with a commit of that very blob.
+    let txn = db.begin_write().await?;
+    let farm_row = lock_farm(&txn, FarmId::from_uuid(blob.farm_id)).await;
     let mut q = farm_blob::Entity::delete_many()
         .filter(farm_blob::Column::Id.eq(blob.id))
         .filter(farm_blob::Column::State.eq(blob.state.as_str()));
     if blob.state == BLOB_PENDING {
         q = q.filter(farm_blob::Column::UpdatedAt.lt(cutoff));
     }
-    Ok(q.exec(db.conn()).await?.rows_affected == 1)
+    let claimed = q.exec(&txn).await?.rows_affected == 1;
+    match (claimed, farm_row) {
+        (true, Ok(farm_row)) => release(&txn, &farm_row, blob.size).await?,
+        // The farm row is gone (its blob rows went with it): nothing to
+        // give back.
+        (_, Err(StorageError::NotFound)) | (false, _) => {}
+        (true, Err(e)) => return Err(e),
+    }
+    txn.commit().await?;
+    Ok(claimed)
+}
+
+/// Forgets a `deleted` blob whose object the caller has just removed, and
+/// gives its bytes back to the farm; `false` when another remover (the
+/// sweeper) was first. Removing the object before the row is safe for a
+/// deleted blob, which nothing reads or revives; a crash between the two
+/// leaves a row the sweeper finishes.
+pub async fn forget_deleted_blob(db: &Database, farm: FarmId, blob: Uuid) -> Result<bool, StorageError> {
+    let txn = db.begin_write().await?;
+    let farm_row = lock_farm(&txn, farm).await?;
+    let Some(row) = farm_blob::Entity::find_by_id(blob)
+        .filter(farm_blob::Column::FarmId.eq(farm.as_uuid()))
+        .filter(farm_blob::Column::State.eq(BLOB_DELETED))
+        .one(&txn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    farm_blob::Entity::delete_by_id(row.id).exec(&txn).await?;
+    release(&txn, &farm_row, row.size).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Whether `blob` of `farm` is `deleted` (retired, its object due to go).
+pub async fn is_deleted_blob(db: &Database, farm: FarmId, blob: Uuid) -> Result<bool, StorageError> {
+    Ok(farm_blob::Entity::find_by_id(blob)
+        .filter(farm_blob::Column::FarmId.eq(farm.as_uuid()))
+        .filter(farm_blob::Column::State.eq(BLOB_DELETED))
+        .one(db.conn())
+        .await?
+        .is_some())
 }
 
 #[cfg(test)]
