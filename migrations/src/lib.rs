@@ -19,6 +19,7 @@ mod m20261122_000012_events;
 mod m20261122_000013_alerts;
 mod m20261122_000014_webhooks;
 mod m20261122_000015_readings_received;
+mod m20261202_000021_audit_heads_and_scrubs;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000013_alerts::Migration),
             Box::new(m20261122_000014_webhooks::Migration),
             Box::new(m20261122_000015_readings_received::Migration),
+            Box::new(m20261202_000021_audit_heads_and_scrubs::Migration),
         ]
     }
 }
