@@ -370,8 +370,10 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
 
     // A bystander whose data must stay.
     let bystander = app.company("stays@other.example").await;
-    app.upload(&bystander.token, bystander.farm_id, "keep.txt", b"keep".to_vec(), &[])
+    let res = app
+        .upload(&bystander.token, bystander.farm_id, "keep.txt", b"keep".to_vec(), &[])
         .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
 
     let wrapped_key = farm::Entity::find_by_id(care.farm_id)
         .one(app.db().conn())
@@ -459,8 +461,16 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
     assert!(left.is_empty(), "export objects left: {left:?}");
 
     // The bystander is untouched, and the erasure's record verifies.
-    let (status, _, body) = app.download(&bystander.token, bystander.farm_id, "keep.txt", &[]).await;
-    assert_eq!((status, body), (StatusCode::OK, b"keep".to_vec()));
+    // A new client: the scrub can outlast the server's keep-alive, and a
+    // pooled connection closed meanwhile would fail the request.
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/v1/farms/{}/files/keep.txt", bystander.farm_id)))
+        .bearer_auth(&bystander.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"keep");
     let chain = vitalfarm_storage::repo::audit::all_in_order(app.db(), vitalfarm_domain::MembershipId::from_uuid(mid), 0, 10)
         .await
         .unwrap();
