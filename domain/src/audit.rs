@@ -367,7 +367,10 @@ mod tests {
         };
         assert_eq!(run(&c), Ok(()));
         let emptied = run(&[]).unwrap_err();
-        assert_eq!((emptied.seq, emptied.event_id, emptied.reason), (1, None, BreakReason::Truncated));
+        assert_eq!(
+            (emptied.seq, emptied.event_id, emptied.reason),
+            (1, None, BreakReason::Truncated)
+        );
         let shortened = run(&c[..2]).unwrap_err();
         assert_eq!((shortened.seq, shortened.reason), (3, BreakReason::Truncated));
         // A chain rebuilt to the same length ends on another hash.

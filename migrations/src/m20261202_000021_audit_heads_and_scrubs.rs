@@ -62,7 +62,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table(ErasureScrubs::Table).to_owned()).await?;
+        m.drop_table(Table::drop().table(ErasureScrubs::Table).to_owned())
+            .await?;
         m.drop_table(Table::drop().table(AuditHeads::Table).to_owned()).await
     }
 }

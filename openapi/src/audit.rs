@@ -118,6 +118,7 @@ pub struct AuditBreak {
     pub seq: i64,
     /// The event at which the chain breaks; `null` when it is missing
     /// (`truncated`).
+    #[schema(required = true)]
     pub event_id: Option<Uuid>,
     pub reason: AuditBreakReason,
 }

@@ -186,9 +186,7 @@ impl BlobStore {
             }
         }
         if let Some(root) = &self.local_root {
-            let dir = location
-                .parts()
-                .fold(root.clone(), |dir, part| dir.join(part.as_ref()));
+            let dir = location.parts().fold(root.clone(), |dir, part| dir.join(part.as_ref()));
             match tokio::fs::remove_dir_all(&dir).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -251,7 +251,14 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// Starts an upload of `total` bytes with a raw connection, sends `sent`
 /// of them and stalls: the server is mid-upload until it is killed.
-async fn stalled_upload(base: &str, token: &str, farm: Uuid, path: &str, total: usize, sent: usize) -> tokio::net::TcpStream {
+async fn stalled_upload(
+    base: &str,
+    token: &str,
+    farm: Uuid,
+    path: &str,
+    total: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
@@ -414,7 +421,15 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
     let (config, data_dir) = app.stop().await;
     let child = ChildServer::start(&config).await;
     let total = 24 * 1024 * 1024;
-    let _upload = stalled_upload(&child.base, &care.token, care.farm_id, CRASH_PATH, total, 17 * 1024 * 1024).await;
+    let _upload = stalled_upload(
+        &child.base,
+        &care.token,
+        care.farm_id,
+        CRASH_PATH,
+        total,
+        17 * 1024 * 1024,
+    )
+    .await;
     let staged = wait_for_staging(&farm_dir, "upload").await;
     child.kill();
     assert!(staged.iter().all(|f| f.exists()), "the crash left {staged:?}");
@@ -471,9 +486,10 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"keep");
-    let chain = vitalfarm_storage::repo::audit::all_in_order(app.db(), vitalfarm_domain::MembershipId::from_uuid(mid), 0, 10)
-        .await
-        .unwrap();
+    let chain =
+        vitalfarm_storage::repo::audit::all_in_order(app.db(), vitalfarm_domain::MembershipId::from_uuid(mid), 0, 10)
+            .await
+            .unwrap();
     assert_eq!(chain.len(), 1);
     assert_eq!(chain[0].action, "membership.erased");
     let mut v = vitalfarm_domain::audit::Verifier::new();
@@ -489,10 +505,16 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
 async fn the_sweep_removes_staging_files_that_a_crash_left_in_live_farms() {
     let app = TestApp::spawn_with(|c| c.orphan_grace_secs = 60).await;
     let ada = app.individual("staging@example.org").await;
-    let res = app.upload(&ada.token, ada.farm_id, "kept.txt", b"kept".to_vec(), &[]).await;
+    let res = app
+        .upload(&ada.token, ada.farm_id, "kept.txt", b"kept".to_vec(), &[])
+        .await;
     assert_eq!(res.status, StatusCode::CREATED);
     let farm_dir = app.config.farm_dir().join(ada.farm_id.to_string());
-    let exports_dir = app.config.farm_dir().join("exports").join(ada.membership_id.to_string());
+    let exports_dir = app
+        .config
+        .farm_dir()
+        .join("exports")
+        .join(ada.membership_id.to_string());
     std::fs::create_dir_all(&exports_dir).unwrap();
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
     let stale_blob = farm_dir.join(format!("{}#1", Uuid::now_v7()));
@@ -502,10 +524,18 @@ async fn the_sweep_removes_staging_files_that_a_crash_left_in_live_farms() {
         std::fs::write(f, b"partial").unwrap();
     }
     for f in [&stale_blob, &stale_export] {
-        std::fs::File::options().write(true).open(f).unwrap().set_modified(old).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
     }
     app.sweep().await;
-    assert!(!stale_blob.exists() && !stale_export.exists(), "stale staging files are removed");
+    assert!(
+        !stale_blob.exists() && !stale_export.exists(),
+        "stale staging files are removed"
+    );
     assert!(fresh.exists(), "an upload that may still be running is left alone");
     let (status, _, body) = app.download(&ada.token, ada.farm_id, "kept.txt", &[]).await;
     assert_eq!((status, body), (StatusCode::OK, b"kept".to_vec()));

@@ -355,7 +355,10 @@ async fn rewrite_all_tables(db: &Database) -> Result<bool, StorageError> {
     // The replaced statistics rows are dead rows of `pg_statistic`. Only a
     // superuser (or the catalog's owner) may rewrite it; anyone else gets a
     // warning and PostgreSQL skips it (documented in ARCHITECTURE.md).
-    if let Err(e) = sqlx::raw_sql("VACUUM FULL pg_catalog.pg_statistic").execute(&mut *conn).await {
+    if let Err(e) = sqlx::raw_sql("VACUUM FULL pg_catalog.pg_statistic")
+        .execute(&mut *conn)
+        .await
+    {
         tracing::debug!(error = %e, "rewriting pg_statistic after an erasure was not possible");
     }
     sqlx::raw_sql("RESET lock_timeout")
