@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sea_orm::DatabaseTransaction;
-use vitalfarm_domain::{MembershipId, UserId};
+use vitalfarm_domain::{FarmId, MembershipId, UserId};
 use vitalfarm_storage::StorageError;
 use vitalfarm_storage::export_objects;
 use vitalfarm_storage::repo::erasure::{self, Erased};
@@ -66,13 +66,41 @@ pub async fn erase(state: &AppState, membership: MembershipId, actor: UserId) ->
             "removing an erased farm's blobs failed; the sweep retries"
         );
     }
+    // Whatever the database no longer names: objects of uploads that a
+    // crash cut short (staging files) and exports, finished or not.
+    if let Some(farm) = erased.farm
+        && let Err(e) = state.blobs.remove_farm(FarmId::from_uuid(farm)).await
+    {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "removing an erased farm's objects failed; the sweep retries"
+        );
+    }
     if let Err(e) = remove_exports(state, membership).await {
         tracing::warn!(
             error = format!("{e:#}"),
             "removing an erased membership's exports failed; the sweep retries"
         );
     }
+    // The database files still hold the deleted rows' bytes until they are
+    // scrubbed (checkpoint or rewrite); that runs in the background and is
+    // retried by the sweeper until done.
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scrub(&db).await {
+            tracing::warn!(error = %e, "scrubbing the database after an erasure failed; the sweep retries");
+        }
+    });
     Ok(erased)
+}
+
+/// Scrubs the database files for the erasures that are still owed it
+/// (`vitalfarm_storage::repo::erasure::scrub_pending`). One at a time per
+/// process: a second caller waits and then usually finds nothing left.
+pub async fn scrub(db: &vitalfarm_storage::Database) -> Result<usize, StorageError> {
+    static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = RUNNING.lock().await;
+    erasure::scrub_pending(db).await
 }
 
 /// The audit records of a committed erasure: the erased membership's new

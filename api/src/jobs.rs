@@ -132,12 +132,21 @@ pub async fn export_sweeper(state: web::Data<AppState>) {
     }
 }
 
-/// Removes export objects left behind by erasures of the last week.
+/// Removes export and farm objects left behind by erasures of the last
+/// week (a crash right after the commit, an upload that finished during
+/// it), unfinished uploads included: by listing the store, not by rows,
+/// which the erasure deleted.
 pub async fn sweep_erased(state: &AppState) -> anyhow::Result<usize> {
     let since = chrono::Utc::now() - chrono::Duration::days(7);
     let mut removed = 0;
     for membership in vitalfarm_storage::repo::erasure::erased_since(&state.db, since).await? {
         removed += crate::erasure::remove_exports(state, vitalfarm_domain::MembershipId::from_uuid(membership)).await?;
+        if let Some(farm) = vitalfarm_storage::repo::erasure::farm_of(&state.db, membership).await? {
+            removed += state
+                .blobs
+                .remove_farm(vitalfarm_domain::FarmId::from_uuid(farm))
+                .await?;
+        }
     }
     Ok(removed)
 }

@@ -168,6 +168,12 @@ async fn sweeper(state: web::Data<AppState>) {
         if let Err(e) = sweep_blobs(&state).await {
             tracing::warn!(error = format!("{e:#}"), "sweeping farm blobs failed");
         }
+        // An erasure's scrub that did not finish (a busy database, a crash)
+        // is retried here, so it is done within one interval of the cause
+        // going away.
+        if let Err(e) = crate::erasure::scrub(&state.db).await {
+            tracing::warn!(error = %e, "scrubbing the database after an erasure failed");
+        }
     }
 }
 
@@ -175,7 +181,11 @@ async fn sweeper(state: web::Data<AppState>) {
 pub async fn sweep_blobs(state: &AppState) -> anyhow::Result<usize> {
     let grace = chrono::Duration::seconds(i64::try_from(state.config.orphan_grace_secs).unwrap_or(i64::MAX / 1000));
     let cutoff = chrono::Utc::now() - grace;
-    let mut removed = 0;
+    // Uploads a crash cut short leave staging files that no row names (the
+    // rows of their blobs go below, but only the finished object's key);
+    // found by listing the store itself.
+    let staging_cutoff = std::time::SystemTime::from(cutoff);
+    let mut removed = state.blobs.sweep_staging(staging_cutoff).await?;
     loop {
         let batch = farms::sweepable_blobs(&state.db, cutoff, 500).await?;
         if batch.is_empty() {

@@ -5,8 +5,10 @@
 //!
 //! The encoding is length-prefixed rather than, say, JSON: two different
 //! events can never encode to the same bytes, whatever their text contains.
-//! What a chain cannot show by itself is the loss of its newest events; a
-//! copy of the latest hash kept elsewhere (an export) covers that.
+//! What a chain cannot show by itself is the loss of its newest events (or
+//! of all of them): so every append also records the chain's head (its
+//! newest seq and hash) apart from the events, and [`Verifier::finish`]
+//! checks the chain ends where its head says.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -164,6 +166,10 @@ pub enum BreakReason {
     PrevMismatch,
     /// Its own fields do not hash to its `hash`: the event was altered.
     HashMismatch,
+    /// The chain ends before the newest event its recorded head names (or
+    /// ends on another event): events were removed from its end, or all of
+    /// them.
+    Truncated,
 }
 
 impl BreakReason {
@@ -172,6 +178,7 @@ impl BreakReason {
             BreakReason::SeqGap => "seq_gap",
             BreakReason::PrevMismatch => "prev_mismatch",
             BreakReason::HashMismatch => "hash_mismatch",
+            BreakReason::Truncated => "truncated",
         }
     }
 }
@@ -180,7 +187,8 @@ impl BreakReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Broken {
     pub seq: i64,
-    pub event_id: AuditEventId,
+    /// `None` when the event is missing altogether (`Truncated`).
+    pub event_id: Option<AuditEventId>,
     pub reason: BreakReason,
 }
 
@@ -212,7 +220,7 @@ impl Verifier {
     pub fn push(&mut self, e: &AuditEvent) -> Result<(), Broken> {
         let broken = |reason| Broken {
             seq: e.seq,
-            event_id: e.id,
+            event_id: Some(e.id),
             reason,
         };
         if e.seq != self.next_seq {
@@ -238,6 +246,34 @@ impl Verifier {
     /// The seq of the last intact event (0 before the first).
     pub fn last_seq(&self) -> i64 {
         self.next_seq - 1
+    }
+
+    /// The hash of the last intact event ([`GENESIS_HASH`] before the
+    /// first).
+    pub fn last_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
+    /// After the last event: checks that the chain ends at `head`, the
+    /// `(seq, hash)` recorded apart from the events at the latest append
+    /// (`None` for a membership that never had one). An emptied or
+    /// shortened chain fails here, though every event left is intact.
+    pub fn finish(&self, head: Option<(i64, &str)>) -> Result<(), Broken> {
+        let Some((seq, hash)) = head else {
+            return Ok(());
+        };
+        if seq == self.last_seq() && hash == self.prev_hash {
+            return Ok(());
+        }
+        Err(Broken {
+            seq: if seq > self.last_seq() {
+                self.last_seq() + 1
+            } else {
+                seq
+            },
+            event_id: None,
+            reason: BreakReason::Truncated,
+        })
     }
 }
 
@@ -316,6 +352,32 @@ mod tests {
             verify(&c).map_err(|b| (b.seq, b.reason)),
             Err((4, BreakReason::PrevMismatch))
         );
+    }
+
+    #[test]
+    fn an_emptied_or_shortened_chain_fails_against_its_head() {
+        let c = chain(4);
+        let head = (4, c[3].hash.as_str());
+        let run = |events: &[AuditEvent]| {
+            let mut v = Verifier::new();
+            for e in events {
+                v.push(e).unwrap();
+            }
+            v.finish(Some(head))
+        };
+        assert_eq!(run(&c), Ok(()));
+        let emptied = run(&[]).unwrap_err();
+        assert_eq!(
+            (emptied.seq, emptied.event_id, emptied.reason),
+            (1, None, BreakReason::Truncated)
+        );
+        let shortened = run(&c[..2]).unwrap_err();
+        assert_eq!((shortened.seq, shortened.reason), (3, BreakReason::Truncated));
+        // A chain rebuilt to the same length ends on another hash.
+        let other = chain(4);
+        assert_eq!(run(&other).unwrap_err().reason, BreakReason::Truncated);
+        // No head recorded: nothing to compare with.
+        assert_eq!(Verifier::new().finish(None), Ok(()));
     }
 
     #[test]
@@ -399,7 +461,7 @@ mod tests {
             prop_assert!(broken.is_err());
             if let Err(b) = broken {
                 // The break shows at the altered event, whatever was changed.
-                prop_assert_eq!(b.event_id, c[i].id);
+                prop_assert_eq!(b.event_id, Some(c[i].id));
             }
         }
 

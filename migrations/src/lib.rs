@@ -24,6 +24,7 @@ mod m20261202_000017_invitations;
 mod m20261202_000018_device_last_error;
 mod m20261202_000019_app_grants;
 mod m20261202_000020_disk_accounting;
+mod m20261202_000021_audit_heads_and_scrubs;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000018_device_last_error::Migration),
             Box::new(m20261202_000019_app_grants::Migration),
             Box::new(m20261202_000020_disk_accounting::Migration),
+            Box::new(m20261202_000021_audit_heads_and_scrubs::Migration),
         ]
     }
 }

@@ -107,12 +107,19 @@ pub enum AuditBreakReason {
     PrevMismatch,
     /// Its fields do not hash to its stored hash: it was altered.
     HashMismatch,
+    /// The chain ends before the newest event recorded for the membership
+    /// (its head, kept apart from the events): events were removed from its
+    /// end, or the whole chain was emptied. `event_id` is then `null`.
+    Truncated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditBreak {
     pub seq: i64,
-    pub event_id: Uuid,
+    /// The event at which the chain breaks; `null` when it is missing
+    /// (`truncated`).
+    #[schema(required = true)]
+    pub event_id: Option<Uuid>,
     pub reason: AuditBreakReason,
 }
 

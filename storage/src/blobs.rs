@@ -51,6 +51,10 @@ impl From<CryptoError> for BlobError {
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// The directory of a local store. Its staging files (`<key>#<n>`, an
+    /// upload in progress) are invisible to the store's own listing, so the
+    /// sweeps walk the directory itself to find the ones a crash left.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -84,6 +88,7 @@ impl BlobStore {
                 Ok(Self {
                     store,
                     description: format!("s3://{bucket}/{prefix}"),
+                    local_root: None,
                 })
             }
             Some(other) => Err(BlobError::Config(format!("unsupported object store URL {other}"))),
@@ -98,6 +103,7 @@ impl BlobStore {
             // disk even after a power cut.
             store: Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_fsync(true)),
             description: format!("file://{}", dir.display()),
+            local_root: Some(dir.to_path_buf()),
         })
     }
 
@@ -144,6 +150,64 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes every object of `farm`, finished or not: on a local store the
+    /// farm's whole directory, staging files of uploads a crash cut short
+    /// included. For an erased farm, whose key is already gone.
+    pub async fn remove_farm(&self, farm: FarmId) -> Result<usize, BlobError> {
+        self.remove_prefix(&farm.to_string()).await
+    }
+
+    /// Removes every object under `prefix` (a `/`-separated key prefix
+    /// without a trailing `/`); returns how many objects the listing
+    /// found. On a local store the directory goes as a whole, so staging
+    /// files go with it. On S3 an unfinished multipart upload has no object
+    /// to list: the bucket's lifecycle rule for incomplete multipart
+    /// uploads removes its parts (see README, "Object store").
+    pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, BlobError> {
+        let location = Path::from(prefix);
+        let mut listing = self.store.list(Some(&location));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            match meta {
+                Ok(meta) => found.push(meta.location),
+                // A local store without the directory yet: nothing to remove.
+                Err(object_store::Error::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        drop(listing);
+        let n = found.len();
+        for location in found {
+            match self.store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(root) = &self.local_root {
+            let dir = location.parts().fold(root.clone(), |dir, part| dir.join(part.as_ref()));
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::Config(format!("removing {}: {e}", dir.display()))),
+            }
+        }
+        Ok(n)
+    }
+
+    /// On a local store: removes the staging files (`<key>#<n>`) last
+    /// written before `cutoff`, which only an upload cut short by a crash
+    /// leaves behind (a finished upload renames its file, an aborted one
+    /// removes it). Returns how many. A store without such files (S3)
+    /// returns 0.
+    pub async fn sweep_staging(&self, cutoff: std::time::SystemTime) -> Result<usize, BlobError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || sweep_staging_under(&root, cutoff))
+            .await
+            .map_err(|e| BlobError::Config(format!("staging sweep: {e}")))?
     }
 
     /// The raw stored bytes of a blob (tests use it to tamper and to copy).
@@ -205,6 +269,48 @@ impl BlobStore {
         };
         Ok(stream::unfold(state, next_plain).boxed())
     }
+}
+
+/// Whether `name` is a local store's staging file: `#` and then digits
+/// only, as the local store names them (and refuses as object keys).
+fn is_staging_name(name: &str) -> bool {
+    match name.rsplit_once('#') {
+        Some((_, digits)) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+fn sweep_staging_under(root: &FsPath, cutoff: std::time::SystemTime) -> Result<usize, BlobError> {
+    let io = |e: std::io::Error| BlobError::Config(format!("staging sweep under {}: {e}", root.display()));
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            if !kind.is_file() || !is_staging_name(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let modified = entry.metadata().and_then(|m| m.modified()).map_err(io)?;
+            if modified < cutoff {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Stored bytes are fetched in windows of this size: one read (locally) or
@@ -277,6 +383,20 @@ async fn next_plain(mut s: ReadState) -> Option<(Result<Bytes, BlobError>, ReadS
         .min(plain.len());
     let slice = Bytes::from(plain).slice(from..to.max(from));
     Some((Ok(slice), s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_are_told_from_keys() {
+        assert!(is_staging_name("0193-blob#1"));
+        assert!(is_staging_name("job.zip#12"));
+        assert!(!is_staging_name("0193-blob"));
+        assert!(!is_staging_name("a#b"));
+        assert!(!is_staging_name("a#"));
+    }
 }
 
 /// An encrypted upload in progress.

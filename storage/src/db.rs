@@ -103,6 +103,26 @@ impl Database {
                 .map(|o| o.get_port()),
             DatabaseKind::Sqlite => None,
         };
+        if kind == DatabaseKind::Sqlite {
+            // Per-connection settings go on the connect options, so every
+            // pooled connection gets them (a statement run once after
+            // connecting reaches only the one connection it ran on).
+            opts.map_sqlx_sqlite_opts(|o| {
+                o.pragma("journal_mode", "WAL")
+                    // FULL: WAL is synced at every commit, so a reading that
+                    // was acknowledged survives a power loss, not only a
+                    // process crash (NORMAL promises the latter only). The
+                    // cost is one fsync per write transaction; ingest writes
+                    // in batches, so it is paid per batch, not per reading.
+                    .pragma("synchronous", "FULL")
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    // Deleted rows are overwritten with zeros in the page
+                    // rather than left in free space: erased health data
+                    // must not be recoverable from the file.
+                    .pragma("secure_delete", "ON")
+            });
+        }
         if let Some(port) = tcp_port {
             opts.map_sqlx_postgres_pool_opts(move |pool| {
                 pool.after_connect(move |_conn, _meta| {
@@ -119,12 +139,6 @@ impl Database {
             restrict_file(&path).map_err(|e| DbErr::Custom(format!("creating the SQLite file owner-only: {e}")))?;
         }
         let conn = sea_orm::Database::connect(opts).await?;
-        if kind == DatabaseKind::Sqlite {
-            // WAL lets readers proceed while a write commits; NORMAL sync is
-            // durable across process crashes, which is what WAL promises.
-            conn.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000;")
-                .await?;
-        }
         Ok(Self { conn, kind })
     }
 

@@ -293,29 +293,10 @@ pub async fn raw(blobs: &BlobStore, key: &str) -> Result<Bytes, BlobError> {
     Ok(blobs.object_store().get(&Path::from(key)).await?.bytes().await?)
 }
 
-/// Removes every export object of `membership`; returns how many.
+/// Removes every export object of `membership`, unfinished uploads (a
+/// local store's staging files) included; returns how many finished ones.
 pub async fn delete_all_of(blobs: &BlobStore, membership: Uuid) -> Result<usize, BlobError> {
-    let store = blobs.object_store();
-    let prefix = Path::from(format!("exports/{membership}"));
-    let mut listing = store.list(Some(&prefix));
-    let mut locations = Vec::new();
-    while let Some(meta) = listing.next().await {
-        match meta {
-            Ok(meta) => locations.push(meta.location),
-            // A local store without the directory yet: nothing to remove.
-            Err(object_store::Error::NotFound { .. }) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    drop(listing);
-    let n = locations.len();
-    for location in locations {
-        match store.delete(&location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(n)
+    blobs.remove_prefix(&format!("exports/{membership}")).await
 }
 
 #[cfg(test)]

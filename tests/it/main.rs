@@ -31,6 +31,7 @@ mod oauth;
 mod readings;
 mod service;
 mod share_links;
+mod shredding;
 mod simulate;
 mod stream;
 mod subjects;

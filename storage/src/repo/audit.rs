@@ -1,9 +1,10 @@
 //! The audit log: appending to a membership's hash chain, listing it, and
 //! reading it back in chain order for verification. Events are never
-//! updated or deleted here.
+//! updated or deleted here (but by an erasure). Every append also moves the
+//! membership's head (`audit_heads`), in the same transaction.
 
 use chrono::Utc;
-use sea_orm::sea_query::LikeExpr;
+use sea_orm::sea_query::{LikeExpr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, SqlErr, Statement,
@@ -12,7 +13,7 @@ use uuid::Uuid;
 use vitalfarm_domain::audit::{self, ActorKind, AuditEvent, Outcome};
 use vitalfarm_domain::{AuditEventId, ConsentId, MembershipId};
 
-use crate::entity::audit_event;
+use crate::entity::{audit_event, audit_head};
 use crate::{Database, DatabaseKind, Page, StorageError};
 
 /// How often an append tries again after another append took its place.
@@ -104,16 +105,32 @@ async fn try_append(
         ))
         .await?;
     }
-    let last: Option<(i64, String)> = audit_event::Entity::find()
+    // The chain continues from its recorded head, not from whatever event
+    // is last in the table: events removed behind the log's back then leave
+    // a gap the next verification finds, instead of a new chain starting
+    // over at seq 1 that would hide the removal.
+    let head: Option<(i64, String)> = audit_head::Entity::find_by_id(e.membership.as_uuid())
         .select_only()
-        .column(audit_event::Column::Seq)
-        .column(audit_event::Column::Hash)
-        .filter(audit_event::Column::MembershipId.eq(e.membership.as_uuid()))
-        .order_by_desc(audit_event::Column::Seq)
-        .limit(1)
+        .column(audit_head::Column::Seq)
+        .column(audit_head::Column::Hash)
         .into_tuple()
         .one(txn)
         .await?;
+    let last = match head {
+        Some(head) => Some(head),
+        None => {
+            audit_event::Entity::find()
+                .select_only()
+                .column(audit_event::Column::Seq)
+                .column(audit_event::Column::Hash)
+                .filter(audit_event::Column::MembershipId.eq(e.membership.as_uuid()))
+                .order_by_desc(audit_event::Column::Seq)
+                .limit(1)
+                .into_tuple()
+                .one(txn)
+                .await?
+        }
+    };
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, audit::GENESIS_HASH.to_owned()),
@@ -137,6 +154,19 @@ async fn try_append(
         },
         &prev,
     );
+    let head = audit_head::ActiveModel {
+        membership_id: Set(event.membership.as_uuid()),
+        seq: Set(event.seq),
+        hash: Set(event.hash.clone()),
+    };
+    audit_head::Entity::insert(head)
+        .on_conflict(
+            OnConflict::column(audit_head::Column::MembershipId)
+                .update_columns([audit_head::Column::Seq, audit_head::Column::Hash])
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
     audit_event::ActiveModel {
         id: Set(event.id.as_uuid()),
         membership_id: Set(event.membership.as_uuid()),
@@ -248,10 +278,23 @@ pub async fn all_in_order(
         .await?)
 }
 
+/// The membership's recorded head `(seq, hash)`: where its chain must end.
+pub async fn head(db: &Database, membership: MembershipId) -> Result<Option<(i64, String)>, StorageError> {
+    Ok(audit_head::Entity::find_by_id(membership.as_uuid())
+        .select_only()
+        .column(audit_head::Column::Seq)
+        .column(audit_head::Column::Hash)
+        .into_tuple()
+        .one(db.conn())
+        .await?)
+}
+
 /// Inside `txn`: removes `membership`'s whole log, for its erasure. The
 /// erasure then starts a new chain holding only the record of itself: who
 /// read what is personal data too, and it goes with the rest.
 pub async fn delete_all_in(txn: &impl sea_orm::ConnectionTrait, membership: MembershipId) -> Result<u64, StorageError> {
+    // The head goes too: the erasure's record starts a new chain at seq 1.
+    audit_head::Entity::delete_by_id(membership.as_uuid()).exec(txn).await?;
     Ok(audit_event::Entity::delete_many()
         .filter(audit_event::Column::MembershipId.eq(membership.as_uuid()))
         .exec(txn)

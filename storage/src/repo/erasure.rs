@@ -11,14 +11,14 @@
 //! are named here and removed by the caller after the commit likewise.
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::sea_query::{Expr, LikeExpr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{DeviceStatus, MembershipId};
 
 use crate::entity::{
-    api_key, device, device_command, device_model, farm, farm_blob, farm_file, job, member_role, membership, reading,
-    subject, user,
+    api_key, device, device_command, device_model, erasure_scrub, farm, farm_blob, farm_file, job, member_role,
+    membership, rate_limit, reading, subject, user,
 };
 use crate::repo::farms::BLOB_DELETED;
 use crate::{Database, StorageError};
@@ -35,6 +35,9 @@ pub struct Erased {
     pub users_deleted: u64,
     /// Export jobs whose objects are to be removed from the store.
     pub export_jobs: Vec<Uuid>,
+    /// The erased farm, whose objects (staging parts included) are to be
+    /// removed from the store.
+    pub farm: Option<Uuid>,
 }
 
 /// Erases `membership`. `revoke_and_audit` runs inside the transaction
@@ -99,6 +102,7 @@ where
         .one(&txn)
         .await?
     {
+        out.farm = Some(farm.id);
         out.files = farm_file::Entity::delete_many()
             .filter(farm_file::Column::FarmId.eq(farm.id))
             .exec(&txn)
@@ -179,6 +183,8 @@ where
 
     // 9. Accounts that belonged here alone: deleting the user removes its
     // refresh tokens (cascade), so signing in and refreshing both fail.
+    // Their rate-limit counters are keyed by address or id: those keys are
+    // personal data too.
     for user_id in members {
         let elsewhere = member_role::Entity::find()
             .filter(member_role::Column::UserId.eq(user_id))
@@ -186,6 +192,14 @@ where
             .await?
             .is_some();
         if !elsewhere {
+            if let Some(account) = user::Entity::find_by_id(user_id).one(&txn).await? {
+                for needle in [account.email.trim().to_lowercase(), user_id.to_string()] {
+                    rate_limit::Entity::delete_many()
+                        .filter(rate_limit::Column::Key.like(LikeExpr::new(contains(&needle)).escape('\\')))
+                        .exec(&txn)
+                        .await?;
+                }
+            }
             out.users_deleted += user::Entity::delete_by_id(user_id).exec(&txn).await?.rows_affected;
         }
     }
@@ -197,8 +211,32 @@ where
         .filter(membership::Column::Id.eq(mid))
         .exec(&txn)
         .await?;
+
+    // 11. The scrub of the database files is owed from this commit on (see
+    // `scrub`); recorded here so a crash before it runs cannot forget it.
+    erasure_scrub::Entity::insert(erasure_scrub::ActiveModel {
+        membership_id: Set(mid),
+        erased_at: Set(now),
+    })
+    .on_conflict_do_nothing_on([erasure_scrub::Column::MembershipId])
+    .exec(&txn)
+    .await?;
     txn.commit().await?;
     Ok(out)
+}
+
+/// A LIKE pattern matching any text that contains `s` literally.
+fn contains(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 /// Whether `membership` exists and is not erased.
@@ -219,5 +257,124 @@ pub async fn erased_since(db: &Database, since: chrono::DateTime<Utc>) -> Result
         .filter(membership::Column::ErasedAt.gte(since))
         .into_tuple::<Uuid>()
         .all(db.conn())
+        .await?)
+}
+
+/// How long a PostgreSQL scrub waits for each table's lock before giving
+/// up until the next sweep: a rewrite waiting in the lock queue would
+/// otherwise hold up every later query on that table behind it.
+const SCRUB_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
+
+/// Scrubs the database files for every erasure still owed one, and returns
+/// how many erasures that covered (0 when there were none, or the scrub
+/// could not finish and stays owed to the next sweep).
+///
+/// Deleting rows does not remove their bytes from the files:
+/// - SQLite: every connection runs with `secure_delete` (see `Database`),
+///   so deleted cells and freed pages are zeroed, but the WAL still holds
+///   the pages as they were before the erasure. A `TRUNCATE` checkpoint
+///   copies the scrubbed pages into the main file and empties the WAL.
+/// - PostgreSQL: a deleted row stays in its page until vacuumed, and plain
+///   `VACUUM` only marks the space free (the bytes stay, in table pages and
+///   in every index). `VACUUM FULL` writes each table and its indexes to
+///   new files and truncates the old ones at commit. It locks each table
+///   while it is rewritten (one at a time), which is what bounds its cost:
+///   see ARCHITECTURE.md ("Erasure and what stays on disk").
+///
+/// One scrub covers every erasure committed before it, so a burst of
+/// erasures costs one rewrite.
+pub async fn scrub_pending(db: &Database) -> Result<usize, StorageError> {
+    let pending: Vec<Uuid> = erasure_scrub::Entity::find()
+        .select_only()
+        .column(erasure_scrub::Column::MembershipId)
+        .into_tuple()
+        .all(db.conn())
+        .await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let done = match db.kind() {
+        crate::DatabaseKind::Sqlite => checkpoint_truncate(db).await?,
+        crate::DatabaseKind::Postgres => rewrite_all_tables(db).await?,
+    };
+    if !done {
+        return Ok(0);
+    }
+    erasure_scrub::Entity::delete_many()
+        .filter(erasure_scrub::Column::MembershipId.is_in(pending.iter().copied()))
+        .exec(db.conn())
+        .await?;
+    Ok(pending.len())
+}
+
+/// SQLite: moves every committed page into the main file and truncates
+/// the WAL to zero bytes. `false` when a reader kept it from finishing.
+async fn checkpoint_truncate(db: &Database) -> Result<bool, StorageError> {
+    let row = db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ))
+        .await?;
+    // The first column is 1 when the checkpoint could not complete.
+    let busy: i32 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 1,
+    };
+    Ok(busy == 0)
+}
+
+/// PostgreSQL: `VACUUM (FULL, ANALYZE)` of every table of the schema, one at
+/// a time, on one connection. `false` when a table could not be locked in
+/// time; the others are done all the same.
+async fn rewrite_all_tables(db: &Database) -> Result<bool, StorageError> {
+    let custom = |what: &str, e: sqlx::Error| StorageError::Db(sea_orm::DbErr::Custom(format!("{what}: {e}")));
+    let pool = db.conn().get_postgres_connection_pool();
+    let mut conn = pool.acquire().await.map_err(|e| custom("scrub connection", e))?;
+    sqlx::raw_sql(SCRUB_LOCK_TIMEOUT)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| custom("scrub lock timeout", e))?;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| custom("listing tables", e))?;
+    let mut done = true;
+    for table in tables {
+        // ANALYZE too: the planner's statistics sample column values, and
+        // must be taken again from the rows that are left.
+        let sql = format!("VACUUM (FULL, ANALYZE) \"{}\"", table.replace('"', "\"\""));
+        // The name is quoted as an identifier, doubling any quote in it.
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+            tracing::warn!(table = %table, error = %e, "scrubbing a table after an erasure failed; the sweep retries");
+            done = false;
+        }
+    }
+    // The replaced statistics rows are dead rows of `pg_statistic`. Only a
+    // superuser (or the catalog's owner) may rewrite it; anyone else gets a
+    // warning and PostgreSQL skips it (documented in ARCHITECTURE.md).
+    if let Err(e) = sqlx::raw_sql("VACUUM FULL pg_catalog.pg_statistic")
+        .execute(&mut *conn)
+        .await
+    {
+        tracing::debug!(error = %e, "rewriting pg_statistic after an erasure was not possible");
+    }
+    sqlx::raw_sql("RESET lock_timeout")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| custom("scrub lock timeout", e))?;
+    Ok(done)
+}
+
+/// The farm of `membership` (its row stays after an erasure, keyless).
+pub async fn farm_of(db: &Database, membership: Uuid) -> Result<Option<Uuid>, StorageError> {
+    Ok(farm::Entity::find()
+        .select_only()
+        .column(farm::Column::Id)
+        .filter(farm::Column::MembershipId.eq(membership))
+        .into_tuple()
+        .one(db.conn())
         .await?)
 }
