@@ -18,6 +18,7 @@ pub mod fhir;
 pub mod fhir_import;
 pub mod ids;
 pub mod mashups;
+pub mod norms;
 pub mod membership;
 pub mod metrics;
 pub mod oauth;
