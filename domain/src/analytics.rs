@@ -154,7 +154,9 @@ pub fn pearson(points: &[PairedPoint]) -> Option<f64> {
 /// in range for glucose). An open side is infinite. Charts of a known
 /// subject should use [`crate::chart::normal_bands`] with the age.
 pub fn normal_range(metric: &str, component: &str) -> Option<(f64, f64)> {
-    crate::chart::normal_bands(metric, &[component], None, None).into_iter().next()
+    crate::chart::normal_bands(metric, &[component], None, None)
+        .into_iter()
+        .next()
 }
 
 #[cfg(test)]

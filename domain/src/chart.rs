@@ -419,13 +419,19 @@ mod tests {
     #[test]
     fn the_shaded_band_is_the_subjects_own() {
         assert_eq!(normal_bands("heart_rate", &[""], Some(48), None), vec![(100.0, 180.0)]);
-        assert_eq!(normal_bands("heart_rate", &[""], Some(40 * 365), None), vec![(51.0, 91.0)]);
+        assert_eq!(
+            normal_bands("heart_rate", &[""], Some(40 * 365), None),
+            vec![(51.0, 91.0)]
+        );
         assert_eq!(normal_bands("heart_rate", &[""], None, None), vec![(51.0, 91.0)]);
         assert_eq!(
             normal_bands("blood_pressure", &["systolic", "diastolic"], None, None),
             vec![(91.0, 120.0), (f64::NEG_INFINITY, 80.0)]
         );
-        assert_eq!(normal_bands("body_temperature", &[""], Some(48), None), vec![(35.0, 38.0)]);
+        assert_eq!(
+            normal_bands("body_temperature", &[""], Some(48), None),
+            vec![(35.0, 38.0)]
+        );
         assert_eq!(normal_bands("spo2", &[""], Some(10), None), Vec::<(f64, f64)>::new());
         assert_eq!(normal_bands("steps", &[""], None, None), Vec::<(f64, f64)>::new());
         let mut c = bp();

@@ -735,7 +735,10 @@ fn parse_centiles(json: &str) -> Result<Dataset<CentileRecord>, String> {
         }
         for pair in bands.windows(2) {
             if pair[0].age_to_days != Some(pair[1].age_from_days) {
-                return Err(format!("{metric}: bands {} and {} do not meet", pair[0].age_group, pair[1].age_group));
+                return Err(format!(
+                    "{metric}: bands {} and {} do not meet",
+                    pair[0].age_group, pair[1].age_group
+                ));
             }
         }
     }

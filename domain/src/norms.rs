@@ -74,7 +74,10 @@ impl Metric {
 pub enum Value {
     Scalar(f64),
     /// Blood pressure, mm Hg.
-    Pressure { systolic: f64, diastolic: f64 },
+    Pressure {
+        systolic: f64,
+        diastolic: f64,
+    },
 }
 
 /// Where a threshold comes from: the dataset (`GET /v1/public-datasets`),
@@ -304,9 +307,10 @@ fn temperature_table(source: &str) -> &'static str {
 /// age, then the NG143 rows that refine fever at that age.
 fn child_temperature(age_days: i64) -> Profile {
     let mut bands: Vec<Band> = Vec::new();
-    for r in datasets::temperature_rules().iter().filter(|r| {
-        r.age_from_days.is_none_or(|from| age_days >= from) && r.age_to_days.is_none_or(|to| age_days < to)
-    }) {
+    for r in datasets::temperature_rules()
+        .iter()
+        .filter(|r| r.age_from_days.is_none_or(|from| age_days >= from) && r.age_to_days.is_none_or(|to| age_days < to))
+    {
         let lower = r.celsius.lower();
         // The first rule for a range of values wins, as in the dataset.
         if bands.iter().any(|b| b.lower == lower) {
@@ -357,7 +361,11 @@ fn profile(metric: Metric, age_days: Option<i64>) -> Result<Profile, NormError> 
     let age = age_days.unwrap_or(ADULT_FROM_DAYS);
     let found = match metric {
         Metric::BloodGlucose => banded(GLUCOSE, "all_ages", &datasets::glucose_bands(age)),
-        Metric::BloodPressure => banded(NEWS2, "adult", &datasets::news2_bands(metric.code(), Some("systolic"), age)),
+        Metric::BloodPressure => banded(
+            NEWS2,
+            "adult",
+            &datasets::news2_bands(metric.code(), Some("systolic"), age),
+        ),
         Metric::BodyTemperature if !adult => Some(child_temperature(age)),
         Metric::HeartRate | Metric::RespiratoryRate | Metric::Spo2 if !adult => child_vitals(metric, age),
         _ => banded(NEWS2, "adult", &datasets::news2_bands(metric.code(), None, age)),
@@ -383,7 +391,10 @@ fn centile_position(r: &'static CentileRecord, v: f64) -> CentilePosition {
             dataset: CENTILES,
             source: r.source.clone(),
             table: r.table.clone(),
-            row: format!("{}: 1st {} / 50th {} / 99th {} {}", r.age_group, r.p1, r.p50, r.p99, r.unit),
+            row: format!(
+                "{}: 1st {} / 50th {} / 99th {} {}",
+                r.age_group, r.p1, r.p50, r.p99, r.unit
+            ),
         },
     }
 }
@@ -391,12 +402,7 @@ fn centile_position(r: &'static CentileRecord, v: f64) -> CentilePosition {
 /// The category, severity and normal band of `value` of `metric` for a
 /// subject `age_days` old (`None`: birth date unknown, adult norms) of
 /// `sex`.
-pub fn assess(
-    metric: Metric,
-    value: Value,
-    age_days: Option<i64>,
-    sex: Option<Sex>,
-) -> Result<Assessment, NormError> {
+pub fn assess(metric: Metric, value: Value, age_days: Option<i64>, sex: Option<Sex>) -> Result<Assessment, NormError> {
     // No shipped source distinguishes sex (see the module documentation).
     let _ = sex;
     if age_days.is_some_and(|a| a < 0) {
@@ -583,16 +589,31 @@ mod tests {
         assert_eq!(a.source.dataset, "news2-chart-1");
         assert_eq!(cat(Metric::HeartRate, 130.0, ADULT), "above_range");
         assert_eq!(cat(Metric::HeartRate, 130.9, ADULT), "above_range");
-        assert!(!assess(Metric::HeartRate, Value::Scalar(70.0), ADULT, None).unwrap().age_unknown);
+        assert!(
+            !assess(Metric::HeartRate, Value::Scalar(70.0), ADULT, None)
+                .unwrap()
+                .age_unknown
+        );
     }
 
     #[test]
     fn blood_pressure_combines_acc_aha_and_the_news2_floor() {
         let bp = |s, d, age| {
-            assess(Metric::BloodPressure, Value::Pressure { systolic: s, diastolic: d }, age, None)
+            assess(
+                Metric::BloodPressure,
+                Value::Pressure {
+                    systolic: s,
+                    diastolic: d,
+                },
+                age,
+                None,
+            )
         };
         let a = bp(192.0, 124.0, ADULT).unwrap();
-        assert_eq!((a.category.as_str(), a.severity), ("hypertensive_crisis", Severity::Severe));
+        assert_eq!(
+            (a.category.as_str(), a.severity),
+            ("hypertensive_crisis", Severity::Severe)
+        );
         assert_eq!(a.source.table, "Section 11.2: Hypertensive crises");
         let low = bp(85.0, 55.0, None).unwrap();
         assert_eq!((low.category.as_str(), low.score), ("far_below_range", Some(3)));
@@ -606,7 +627,11 @@ mod tests {
         );
         assert_eq!(
             normal_band(Metric::BloodPressure, Some("systolic"), None, None).unwrap(),
-            Bounds { gte: Some(91.0), lt: Some(120.0), ..Bounds::default() }
+            Bounds {
+                gte: Some(91.0),
+                lt: Some(120.0),
+                ..Bounds::default()
+            }
         );
     }
 
@@ -627,7 +652,9 @@ mod tests {
     /// Ages at every band edge of every source, and either side of them.
     fn ages() -> Vec<Option<i64>> {
         let mut a: Vec<Option<i64>> = vec![None];
-        for d in [0, 27, 28, 48, 90, 91, 182, 183, 364, 365, 1095, 1096, 2192, 4383, 5843, 5844, 6574, 6575, 30_000] {
+        for d in [
+            0, 27, 28, 48, 90, 91, 182, 183, 364, 365, 1095, 1096, 2192, 4383, 5843, 5844, 6574, 6575, 30_000,
+        ] {
             a.push(Some(d));
         }
         a
@@ -649,7 +676,11 @@ mod tests {
                     assert_eq!((m, age), (Metric::Spo2, age), "only neonatal SpO2 has no source");
                     continue;
                 };
-                assert_eq!(p.bands.iter().filter(|b| b.category == "normal").count(), 1, "{m:?} {age:?}");
+                assert_eq!(
+                    p.bands.iter().filter(|b| b.category == "normal").count(),
+                    1,
+                    "{m:?} {age:?}"
+                );
                 assert!(p.bands[0].lower.is_none());
                 for w in p.bands.windows(2) {
                     let (a, b) = (w[0].lower.map_or(f64::NEG_INFINITY, |l| l.0), w[1].lower.map(|l| l.0));

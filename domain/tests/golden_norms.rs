@@ -9,6 +9,9 @@
 //! shaded band, the infant monitor, the elderly watch), which must agree
 //! with the assessment.
 
+// A test file: a malformed golden row must stop the test loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -127,8 +130,14 @@ fn the_table_is_big_enough_and_holds_the_cases_of_the_issue() {
     }
     // Every metric is in the table, at a child's and an adult's age.
     for m in Metric::ALL {
-        assert!(all.iter().any(|c| c.metric == m && c.age.is_some_and(|a| a < 5844)), "{m:?}");
-        assert!(all.iter().any(|c| c.metric == m && c.age.is_none_or(|a| a >= 6575)), "{m:?}");
+        assert!(
+            all.iter().any(|c| c.metric == m && c.age.is_some_and(|a| a < 5844)),
+            "{m:?}"
+        );
+        assert!(
+            all.iter().any(|c| c.metric == m && c.age.is_none_or(|a| a >= 6575)),
+            "{m:?}"
+        );
     }
 }
 
@@ -143,7 +152,10 @@ fn every_view_agrees_with_the_table() {
     for c in cases() {
         let at = format!("line {}", c.line);
         let Ok(a) = assess(&c) else {
-            assert!(chart::normal_bands(c.metric.code(), &[""], c.age, c.sex).is_empty(), "{at}");
+            assert!(
+                chart::normal_bands(c.metric.code(), &[""], c.age, c.sex).is_empty(),
+                "{at}"
+            );
             continue;
         };
         // Chart: the shaded band is the normal band of the assessment.

@@ -140,7 +140,10 @@ async fn each_dataset_is_served_with_its_records() {
         let token = person.token.clone();
         async move {
             let res = app.get(&format!("/v1/public-datasets/{name}"), &token).await;
-            assert!(res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"), "{name}");
+            assert!(
+                res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"),
+                "{name}"
+            );
             res.body["records"]
                 .as_array()
                 .unwrap()
@@ -151,7 +154,10 @@ async fn each_dataset_is_served_with_its_records() {
         }
     };
     let pulse = row("news2-chart-1", "heart_rate", "Pulse (per minute) >=131: score 3").await;
-    assert_eq!((pulse["value"].clone(), pulse["score"].clone()), (json!({"gte": 131.0}), json!(3)));
+    assert_eq!(
+        (pulse["value"].clone(), pulse["score"].clone()),
+        (json!({"gte": 131.0}), json!(3))
+    );
     assert_eq!(pulse["table"], "Chart 1: The NEWS scoring system");
     let red = row(
         "nice-ng143-traffic-light",
@@ -159,14 +165,27 @@ async fn each_dataset_is_served_with_its_records() {
         "Red (high risk): age younger than 3 months with temperature of 38C or higher",
     )
     .await;
-    assert_eq!((red["category"].clone(), red["age_to_days"].clone()), (json!("fever_under_3_months"), json!(91)));
-    let hypo = row("ada-glycaemic-thresholds", "blood_glucose", "Level 2: glucose < 54 mg/dL").await;
+    assert_eq!(
+        (red["category"].clone(), red["age_to_days"].clone()),
+        (json!("fever_under_3_months"), json!(91))
+    );
+    let hypo = row(
+        "ada-glycaemic-thresholds",
+        "blood_glucose",
+        "Level 2: glucose < 54 mg/dL",
+    )
+    .await;
     assert_eq!(hypo["value"], json!({"lt": 54.0}));
-    let res = app.get("/v1/public-datasets/paediatric-vital-centiles", &person.token).await;
+    let res = app
+        .get("/v1/public-datasets/paediatric-vital-centiles", &person.token)
+        .await;
     assert_eq!(res.body["records"][0]["p99"], 181.0);
     for name in NAMES {
         let res = app.get(&format!("/v1/public-datasets/{name}"), &person.token).await;
-        assert!(res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"), "{name}");
+        assert!(
+            res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"),
+            "{name}"
+        );
     }
 }
 

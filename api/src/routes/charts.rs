@@ -127,9 +127,7 @@ pub async fn chart_svg(
         bands: chart::normal_bands(
             metric.code,
             &components,
-            read.subject
-                .birth_date
-                .and_then(|b| age_days(b, to.date_naive())),
+            read.subject.birth_date.and_then(|b| age_days(b, to.date_naive())),
             read.subject.sex.as_deref().and_then(Sex::parse),
         ),
     });

@@ -345,7 +345,10 @@ mod tests {
         assert_eq!(bp(150.0, 121.0).unwrap().status, Status::Emergency);
         assert_eq!(bp(150.0, 120.0).unwrap().status, Status::Attention);
         let low = bp(88.0, 60.0).unwrap();
-        assert_eq!((low.status, low.category.as_str()), (Status::Emergency, "far_below_range"));
+        assert_eq!(
+            (low.status, low.category.as_str()),
+            (Status::Emergency, "far_below_range")
+        );
         assert_eq!(low.dataset.unwrap().name, "news2-chart-1");
         assert_eq!(bp(91.0, 60.0), None);
     }
@@ -380,7 +383,10 @@ mod tests {
         // An infant's normal is an adult's tachycardia.
         assert_eq!(hr(150.0, Some(100)), None);
         let r = heart_rate(Rule::EcgHeartRate, Timed { value: 140.0, at_ms: 1 }, ADULT).unwrap();
-        assert_eq!((r.rule.as_str(), r.category.as_str()), ("ecg_heart_rate", "far_above_range"));
+        assert_eq!(
+            (r.rule.as_str(), r.category.as_str()),
+            ("ecg_heart_rate", "far_above_range")
+        );
         assert_eq!(r.dataset.unwrap().name, "news2-chart-1");
         assert!(r.threshold.contains(">=131"), "{}", r.threshold);
     }
@@ -389,11 +395,26 @@ mod tests {
     fn glucose_and_spo2_are_judged() {
         assert_eq!(glucose(120.0), None);
         assert_eq!(glucose(180.0), None);
-        assert_eq!(glucose(181.0), Some((Status::Attention, "hyperglycaemia_level_1".to_owned())));
-        assert_eq!(glucose(250.0), Some((Status::Attention, "hyperglycaemia_level_1".to_owned())));
-        assert_eq!(glucose(251.0), Some((Status::Emergency, "hyperglycaemia_level_2".to_owned())));
-        assert_eq!(glucose(69.0), Some((Status::Attention, "hypoglycaemia_level_1".to_owned())));
-        assert_eq!(glucose(50.0), Some((Status::Emergency, "hypoglycaemia_level_2".to_owned())));
+        assert_eq!(
+            glucose(181.0),
+            Some((Status::Attention, "hyperglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(250.0),
+            Some((Status::Attention, "hyperglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(251.0),
+            Some((Status::Emergency, "hyperglycaemia_level_2".to_owned()))
+        );
+        assert_eq!(
+            glucose(69.0),
+            Some((Status::Attention, "hypoglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(50.0),
+            Some((Status::Emergency, "hypoglycaemia_level_2".to_owned()))
+        );
         let s = |v| scalar(Rule::Spo2, Metric::Spo2, Timed { value: v, at_ms: 1 }, ADULT).map(|r| r.status);
         assert_eq!(s(96.0), None);
         assert_eq!(s(94.0), None);

@@ -109,7 +109,11 @@ pub fn classify(metric: &str, value: f64, age_days: i64) -> Option<Kind> {
     if a.category == "normal" {
         return None;
     }
-    let above = a.range.first().and_then(|r| r.bounds.lower()).is_some_and(|(low, _)| value >= low);
+    let above = a
+        .range
+        .first()
+        .and_then(|r| r.bounds.lower())
+        .is_some_and(|(low, _)| value >= low);
     match m {
         Metric::BodyTemperature if a.category == "fever_under_3_months" => Some(Kind::FeverUnder3Months),
         Metric::BodyTemperature if above => Some(Kind::Fever),
