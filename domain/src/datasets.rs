@@ -1123,6 +1123,70 @@ mod tests {
     }
 
     #[test]
+    fn broken_band_files_are_refused() {
+        let news2: serde_json::Value = serde_json::from_str(NEWS2_JSON).unwrap();
+        let mut gap = news2.clone();
+        gap["records"][1]["value"] = serde_json::json!({"gte": 10, "lt": 12});
+        assert!(parse_bands(&gap.to_string(), true).unwrap_err().contains("do not meet"));
+        let mut overlap = news2.clone();
+        overlap["records"][1]["value"] = serde_json::json!({"gt": 9, "lt": 12});
+        assert!(
+            parse_bands(&overlap.to_string(), true)
+                .unwrap_err()
+                .contains("do not meet")
+        );
+        let mut closed = news2.clone();
+        closed["records"][0]["value"] = serde_json::json!({"gte": 0, "lt": 9});
+        assert!(
+            parse_bands(&closed.to_string(), true)
+                .unwrap_err()
+                .contains("open-ended")
+        );
+        let mut two_normal = news2.clone();
+        two_normal["records"][1]["category"] = serde_json::json!("normal");
+        assert!(parse_bands(&two_normal.to_string(), true).is_err());
+        let mut unit = news2.clone();
+        unit["records"][0]["unit"] = serde_json::json!("Hz");
+        assert!(parse_bands(&unit.to_string(), true).unwrap_err().contains("unit"));
+        let mut component = news2;
+        component["records"][0]["component"] = serde_json::json!("systolic");
+        assert!(
+            parse_bands(&component.to_string(), true)
+                .unwrap_err()
+                .contains("component")
+        );
+        let ng: serde_json::Value = serde_json::from_str(NG143_JSON).unwrap();
+        let mut bounded = ng;
+        bounded["records"][0]["value"] = serde_json::json!({"gte": 38, "lt": 42});
+        assert!(
+            parse_bands(&bounded.to_string(), false)
+                .unwrap_err()
+                .contains("open upwards")
+        );
+        let c: serde_json::Value = serde_json::from_str(CENTILES_JSON).unwrap();
+        let mut falling = c.clone();
+        falling["records"][0]["p99"] = serde_json::json!(100);
+        assert!(parse_centiles(&falling.to_string()).unwrap_err().contains("increase"));
+        let mut hole = c;
+        hole["records"][1]["age_from_days"] = serde_json::json!(100);
+        assert!(parse_centiles(&hole.to_string()).unwrap_err().contains("do not meet"));
+    }
+
+    #[test]
+    fn the_norms_lookups_find_their_bands() {
+        assert_eq!(news2_bands("heart_rate", None, 5844).len(), 6);
+        assert_eq!(news2_bands("heart_rate", None, 5843).len(), 0);
+        assert_eq!(news2_bands("blood_pressure", Some("systolic"), 30_000).len(), 5);
+        assert_eq!(glucose_bands(0).len(), 5);
+        assert_eq!(ng143_bands(90).len(), 1);
+        assert_eq!(ng143_bands(183).len(), 0);
+        assert_eq!(centiles("heart_rate", 48).map(|c| c.p50), Some(143.0));
+        assert_eq!(centiles("heart_rate", 6575), None);
+        assert!(source("news2-chart-1", "news2-2017").is_some());
+        assert!(source("news2-chart-1", "nope").is_none());
+    }
+
+    #[test]
     fn every_source_is_complete_and_cited_by_a_record() {
         let c = load().unwrap();
         let metas = [

@@ -545,10 +545,7 @@ pub fn normal_band(
         _ => Value::Scalar(0.0),
     };
     let a = assess(metric, probe, age_days, sex)?;
-    let band = a
-        .range
-        .iter()
-        .find(|b| b.component == component || component.is_none() && b.component.is_none());
+    let band = a.range.iter().find(|b| b.component == component);
     band.map(|b| b.bounds).ok_or(NormError::WrongShape(metric.code()))
 }
 
