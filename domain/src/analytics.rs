@@ -147,25 +147,16 @@ pub fn pearson(points: &[PairedPoint]) -> Option<f64> {
     r.is_finite().then(|| r.clamp(-1.0, 1.0))
 }
 
-/// An adult's normal resting range of a series, in the catalog's unit, for
-/// orientation on charts (not for diagnosis; references differ by a unit or
-/// two). Heart rate 60–100 /min and body temperature 36.1–37.2 °C
-/// (97–99 °F) as MedlinePlus gives them; respiratory rate 12–20 /min, the
-/// range usual in clinical references for adults at rest; blood pressure
-/// from the hypotension limits (90/60) up to the AHA "normal" category
-/// (below 120/80); SpO2 95–100 % at sea level; glucose 70–140 mg/dL spans
-/// a normal fasting value and one two hours after a meal (ADA).
+/// An adult's normal band of a series, in the catalog's unit, for charts
+/// that do not know the subject's age: the band [`crate::norms`] uses when
+/// the birth date is unknown (NEWS2 scoring 0 for the vital signs, ACC/AHA
+/// normal above NEWS2's lowest systolic band for blood pressure, ADA time
+/// in range for glucose). An open side is infinite. Charts of a known
+/// subject should use [`crate::chart::normal_bands`] with the age.
 pub fn normal_range(metric: &str, component: &str) -> Option<(f64, f64)> {
-    match (metric, component) {
-        ("heart_rate", "") => Some((60.0, 100.0)),
-        ("spo2", "") => Some((95.0, 100.0)),
-        ("body_temperature", "") => Some((36.1, 37.2)),
-        ("respiratory_rate", "") => Some((12.0, 20.0)),
-        ("blood_pressure", "systolic") => Some((90.0, 120.0)),
-        ("blood_pressure", "diastolic") => Some((60.0, 80.0)),
-        ("blood_glucose", "") => Some((70.0, 140.0)),
-        _ => None,
-    }
+    crate::chart::normal_bands(metric, &[component], None, None)
+        .into_iter()
+        .next()
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 
 use chrono::DateTime;
 
+use crate::norms::{self, Metric};
+use crate::subject::Sex;
+
 /// One line of the chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -25,8 +28,31 @@ pub struct Chart {
     pub from_ms: i64,
     pub to_ms: i64,
     pub series: Vec<Series>,
-    /// Normal ranges `(low, high)`, shaded (one per series at most).
+    /// Normal ranges `(low, high)`, shaded (one per series at most); an
+    /// infinite side is shaded to the edge of the plot.
     pub bands: Vec<(f64, f64)>,
+}
+
+/// The normal bands to shade on a chart of `metric` with `components`
+/// (`[""]` for a scalar metric) for a subject `age_days` old (`None`:
+/// birth date unknown, adult norms): the bands [`norms::assess`] judges
+/// readings by, so the shading agrees with the monitors. A metric or age
+/// without a source gets no band.
+pub fn normal_bands(metric: &str, components: &[&str], age_days: Option<i64>, sex: Option<Sex>) -> Vec<(f64, f64)> {
+    let Some(m) = Metric::from_code(metric) else {
+        return Vec::new();
+    };
+    components
+        .iter()
+        .filter_map(|c| {
+            let component = Some(*c).filter(|c| !c.is_empty());
+            let b = norms::normal_band(m, component, age_days, sex).ok()?;
+            Some((
+                b.lower().map_or(f64::NEG_INFINITY, |l| l.0),
+                b.upper().map_or(f64::INFINITY, |u| u.0),
+            ))
+        })
+        .collect()
 }
 
 const WIDTH: f64 = 800.0;
@@ -169,18 +195,23 @@ pub fn render(chart: &Chart) -> String {
     for &(lo, hi) in chart
         .bands
         .iter()
-        .filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi)
+        .filter(|(lo, hi)| !lo.is_nan() && !hi.is_nan() && lo < hi && (lo.is_finite() || hi.is_finite()))
     {
         let (y1, y2) = (clamp_y(y_of(hi)), clamp_y(y_of(lo)));
         let _ = writeln!(
             s,
-            r##"<rect class="normal-range" x="{}" y="{}" width="{}" height="{}" fill="#2ca02c" fill-opacity="0.12"><title>normal range {}–{} {}</title></rect>"##,
+            r##"<rect class="normal-range" x="{}" y="{}" width="{}" height="{}" fill="#2ca02c" fill-opacity="0.12"><title>normal range {} {}</title></rect>"##,
             num(LEFT),
             num(y1),
             num(plot_w),
             num((y2 - y1).max(0.0)),
-            num(lo),
-            num(hi),
+            if !lo.is_finite() {
+                format!("below {}", num(hi))
+            } else if !hi.is_finite() {
+                format!("from {}", num(lo))
+            } else {
+                format!("{}–{}", num(lo), num(hi))
+            },
             escape(&chart.unit)
         );
     }
@@ -383,6 +414,33 @@ mod tests {
             ],
             bands: vec![(90.0, 120.0), (60.0, 80.0)],
         }
+    }
+
+    #[test]
+    fn the_shaded_band_is_the_subjects_own() {
+        assert_eq!(normal_bands("heart_rate", &[""], Some(48), None), vec![(100.0, 180.0)]);
+        assert_eq!(
+            normal_bands("heart_rate", &[""], Some(40 * 365), None),
+            vec![(51.0, 91.0)]
+        );
+        assert_eq!(normal_bands("heart_rate", &[""], None, None), vec![(51.0, 91.0)]);
+        assert_eq!(
+            normal_bands("blood_pressure", &["systolic", "diastolic"], None, None),
+            vec![(91.0, 120.0), (f64::NEG_INFINITY, 80.0)]
+        );
+        assert_eq!(
+            normal_bands("body_temperature", &[""], Some(48), None),
+            vec![(35.0, 38.0)]
+        );
+        assert_eq!(normal_bands("spo2", &[""], Some(10), None), Vec::<(f64, f64)>::new());
+        assert_eq!(normal_bands("steps", &[""], None, None), Vec::<(f64, f64)>::new());
+        let mut c = bp();
+        c.bands = normal_bands("blood_pressure", &["systolic", "diastolic"], None, None);
+        let doc = render(&c);
+        well_formed(&doc).unwrap();
+        assert!(numbers_finite(&doc));
+        assert_eq!(doc.matches(r#"class="normal-range""#).count(), 2);
+        assert!(doc.contains("normal range below 80.00"));
     }
 
     #[test]

@@ -19,6 +19,10 @@ use crate::metrics;
 const BLOOD_PRESSURE_JSON: &str = include_str!("../data/blood-pressure-categories.json");
 const VITAL_RANGES_JSON: &str = include_str!("../data/vital-sign-ranges.json");
 const TEMPERATURE_JSON: &str = include_str!("../data/temperature-thresholds.json");
+const NEWS2_JSON: &str = include_str!("../data/news2-chart-1.json");
+const NG143_JSON: &str = include_str!("../data/nice-ng143-traffic-light.json");
+const GLUCOSE_JSON: &str = include_str!("../data/ada-glycaemic-thresholds.json");
+const CENTILES_JSON: &str = include_str!("../data/paediatric-vital-centiles.json");
 
 /// Where a dataset's values come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +90,32 @@ impl Bounds {
             && self.gte.is_none_or(|b| v >= b)
             && self.lt.is_none_or(|b| v < b)
             && self.lte.is_none_or(|b| v <= b)
+    }
+
+    /// The lower limit and whether it belongs to the interval.
+    pub fn lower(&self) -> Option<(f64, bool)> {
+        self.gte.map(|b| (b, true)).or(self.gt.map(|b| (b, false)))
+    }
+
+    /// The upper limit and whether it belongs to the interval.
+    pub fn upper(&self) -> Option<(f64, bool)> {
+        self.lte.map(|b| (b, true)).or(self.lt.map(|b| (b, false)))
+    }
+
+    /// The interval from `lower` (inclusive or not) up to `upper`.
+    pub fn between(lower: Option<(f64, bool)>, upper: Option<(f64, bool)>) -> Bounds {
+        let mut b = Bounds::default();
+        match lower {
+            Some((v, true)) => b.gte = Some(v),
+            Some((v, false)) => b.gt = Some(v),
+            None => {}
+        }
+        match upper {
+            Some((v, true)) => b.lte = Some(v),
+            Some((v, false)) => b.lt = Some(v),
+            None => {}
+        }
+        b
     }
 
     fn check(&self) -> Result<(), String> {
@@ -274,6 +304,113 @@ impl TemperatureRule {
     }
 }
 
+/// How far a category is from normal, as the platform reads the source's
+/// grade (a NEWS2 score, a traffic-light colour, a hypoglycaemia level):
+/// the thresholds come from the source, this reading of them does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Normal,
+    Mild,
+    Moderate,
+    Severe,
+}
+
+impl Severity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Normal => "normal",
+            Severity::Mild => "mild",
+            Severity::Moderate => "moderate",
+            Severity::Severe => "severe",
+        }
+    }
+}
+
+/// One band of values of a metric for an age range, with the category it
+/// gives and the exact row of the source it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BandRecord {
+    /// Metric code from the catalog (`GET /v1/metrics`).
+    pub metric: String,
+    /// Component code for a metric with components (`systolic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// First day of age the band applies to.
+    pub age_from_days: i64,
+    /// First day of age it no longer applies to; null for no upper limit.
+    pub age_to_days: Option<i64>,
+    /// The values of the band, in the metric's canonical unit.
+    pub value: Bounds,
+    /// The category a value in the band belongs to (`normal`,
+    /// `far_above_range`, `hypoglycaemia_level_2`...).
+    pub category: String,
+    pub severity: Severity,
+    /// The score the source gives the band (NEWS2), if it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// The metric's canonical UCUM unit.
+    pub unit: String,
+    /// `id` of the entry in the dataset's `sources`.
+    pub source: String,
+    /// The table, chart or section of the source.
+    pub table: String,
+    /// The row of that table, as the source words it.
+    pub row: String,
+}
+
+impl BandRecord {
+    /// Whether the band applies at `age_days`.
+    pub fn covers(&self, age_days: i64) -> bool {
+        age_days >= self.age_from_days && self.age_to_days.is_none_or(|to| age_days < to)
+    }
+}
+
+/// Centiles of a metric in healthy children of one age band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CentileRecord {
+    pub metric: String,
+    pub age_group: String,
+    pub age_from_days: i64,
+    /// Exclusive; null for no upper limit.
+    pub age_to_days: Option<i64>,
+    pub p1: f64,
+    pub p10: f64,
+    pub p25: f64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub unit: String,
+    pub source: String,
+    /// The table or chart of the source.
+    pub table: String,
+}
+
+impl CentileRecord {
+    fn covers(&self, age_days: i64) -> bool {
+        age_days >= self.age_from_days && self.age_to_days.is_none_or(|to| age_days < to)
+    }
+
+    /// The centiles in increasing order, with their names.
+    pub fn ladder(&self) -> [(&'static str, f64); 7] {
+        [
+            ("1st", self.p1),
+            ("10th", self.p10),
+            ("25th", self.p25),
+            ("50th", self.p50),
+            ("75th", self.p75),
+            ("90th", self.p90),
+            ("99th", self.p99),
+        ]
+    }
+}
+
 /// The records of one dataset, as served.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -282,6 +419,8 @@ pub enum Records {
     BloodPressure(Vec<BpCategoryRecord>),
     VitalRanges(Vec<VitalRangeRecord>),
     Temperature(Vec<TemperatureRule>),
+    Bands(Vec<BandRecord>),
+    Centiles(Vec<CentileRecord>),
 }
 
 impl Records {
@@ -290,6 +429,8 @@ impl Records {
             Records::BloodPressure(r) => r.len(),
             Records::VitalRanges(r) => r.len(),
             Records::Temperature(r) => r.len(),
+            Records::Bands(r) => r.len(),
+            Records::Centiles(r) => r.len(),
         }
     }
 
@@ -303,6 +444,10 @@ struct Catalog {
     blood_pressure: Dataset<BpCategoryRecord>,
     vital_ranges: Dataset<VitalRangeRecord>,
     temperature: Dataset<TemperatureRule>,
+    news2: Dataset<BandRecord>,
+    ng143: Dataset<BandRecord>,
+    glucose: Dataset<BandRecord>,
+    centiles: Dataset<CentileRecord>,
 }
 
 /// Parsed on first use. The files are compiled in and checked by the unit
@@ -313,6 +458,10 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
         blood_pressure: empty(),
         vital_ranges: empty(),
         temperature: empty(),
+        news2: empty(),
+        ng143: empty(),
+        glucose: empty(),
+        centiles: empty(),
     })
 });
 
@@ -335,6 +484,10 @@ fn load() -> Result<Catalog, String> {
         blood_pressure: parse_blood_pressure(BLOOD_PRESSURE_JSON)?,
         vital_ranges: parse_vital_ranges(VITAL_RANGES_JSON)?,
         temperature: parse_temperature(TEMPERATURE_JSON)?,
+        news2: parse_bands(NEWS2_JSON, true)?,
+        ng143: parse_bands(NG143_JSON, false)?,
+        glucose: parse_bands(GLUCOSE_JSON, true)?,
+        centiles: parse_centiles(CENTILES_JSON)?,
     })
 }
 
@@ -491,6 +644,107 @@ fn parse_temperature(json: &str) -> Result<Dataset<TemperatureRule>, String> {
     Ok(d)
 }
 
+/// A dataset of bands. With `partition`, the bands of each metric,
+/// component and age range follow one another in the file from the lowest
+/// values up, without gap or overlap and open at both ends, so every value
+/// finds exactly one band. Without it, each band is a refinement that is
+/// open upwards (a fever row that applies from a threshold on).
+fn parse_bands(json: &str, partition: bool) -> Result<Dataset<BandRecord>, String> {
+    let d = parse::<BandRecord>(json)?;
+    for r in &d.records {
+        let at = format!("{} {} {}", r.metric, r.component.as_deref().unwrap_or(""), r.row);
+        let def = metrics::find(&r.metric).ok_or_else(|| format!("{at}: metric not in the catalog"))?;
+        if def.unit != r.unit {
+            return Err(format!("{at}: unit {} is not the catalog's {}", r.unit, def.unit));
+        }
+        let components: Vec<&str> = def.components.iter().map(|c| c.code).collect();
+        match &r.component {
+            None if components.is_empty() => {}
+            Some(c) if components.contains(&c.as_str()) => {}
+            _ => return Err(format!("{at}: component does not match the catalog")),
+        }
+        check_source(&d.meta, &r.source)?;
+        if r.table.trim().is_empty() || r.row.trim().is_empty() || r.category.trim().is_empty() {
+            return Err(format!("{at}: table, row or category missing"));
+        }
+        if r.age_from_days < 0 || r.age_to_days.is_some_and(|to| to <= r.age_from_days) {
+            return Err(format!("{at}: empty age band"));
+        }
+        if (r.category == "normal") != (r.severity == Severity::Normal) {
+            return Err(format!("{at}: only the normal band has severity normal"));
+        }
+        if !partition && (r.value.upper().is_some() || r.value.lower().is_none()) {
+            return Err(format!("{at}: a refinement band must be open upwards"));
+        }
+        if r.value.lower().is_none() && r.value.upper().is_none() {
+            return Err(format!("{at}: no bound at all"));
+        }
+        r.value.check().map_err(|e| format!("{at}: {e}"))?;
+    }
+    if partition {
+        let mut groups: Vec<Vec<&BandRecord>> = Vec::new();
+        for r in &d.records {
+            let key = |o: &BandRecord| (o.metric.clone(), o.component.clone(), o.age_from_days, o.age_to_days);
+            match groups.iter_mut().find(|g| key(g[0]) == key(r)) {
+                Some(g) => g.push(r),
+                None => groups.push(vec![r]),
+            }
+        }
+        for g in groups {
+            let name = format!("{} {}", g[0].metric, g[0].component.as_deref().unwrap_or(""));
+            if g[0].value.lower().is_some() || g[g.len() - 1].value.upper().is_some() {
+                return Err(format!("{name}: the first and last bands must be open-ended"));
+            }
+            for pair in g.windows(2) {
+                let meet = match (pair[0].value.upper(), pair[1].value.lower()) {
+                    (Some((a, inc_a)), Some((b, inc_b))) => a == b && inc_a != inc_b,
+                    _ => false,
+                };
+                if !meet {
+                    return Err(format!("{name}: rows {} and {} do not meet", pair[0].row, pair[1].row));
+                }
+            }
+            if g.iter().filter(|r| r.category == "normal").count() != 1 {
+                return Err(format!("{name}: exactly one normal band"));
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn parse_centiles(json: &str) -> Result<Dataset<CentileRecord>, String> {
+    let d = parse::<CentileRecord>(json)?;
+    for r in &d.records {
+        let at = format!("{} {}", r.metric, r.age_group);
+        let def = metrics::find(&r.metric).ok_or_else(|| format!("{at}: metric not in the catalog"))?;
+        if def.unit != r.unit {
+            return Err(format!("{at}: unit {} is not the catalog's {}", r.unit, def.unit));
+        }
+        check_source(&d.meta, &r.source)?;
+        if !r.ladder().windows(2).all(|w| w[0].1.is_finite() && w[0].1 <= w[1].1) {
+            return Err(format!("{at}: centiles must increase"));
+        }
+        if r.age_from_days < 0 || r.age_to_days.is_some_and(|to| to <= r.age_from_days) {
+            return Err(format!("{at}: empty age band"));
+        }
+    }
+    for metric in ["heart_rate", "respiratory_rate"] {
+        let bands: Vec<&CentileRecord> = d.records.iter().filter(|r| r.metric == metric).collect();
+        if bands.first().is_none_or(|b| b.age_from_days != 0) {
+            return Err(format!("{metric}: the centiles must start at birth"));
+        }
+        for pair in bands.windows(2) {
+            if pair[0].age_to_days != Some(pair[1].age_from_days) {
+                return Err(format!(
+                    "{metric}: bands {} and {} do not meet",
+                    pair[0].age_group, pair[1].age_group
+                ));
+            }
+        }
+    }
+    Ok(d)
+}
+
 /// The ACC/AHA 2017 category of an adult reading (mm Hg): the most severe
 /// category whose rule matches, which is the higher of the categories the
 /// two values reach on their own. A non-finite value matches no threshold,
@@ -538,11 +792,80 @@ pub fn temperature_class(celsius: f64, age_days: i64) -> Class {
         .map_or(Class::Normal, |r| r.class)
 }
 
+/// The NEWS2 bands (adults) of `metric` and `component` at `age_days`,
+/// lowest values first.
+pub fn news2_bands(metric: &str, component: Option<&str>, age_days: i64) -> Vec<&'static BandRecord> {
+    bands_of(&CATALOG.news2, metric, component, age_days)
+}
+
+/// The ADA glucose bands at `age_days`, lowest values first.
+pub fn glucose_bands(age_days: i64) -> Vec<&'static BandRecord> {
+    bands_of(&CATALOG.glucose, "blood_glucose", None, age_days)
+}
+
+/// The NICE NG143 temperature refinements that apply at `age_days`.
+pub fn ng143_bands(age_days: i64) -> Vec<&'static BandRecord> {
+    bands_of(&CATALOG.ng143, "body_temperature", None, age_days)
+}
+
+fn bands_of(
+    d: &'static Dataset<BandRecord>,
+    metric: &str,
+    component: Option<&str>,
+    age_days: i64,
+) -> Vec<&'static BandRecord> {
+    d.records
+        .iter()
+        .filter(|r| r.metric == metric && r.component.as_deref() == component && r.covers(age_days))
+        .collect()
+}
+
+/// The Fleming 2011 centiles of `metric` at `age_days`, if the review
+/// covers that age.
+pub fn centiles(metric: &str, age_days: i64) -> Option<&'static CentileRecord> {
+    CATALOG
+        .centiles
+        .records
+        .iter()
+        .find(|r| r.metric == metric && r.covers(age_days))
+}
+
+/// The rules of the temperature dataset, in the file's order.
+pub fn temperature_rules() -> &'static [TemperatureRule] {
+    &CATALOG.temperature.records
+}
+
+/// The category records of the blood-pressure dataset, most severe first.
+pub fn bp_records() -> &'static [BpCategoryRecord] {
+    &CATALOG.blood_pressure.records
+}
+
+/// The source `id` of dataset `name`, with its entry.
+pub fn source(name: &str, id: &str) -> Option<&'static Source> {
+    let c = &*CATALOG;
+    let meta = [
+        &c.blood_pressure.meta,
+        &c.vital_ranges.meta,
+        &c.temperature.meta,
+        &c.news2.meta,
+        &c.ng143.meta,
+        &c.glucose.meta,
+        &c.centiles.meta,
+    ]
+    .into_iter()
+    .find(|m| m.name == name)?;
+    meta.sources.iter().find(|s| s.id == id)
+}
+
 /// Names of the datasets, in the order they are listed.
-pub const NAMES: [&str; 3] = [
+pub const NAMES: [&str; 7] = [
     "blood-pressure-categories",
     "vital-sign-ranges",
     "temperature-thresholds",
+    "news2-chart-1",
+    "nice-ng143-traffic-light",
+    "ada-glycaemic-thresholds",
+    "paediatric-vital-centiles",
 ];
 
 /// The description and records of the dataset called `name`.
@@ -560,6 +883,14 @@ pub fn find(name: &str) -> Option<(&'static Meta, Records)> {
         ))
     } else if name == c.temperature.meta.name {
         Some((&c.temperature.meta, Records::Temperature(c.temperature.records.clone())))
+    } else if name == c.news2.meta.name {
+        Some((&c.news2.meta, Records::Bands(c.news2.records.clone())))
+    } else if name == c.ng143.meta.name {
+        Some((&c.ng143.meta, Records::Bands(c.ng143.records.clone())))
+    } else if name == c.glucose.meta.name {
+        Some((&c.glucose.meta, Records::Bands(c.glucose.records.clone())))
+    } else if name == c.centiles.meta.name {
+        Some((&c.centiles.meta, Records::Centiles(c.centiles.records.clone())))
     } else {
         None
     }
@@ -606,7 +937,7 @@ mod tests {
     #[test]
     fn every_file_loads() {
         load().unwrap();
-        assert_eq!(list().len(), 3);
+        assert_eq!(list().len(), NAMES.len());
         for name in NAMES {
             let (meta, records) = find(name).unwrap();
             assert_eq!(meta.name, name);
@@ -678,8 +1009,8 @@ mod tests {
         assert_eq!(hr(1096), Some((80.0, 120.0)));
         assert_eq!(hr(2192), Some((75.0, 118.0)));
         assert_eq!(hr(4383), Some((60.0, 100.0)));
-        assert_eq!(hr(5844), Some((60.0, 100.0)));
-        assert_eq!(hr(40_000), Some((60.0, 100.0)));
+        assert_eq!(hr(5844), Some((51.0, 90.0)));
+        assert_eq!(hr(40_000), Some((51.0, 90.0)));
         assert_eq!(hr(-1), None);
         let rr = |age| vital_range("respiratory_rate", age).map(|r| (r.min, r.max));
         assert_eq!(rr(0), Some((30.0, 53.0)));
@@ -792,10 +1123,83 @@ mod tests {
     }
 
     #[test]
+    fn broken_band_files_are_refused() {
+        let news2: serde_json::Value = serde_json::from_str(NEWS2_JSON).unwrap();
+        let mut gap = news2.clone();
+        gap["records"][1]["value"] = serde_json::json!({"gte": 10, "lt": 12});
+        assert!(parse_bands(&gap.to_string(), true).unwrap_err().contains("do not meet"));
+        let mut overlap = news2.clone();
+        overlap["records"][1]["value"] = serde_json::json!({"gt": 9, "lt": 12});
+        assert!(
+            parse_bands(&overlap.to_string(), true)
+                .unwrap_err()
+                .contains("do not meet")
+        );
+        let mut closed = news2.clone();
+        closed["records"][0]["value"] = serde_json::json!({"gte": 0, "lt": 9});
+        assert!(
+            parse_bands(&closed.to_string(), true)
+                .unwrap_err()
+                .contains("open-ended")
+        );
+        let mut two_normal = news2.clone();
+        two_normal["records"][1]["category"] = serde_json::json!("normal");
+        assert!(parse_bands(&two_normal.to_string(), true).is_err());
+        let mut unit = news2.clone();
+        unit["records"][0]["unit"] = serde_json::json!("Hz");
+        assert!(parse_bands(&unit.to_string(), true).unwrap_err().contains("unit"));
+        let mut component = news2;
+        component["records"][0]["component"] = serde_json::json!("systolic");
+        assert!(
+            parse_bands(&component.to_string(), true)
+                .unwrap_err()
+                .contains("component")
+        );
+        let ng: serde_json::Value = serde_json::from_str(NG143_JSON).unwrap();
+        let mut bounded = ng;
+        bounded["records"][0]["value"] = serde_json::json!({"gte": 38, "lt": 42});
+        assert!(
+            parse_bands(&bounded.to_string(), false)
+                .unwrap_err()
+                .contains("open upwards")
+        );
+        let c: serde_json::Value = serde_json::from_str(CENTILES_JSON).unwrap();
+        let mut falling = c.clone();
+        falling["records"][0]["p99"] = serde_json::json!(100);
+        assert!(parse_centiles(&falling.to_string()).unwrap_err().contains("increase"));
+        let mut hole = c;
+        hole["records"][1]["age_from_days"] = serde_json::json!(100);
+        assert!(parse_centiles(&hole.to_string()).unwrap_err().contains("do not meet"));
+    }
+
+    #[test]
+    fn the_norms_lookups_find_their_bands() {
+        assert_eq!(news2_bands("heart_rate", None, 5844).len(), 6);
+        assert_eq!(news2_bands("heart_rate", None, 5843).len(), 0);
+        assert_eq!(news2_bands("blood_pressure", Some("systolic"), 30_000).len(), 5);
+        assert_eq!(glucose_bands(0).len(), 5);
+        assert_eq!(ng143_bands(90).len(), 1);
+        assert_eq!(ng143_bands(183).len(), 0);
+        assert_eq!(centiles("heart_rate", 48).map(|c| c.p50), Some(143.0));
+        assert_eq!(centiles("heart_rate", 6575), None);
+        assert!(source("news2-chart-1", "news2-2017").is_some());
+        assert!(source("news2-chart-1", "nope").is_none());
+    }
+
+    #[test]
     fn every_source_is_complete_and_cited_by_a_record() {
         let c = load().unwrap();
-        let metas = [&c.blood_pressure.meta, &c.vital_ranges.meta, &c.temperature.meta];
+        let metas = [
+            &c.blood_pressure.meta,
+            &c.vital_ranges.meta,
+            &c.temperature.meta,
+            &c.news2.meta,
+            &c.ng143.meta,
+            &c.glucose.meta,
+            &c.centiles.meta,
+        ];
         for meta in metas {
+            assert!(meta.notes.contains("REVIEW REQUIRED"), "{}", meta.name);
             for s in &meta.sources {
                 assert!(s.url.is_some() || !s.citation.is_empty(), "{}", s.id);
             }

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod mashups;
 pub mod membership;
 pub mod metrics;
+pub mod norms;
 pub mod oauth;
 pub mod password;
 pub mod subject;

@@ -283,6 +283,55 @@ fn is_svg(res: &vitalfarm_tests::Resp) {
     assert!(res.text.trim_end().ends_with("</svg>"));
 }
 
+/// Issue 16: a 48-day-old's heart-rate chart shaded the adult 60-100 /min,
+/// so his normal 135-160 looked abnormal. The band is now his own (PALS,
+/// awake infant 100-180), and an adult's is NEWS2's (51-90).
+#[tokio::test]
+async fn a_chart_shades_the_normal_range_of_the_subjects_age() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let born = (Utc::now() - Duration::days(48)).date_naive();
+    let mut subjects = Vec::new();
+    for (name, birth) in [("Baby", Some(born.to_string())), ("Grown-up", None)] {
+        let res = app
+            .post(
+                &format!("/v1/memberships/{}/subjects", ann.membership_id),
+                Some(&ann.token),
+                json!({"kind": "dependent", "display_name": name, "birth_date": birth}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+        subjects.push(res.str("/id"));
+    }
+    for (i, sid) in subjects.iter().enumerate() {
+        let device = app.claimed_device(&ann, sid, &format!("B-{i}")).await;
+        let t = base();
+        app.ingest(
+            &device,
+            json!([
+                {"metric": "heart_rate", "ts": ts(t), "value": 135.0},
+                {"metric": "heart_rate", "ts": ts(t + Duration::minutes(5)), "value": 160.0},
+            ]),
+        )
+        .await;
+    }
+    let band = |sid: &str| {
+        let url = format!("/v1/subjects/{sid}/charts/heart_rate.svg");
+        let app = &app;
+        let token = ann.token.clone();
+        async move {
+            let res = app.get(&url, &token).await;
+            is_svg(&res);
+            res.text
+        }
+    };
+    let baby = band(&subjects[0]).await;
+    assert!(baby.contains("normal range 100.00–180.00 /min"), "{baby}");
+    assert!(!baby.contains("normal range 60.00–100.00"));
+    let adult = band(&subjects[1]).await;
+    assert!(adult.contains("normal range 51.00–91.00 /min"), "{adult}");
+}
+
 #[tokio::test]
 async fn charts_draw_series_band_and_escaped_titles() {
     let app = TestApp::spawn().await;
@@ -316,7 +365,10 @@ async fn charts_draw_series_band_and_escaped_titles() {
         .await;
     is_svg(&res);
     assert_eq!(res.text.matches("<polyline").count(), 2);
-    assert_eq!(res.text.matches(r#"class="normal-range""#).count(), 2);
+    // Bo is a child: ACC/AHA 2017 categorises adults only and no shipped
+    // source gives a child's blood pressure, so no band is shaded (an
+    // adult's band used to be).
+    assert_eq!(res.text.matches(r#"class="normal-range""#).count(), 0);
     assert_eq!(res.text.matches(r#"class="legend""#).count(), 2);
     assert!(res.text.contains("systolic") && res.text.contains("diastolic"));
 

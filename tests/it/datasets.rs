@@ -8,14 +8,18 @@ use vitalfarm_tests::TestApp;
 
 use crate::oauth::company_app_token;
 
-const NAMES: [&str; 3] = [
+const NAMES: [&str; 7] = [
     "blood-pressure-categories",
     "vital-sign-ranges",
     "temperature-thresholds",
+    "news2-chart-1",
+    "nice-ng143-traffic-light",
+    "ada-glycaemic-thresholds",
+    "paediatric-vital-centiles",
 ];
 
 #[tokio::test]
-async fn the_list_names_three_datasets_with_their_sources() {
+async fn the_list_names_every_dataset_with_its_sources() {
     let app = TestApp::spawn().await;
     let person = app.individual("ann@example.org").await;
     let res = app.get("/v1/public-datasets", &person.token).await;
@@ -128,6 +132,61 @@ async fn each_dataset_is_served_with_its_records() {
         .unwrap();
     assert_eq!(infant_fever["celsius"], json!({"gte": 38.0}));
     assert_eq!(infant_fever["age_to_days"], 91);
+
+    // The norms' sources (issue 16): every band names its table and row,
+    // and every dataset says its values await a clinician's review.
+    let row = |name: &'static str, metric: &'static str, row: &'static str| {
+        let app = &app;
+        let token = person.token.clone();
+        async move {
+            let res = app.get(&format!("/v1/public-datasets/{name}"), &token).await;
+            assert!(
+                res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"),
+                "{name}"
+            );
+            res.body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["metric"] == metric && r["row"] == row)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}: {row}"))
+        }
+    };
+    let pulse = row("news2-chart-1", "heart_rate", "Pulse (per minute) >=131: score 3").await;
+    assert_eq!(
+        (pulse["value"].clone(), pulse["score"].clone()),
+        (json!({"gte": 131.0}), json!(3))
+    );
+    assert_eq!(pulse["table"], "Chart 1: The NEWS scoring system");
+    let red = row(
+        "nice-ng143-traffic-light",
+        "body_temperature",
+        "Red (high risk): age younger than 3 months with temperature of 38C or higher",
+    )
+    .await;
+    assert_eq!(
+        (red["category"].clone(), red["age_to_days"].clone()),
+        (json!("fever_under_3_months"), json!(91))
+    );
+    let hypo = row(
+        "ada-glycaemic-thresholds",
+        "blood_glucose",
+        "Level 2: glucose < 54 mg/dL",
+    )
+    .await;
+    assert_eq!(hypo["value"], json!({"lt": 54.0}));
+    let res = app
+        .get("/v1/public-datasets/paediatric-vital-centiles", &person.token)
+        .await;
+    assert_eq!(res.body["records"][0]["p99"], 181.0);
+    for name in NAMES {
+        let res = app.get(&format!("/v1/public-datasets/{name}"), &person.token).await;
+        assert!(
+            res.body["notes"].as_str().unwrap().contains("REVIEW REQUIRED"),
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]

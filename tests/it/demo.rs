@@ -50,7 +50,9 @@ async fn the_demo_shows_every_mashup_working_together() {
     assert!(
         episodes
             .iter()
-            .any(|e| e["metric"] == "temperature" && e["kind"] == "fever"),
+            // Leo is 40 days old: NICE NG143 makes 38 C or more a high-risk
+            // fever under 3 months, no longer plain `fever` (issue 16).
+            .any(|e| e["metric"] == "temperature" && e["kind"] == "fever_under_3_months"),
         "{}",
         report.infant_monitor
     );

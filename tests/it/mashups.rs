@@ -535,5 +535,5 @@ async fn elderly_watch_judges_a_heart_rate_from_an_ecg_apart() {
     assert_eq!(reasons.len(), 1, "{l}");
     assert_eq!(reasons[0]["rule"], "ecg_heart_rate");
     assert_eq!(reasons[0]["category"], "far_above_range");
-    assert_eq!(reasons[0]["dataset"]["name"], "vital-sign-ranges");
+    assert_eq!(reasons[0]["dataset"]["name"], "news2-chart-1");
 }

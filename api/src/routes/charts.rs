@@ -11,10 +11,11 @@ use actix_web::{CustomizeResponder, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use vitalfarm_domain::analytics::normal_range;
 use vitalfarm_domain::chart::{self, Chart, Series};
 use vitalfarm_domain::consent::Access as ConsentAccess;
+use vitalfarm_domain::mashups::age_days;
 use vitalfarm_domain::metrics;
+use vitalfarm_domain::subject::Sex;
 use vitalfarm_openapi::doc::ForbiddenResponse;
 use vitalfarm_storage::repo::readings;
 
@@ -42,8 +43,9 @@ pub struct ChartQuery {
 }
 
 /// A time-series chart of one metric of a subject as an SVG image: axes
-/// with time and value labels, the adult normal range shaded, one line per
-/// series (blood pressure: systolic and diastolic, with a legend), and a
+/// with time and value labels, the normal range for the subject's age
+/// shaded (the adult one without a birth date), one line per series
+/// (blood pressure: systolic and diastolic, with a legend), and a
 /// message when the period has no readings. At most about 2,000 points
 /// are drawn: each time bucket contributes its minimum and maximum.
 #[utoipa::path(get, path = "/v1/subjects/{sid}/charts/{metric}.svg", tag = "readings",
@@ -120,7 +122,14 @@ pub async fn chart_svg(
         from_ms,
         to_ms,
         series,
-        bands: components.iter().filter_map(|c| normal_range(metric.code, c)).collect(),
+        // The subject's own normal band: its age at the end of the period
+        // (adult norms without a birth date), as the monitors judge it.
+        bands: chart::normal_bands(
+            metric.code,
+            &components,
+            read.subject.birth_date.and_then(|b| age_days(b, to.date_naive())),
+            read.subject.sex.as_deref().and_then(Sex::parse),
+        ),
     });
     let response = HttpResponse::Ok()
         .content_type("image/svg+xml")

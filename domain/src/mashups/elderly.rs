@@ -1,27 +1,17 @@
 //! Elderly watch: one status per subject (ok, attention, emergency) from
-//! the latest blood pressure, temperature and heart rate judged against the
-//! public datasets, and from how long the subject has been silent compared
-//! with its own rhythm. Every rule that fires gives a [`Reason`] naming the
-//! values, the threshold and the dataset behind it.
+//! the latest blood pressure, temperature, heart rate, SpO2 and blood
+//! glucose, each judged by [`norms::assess`] for the subject's age, and
+//! from how long the subject has been silent compared with its own rhythm.
+//! Every rule that fires gives a [`Reason`] naming the values, the
+//! category, the threshold row and the dataset behind it.
+//!
+//! A category of severity `moderate` raises attention and `severe` is an
+//! emergency; `mild` ones (NEWS2 score 1, ACC/AHA elevated and stage 1, a
+//! child's reading just outside the PALS range) do not fire on their own.
 
 use super::{Status, nearest_rank};
-use crate::datasets::{self, Category, Class, Records};
-
-/// The dataset names, as `GET /v1/public-datasets` lists them.
-pub const BP_DATASET: &str = "blood-pressure-categories";
-pub const VITALS_DATASET: &str = "vital-sign-ranges";
-pub const TEMPERATURE_DATASET: &str = "temperature-thresholds";
-
-/// The age assumed when a subject has no birth date: an adult, whose ranges
-/// apply from 16 years on.
-pub const ADULT_AGE_DAYS: i64 = 70 * 365;
-/// A temperature at or above this is a high fever (hyperpyrexia, a
-/// clinical convention; the dataset only says where fever starts).
-pub const HIGH_FEVER_C: f64 = 40.0;
-/// A heart rate below `min × FAR_LOW` or above `max × FAR_HIGH` of the
-/// age's normal range is far outside it (adult: below 48 or above 130).
-pub const FAR_LOW: f64 = 0.8;
-pub const FAR_HIGH: f64 = 1.3;
+use crate::datasets::Severity;
+use crate::norms::{self, Assessment, Metric, Value};
 /// Silence shorter than this never raises attention, however regular the
 /// subject's readings.
 pub const SILENCE_FLOOR_MS: i64 = 60 * 60 * 1000;
@@ -61,6 +51,10 @@ pub struct Inputs {
     pub heart_rate: Option<Timed>,
     /// Heart rate derived from an ECG recording.
     pub ecg_heart_rate: Option<Timed>,
+    /// Oxygen saturation, %.
+    pub spo2: Option<Timed>,
+    /// Blood glucose, mg/dL.
+    pub glucose: Option<Timed>,
     /// The latest reading of any metric.
     pub last_reading_ms: Option<i64>,
     /// The subject's usual gap between readings; `None` without history.
@@ -74,6 +68,8 @@ pub enum Rule {
     Temperature,
     HeartRate,
     EcgHeartRate,
+    Spo2,
+    Glucose,
     Inactivity,
 }
 
@@ -84,6 +80,8 @@ impl Rule {
             Rule::Temperature => "temperature",
             Rule::HeartRate => "heart_rate",
             Rule::EcgHeartRate => "ecg_heart_rate",
+            Rule::Spo2 => "spo2",
+            Rule::Glucose => "glucose",
             Rule::Inactivity => "inactivity",
         }
     }
@@ -124,15 +122,21 @@ pub struct Verdict {
 
 /// Applies every rule to `inputs`.
 pub fn judge(inputs: &Inputs) -> Verdict {
-    let age = inputs.age_days.unwrap_or(ADULT_AGE_DAYS);
+    let age = inputs.age_days;
     let mut reasons = Vec::new();
-    reasons.extend(inputs.blood_pressure.and_then(blood_pressure));
+    reasons.extend(inputs.blood_pressure.and_then(|p| blood_pressure(p, age)));
     reasons.extend(inputs.temperature.and_then(|t| temperature(t, age)));
     reasons.extend(inputs.heart_rate.and_then(|h| heart_rate(Rule::HeartRate, h, age)));
     reasons.extend(
         inputs
             .ecg_heart_rate
             .and_then(|h| heart_rate(Rule::EcgHeartRate, h, age)),
+    );
+    reasons.extend(inputs.spo2.and_then(|v| scalar(Rule::Spo2, Metric::Spo2, v, age)));
+    reasons.extend(
+        inputs
+            .glucose
+            .and_then(|v| scalar(Rule::Glucose, Metric::BloodGlucose, v, age)),
     );
     reasons.extend(inactivity(
         inputs.now_ms,
@@ -143,116 +147,80 @@ pub fn judge(inputs: &Inputs) -> Verdict {
     Verdict { status, reasons }
 }
 
-fn first_source(name: &str) -> String {
-    datasets::find(name)
-        .and_then(|(meta, _)| meta.sources.first().map(|s| s.id.clone()))
-        .unwrap_or_default()
-}
-
-/// Stage 2 hypertension raises attention, a hypertensive crisis is an
-/// emergency; lower categories do not fire.
-pub fn blood_pressure(p: Pressure) -> Option<Reason> {
-    let category = datasets::bp_category(p.systolic, p.diastolic);
-    let status = match category {
-        Category::HypertensiveCrisis => Status::Emergency,
-        Category::Stage2 => Status::Attention,
-        _ => return None,
-    };
-    let published = match datasets::find(BP_DATASET) {
-        Some((_, Records::BloodPressure(records))) => records
-            .into_iter()
-            .find(|r| r.category == category)
-            .map(|r| r.published)
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    Some(Reason {
-        rule: Rule::BpCategory,
-        status,
-        metric: Some("blood_pressure"),
-        values: vec![("systolic", p.systolic), ("diastolic", p.diastolic)],
-        at_ms: Some(p.at_ms),
-        category: category.as_str().to_owned(),
-        threshold: published,
-        dataset: Some(DatasetRef {
-            name: BP_DATASET,
-            source: first_source(BP_DATASET),
-        }),
-    })
-}
-
-/// Fever raises attention; a high fever, a fever under 3 months and
-/// hypothermia are emergencies.
-pub fn temperature(t: Timed, age_days: i64) -> Option<Reason> {
-    let class = datasets::temperature_class(t.value, age_days);
-    let (status, category) = match class {
-        Class::Normal => return None,
-        Class::Hypothermia => (Status::Emergency, class.as_str().to_owned()),
-        Class::FeverUnder3Months => (Status::Emergency, class.as_str().to_owned()),
-        Class::Fever if t.value >= HIGH_FEVER_C => (Status::Emergency, "high_fever".to_owned()),
-        Class::Fever => (Status::Attention, class.as_str().to_owned()),
-    };
-    let rule = match datasets::find(TEMPERATURE_DATASET) {
-        Some((_, Records::Temperature(rules))) => rules.into_iter().find(|r| {
-            r.class == class
-                && r.age_from_days.is_none_or(|from| age_days >= from)
-                && r.age_to_days.is_none_or(|to| age_days < to)
-        }),
-        _ => None,
-    };
-    let mut threshold = rule.as_ref().map(|r| r.published.clone()).unwrap_or_default();
-    if category == "high_fever" {
-        threshold = format!("{threshold}; high fever at or above {HIGH_FEVER_C} C");
+/// The status a category's severity raises, if any.
+pub fn status_of(severity: Severity) -> Option<Status> {
+    match severity {
+        Severity::Normal | Severity::Mild => None,
+        Severity::Moderate => Some(Status::Attention),
+        Severity::Severe => Some(Status::Emergency),
     }
-    Some(Reason {
-        rule: Rule::Temperature,
-        status,
-        metric: Some("body_temperature"),
-        values: vec![("value", t.value)],
-        at_ms: Some(t.at_ms),
-        category,
-        threshold,
-        dataset: Some(DatasetRef {
-            name: TEMPERATURE_DATASET,
-            source: rule.map(|r| r.source).unwrap_or_default(),
-        }),
-    })
 }
 
-/// Outside the age's normal awake range raises attention; far outside it
-/// (see [`FAR_LOW`], [`FAR_HIGH`]) is an emergency.
-pub fn heart_rate(rule: Rule, h: Timed, age_days: i64) -> Option<Reason> {
-    let record = datasets::vital_record("heart_rate", age_days)?;
-    let (low, high) = (record.min, record.max);
-    let far_low = low * FAR_LOW;
-    let far_high = high * FAR_HIGH;
-    let (status, category) = if h.value < far_low {
-        (Status::Emergency, "far_below_range")
-    } else if h.value > far_high {
-        (Status::Emergency, "far_above_range")
-    } else if h.value < low {
-        (Status::Attention, "below_range")
-    } else if h.value > high {
-        (Status::Attention, "above_range")
-    } else {
-        return None;
-    };
+/// The reason for an assessment that raises a status.
+fn reason(
+    rule: Rule,
+    metric: &'static str,
+    values: Vec<(&'static str, f64)>,
+    at_ms: i64,
+    a: Assessment,
+) -> Option<Reason> {
+    let status = status_of(a.severity)?;
+    let mut threshold = format!("{}: {}", a.source.table, a.source.row);
+    if a.age_unknown {
+        threshold = format!("age unknown, adult norms used; {threshold}");
+    }
     Some(Reason {
         rule,
         status,
-        metric: Some("heart_rate"),
-        values: vec![("value", h.value)],
-        at_ms: Some(h.at_ms),
-        category: category.to_owned(),
-        threshold: format!(
-            "{} normal range {low}-{high} /min; emergency below {far_low} or above {far_high}",
-            record.age_group
-        ),
+        metric: Some(metric),
+        values,
+        at_ms: Some(at_ms),
+        category: a.category,
+        threshold,
         dataset: Some(DatasetRef {
-            name: VITALS_DATASET,
-            source: record.source.clone(),
+            name: a.source.dataset,
+            source: a.source.source,
         }),
     })
+}
+
+fn scalar(rule: Rule, metric: Metric, t: Timed, age_days: Option<i64>) -> Option<Reason> {
+    let a = norms::assess(metric, Value::Scalar(t.value), age_days, None).ok()?;
+    reason(rule, metric.code(), vec![("value", t.value)], t.at_ms, a)
+}
+
+/// Stage 2 hypertension raises attention; a hypertensive crisis, or a
+/// systolic pressure in NEWS2's lowest band, is an emergency.
+pub fn blood_pressure(p: Pressure, age_days: Option<i64>) -> Option<Reason> {
+    let a = norms::assess(
+        Metric::BloodPressure,
+        Value::Pressure {
+            systolic: p.systolic,
+            diastolic: p.diastolic,
+        },
+        age_days,
+        None,
+    )
+    .ok()?;
+    reason(
+        Rule::BpCategory,
+        "blood_pressure",
+        vec![("systolic", p.systolic), ("diastolic", p.diastolic)],
+        p.at_ms,
+        a,
+    )
+}
+
+/// Temperature by the subject's norms: NEWS2 for adults (a score of 2 or
+/// 3 fires), NICE NG143 and the temperature dataset for children.
+pub fn temperature(t: Timed, age_days: Option<i64>) -> Option<Reason> {
+    scalar(Rule::Temperature, Metric::BodyTemperature, t, age_days)
+}
+
+/// Heart rate by the subject's norms: NEWS2 for adults (111-130 /min
+/// attention, 40 or less and 131 or more an emergency).
+pub fn heart_rate(rule: Rule, h: Timed, age_days: Option<i64>) -> Option<Reason> {
+    scalar(rule, Metric::HeartRate, h, age_days)
 }
 
 /// The usual gap between readings at `times_ms` (any order): the
@@ -324,20 +292,34 @@ mod tests {
     const MIN: i64 = 60_000;
     const HOUR: i64 = 60 * MIN;
 
+    const ADULT: Option<i64> = Some(80 * 365);
+
     fn bp(s: f64, d: f64) -> Option<Reason> {
-        blood_pressure(Pressure {
-            systolic: s,
-            diastolic: d,
-            at_ms: 5,
-        })
+        blood_pressure(
+            Pressure {
+                systolic: s,
+                diastolic: d,
+                at_ms: 5,
+            },
+            ADULT,
+        )
     }
 
-    fn temp(c: f64, age: i64) -> Option<Status> {
+    fn temp(c: f64, age: Option<i64>) -> Option<Status> {
         temperature(Timed { value: c, at_ms: 1 }, age).map(|r| r.status)
     }
 
-    fn hr(v: f64, age: i64) -> Option<Status> {
+    fn hr(v: f64, age: Option<i64>) -> Option<Status> {
         heart_rate(Rule::HeartRate, Timed { value: v, at_ms: 1 }, age).map(|r| r.status)
+    }
+
+    fn glucose(v: f64) -> Option<(Status, String)> {
+        let i = Inputs {
+            glucose: Some(Timed { value: v, at_ms: 1 }),
+            last_reading_ms: Some(0),
+            ..Inputs::default()
+        };
+        judge(&i).reasons.into_iter().next().map(|r| (r.status, r.category))
     }
 
     #[test]
@@ -358,43 +340,86 @@ mod tests {
         );
         assert_eq!(r.values, vec![("systolic", 181.0), ("diastolic", 100.0)]);
         assert_eq!(r.at_ms, Some(5));
-        assert_eq!(r.dataset.as_ref().unwrap().name, BP_DATASET);
-        assert!(!r.threshold.is_empty());
+        assert_eq!(r.dataset.as_ref().unwrap().name, "blood-pressure-categories");
+        assert!(r.threshold.contains("> 180"), "{}", r.threshold);
         assert_eq!(bp(150.0, 121.0).unwrap().status, Status::Emergency);
         assert_eq!(bp(150.0, 120.0).unwrap().status, Status::Attention);
+        let low = bp(88.0, 60.0).unwrap();
+        assert_eq!(
+            (low.status, low.category.as_str()),
+            (Status::Emergency, "far_below_range")
+        );
+        assert_eq!(low.dataset.unwrap().name, "news2-chart-1");
+        assert_eq!(bp(91.0, 60.0), None);
     }
 
     #[test]
-    fn temperature_classes_map_to_statuses() {
-        let adult = ADULT_AGE_DAYS;
-        assert_eq!(temp(37.9, adult), None);
-        assert_eq!(temp(35.0, adult), None);
-        assert_eq!(temp(38.0, adult), Some(Status::Attention));
-        assert_eq!(temp(39.9, adult), Some(Status::Attention));
-        assert_eq!(temp(40.0, adult), Some(Status::Emergency));
-        assert_eq!(temp(34.9, adult), Some(Status::Emergency));
-        assert_eq!(temp(38.0, 30), Some(Status::Emergency), "fever under 3 months");
-        let r = temperature(Timed { value: 38.5, at_ms: 1 }, adult).unwrap();
-        assert_eq!(r.category, "fever");
-        assert_eq!(r.dataset.unwrap().source, "cdc-fever");
+    fn temperature_follows_news2_for_adults_and_ng143_for_infants() {
+        assert_eq!(temp(38.0, ADULT), None);
+        assert_eq!(temp(39.0, ADULT), None, "NEWS2 score 1 does not fire alone");
+        assert_eq!(temp(39.1, ADULT), Some(Status::Attention));
+        assert_eq!(temp(40.0, ADULT), Some(Status::Attention));
+        assert_eq!(temp(35.1, ADULT), None);
+        assert_eq!(temp(35.0, ADULT), Some(Status::Emergency));
+        assert_eq!(temp(38.0, Some(30)), Some(Status::Emergency), "fever under 3 months");
+        let r = temperature(Timed { value: 39.5, at_ms: 1 }, None).unwrap();
+        assert_eq!(r.category, "high_fever");
+        assert!(r.threshold.starts_with("age unknown"), "{}", r.threshold);
+        assert_eq!(r.dataset.unwrap().source, "news2-2017");
+        let r = temperature(Timed { value: 38.8, at_ms: 1 }, Some(48)).unwrap();
+        assert_eq!(r.category, "fever_under_3_months");
+        assert_eq!(r.dataset.unwrap().name, "nice-ng143-traffic-light");
     }
 
     #[test]
-    fn heart_rate_outside_and_far_outside_the_age_range() {
-        let adult = ADULT_AGE_DAYS;
-        assert_eq!(hr(60.0, adult), None);
-        assert_eq!(hr(100.0, adult), None);
-        assert_eq!(hr(101.0, adult), Some(Status::Attention));
-        assert_eq!(hr(59.0, adult), Some(Status::Attention));
-        assert_eq!(hr(130.0, adult), Some(Status::Attention));
-        assert_eq!(hr(131.0, adult), Some(Status::Emergency));
-        assert_eq!(hr(48.0, adult), Some(Status::Attention));
-        assert_eq!(hr(47.0, adult), Some(Status::Emergency));
+    fn heart_rate_by_the_news2_bands() {
+        assert_eq!(hr(51.0, ADULT), None);
+        assert_eq!(hr(110.0, ADULT), None);
+        assert_eq!(hr(111.0, ADULT), Some(Status::Attention));
+        assert_eq!(hr(130.0, ADULT), Some(Status::Attention));
+        assert_eq!(hr(131.0, ADULT), Some(Status::Emergency));
+        assert_eq!(hr(41.0, ADULT), None);
+        assert_eq!(hr(40.0, ADULT), Some(Status::Emergency));
         // An infant's normal is an adult's tachycardia.
-        assert_eq!(hr(150.0, 100), None);
-        let r = heart_rate(Rule::EcgHeartRate, Timed { value: 140.0, at_ms: 1 }, adult).unwrap();
-        assert_eq!(r.rule.as_str(), "ecg_heart_rate");
-        assert_eq!(r.dataset.unwrap().name, VITALS_DATASET);
+        assert_eq!(hr(150.0, Some(100)), None);
+        let r = heart_rate(Rule::EcgHeartRate, Timed { value: 140.0, at_ms: 1 }, ADULT).unwrap();
+        assert_eq!(
+            (r.rule.as_str(), r.category.as_str()),
+            ("ecg_heart_rate", "far_above_range")
+        );
+        assert_eq!(r.dataset.unwrap().name, "news2-chart-1");
+        assert!(r.threshold.contains(">=131"), "{}", r.threshold);
+    }
+
+    #[test]
+    fn glucose_and_spo2_are_judged() {
+        assert_eq!(glucose(120.0), None);
+        assert_eq!(glucose(180.0), None);
+        assert_eq!(
+            glucose(181.0),
+            Some((Status::Attention, "hyperglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(250.0),
+            Some((Status::Attention, "hyperglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(251.0),
+            Some((Status::Emergency, "hyperglycaemia_level_2".to_owned()))
+        );
+        assert_eq!(
+            glucose(69.0),
+            Some((Status::Attention, "hypoglycaemia_level_1".to_owned()))
+        );
+        assert_eq!(
+            glucose(50.0),
+            Some((Status::Emergency, "hypoglycaemia_level_2".to_owned()))
+        );
+        let s = |v| scalar(Rule::Spo2, Metric::Spo2, Timed { value: v, at_ms: 1 }, ADULT).map(|r| r.status);
+        assert_eq!(s(96.0), None);
+        assert_eq!(s(94.0), None);
+        assert_eq!(s(93.0), Some(Status::Attention));
+        assert_eq!(s(91.0), Some(Status::Emergency));
     }
 
     #[test]
@@ -456,7 +481,7 @@ mod tests {
         assert_eq!((v.status, v.reasons.len()), (Status::Ok, 0));
         let mut bad = fine.clone();
         bad.temperature = Some(Timed {
-            value: 38.4,
+            value: 39.4,
             at_ms: now,
         });
         bad.ecg_heart_rate = Some(Timed {

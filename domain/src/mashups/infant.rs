@@ -8,10 +8,11 @@
 //! adult is refused by the API rather than judged with a child's band.
 
 use super::nearest_rank;
-use crate::datasets::{self, Class, Records};
+use crate::metrics;
+use crate::norms::{self, Metric, Value};
 
 /// First day of age that is no longer a child's, per `vital-sign-ranges`.
-pub const ADULT_FROM_DAYS: i64 = 5844;
+pub const ADULT_FROM_DAYS: i64 = norms::ADULT_FROM_DAYS;
 /// Two out-of-range readings further apart than this start two episodes.
 pub const JOIN_GAP_MS: i64 = 30 * 60 * 1000;
 /// The metrics the monitor reads, by catalog code.
@@ -28,7 +29,8 @@ pub struct Norm {
     /// Lowest normal value, inclusive.
     pub low: f64,
     /// Highest normal value: inclusive, except for temperature where fever
-    /// starts at it.
+    /// starts at it. A band open upwards (SpO2) ends at the catalog's
+    /// largest value.
     pub high: f64,
     /// The age group or class of the dataset.
     pub band: String,
@@ -36,40 +38,41 @@ pub struct Norm {
     pub source: String,
 }
 
-/// The norm of `metric` at `age_days`; `None` when the datasets have none
-/// (SpO2 of a neonate).
-pub fn norm(metric: &str, age_days: i64) -> Option<Norm> {
-    if metric == "body_temperature" {
-        let Some((meta, Records::Temperature(rules))) = datasets::find("temperature-thresholds") else {
-            return None;
-        };
-        let normal = rules.into_iter().find(|r| r.class == Class::Normal)?;
-        return Some(Norm {
-            low: normal.celsius.gte.or(normal.celsius.gt)?,
-            high: normal.celsius.lt.or(normal.celsius.lte)?,
-            band: "normal".to_owned(),
-            dataset: static_name(&meta.name),
-            source: normal.source,
-        });
-    }
-    let record = datasets::vital_record(metric, age_days)?;
-    Some(Norm {
-        low: record.min,
-        high: record.max,
-        band: record.age_group.clone(),
-        dataset: "vital-sign-ranges",
-        source: record.source.clone(),
-    })
+fn metric_of(code: &str) -> Option<Metric> {
+    Metric::from_code(code).filter(|m| *m != Metric::BloodPressure)
 }
 
-fn static_name(name: &str) -> &'static str {
-    datasets::NAMES.iter().copied().find(|n| *n == name).unwrap_or("")
+/// The norm of `metric` at `age_days`, as [`norms::assess`] gives it;
+/// `None` when no source gives one (SpO2 of a neonate).
+pub fn norm(metric: &str, age_days: i64) -> Option<Norm> {
+    let m = metric_of(metric)?;
+    let band = norms::normal_band(m, None, Some(age_days), None).ok()?;
+    // The row of the normal band itself, found by assessing its lowest value.
+    let (low, _) = band.lower()?;
+    let a = norms::assess(m, Value::Scalar(low), Some(age_days), None).ok()?;
+    let high = band
+        .upper()
+        .map(|u| u.0)
+        .or_else(|| metrics::find(metric).and_then(|d| d.max))?;
+    Some(Norm {
+        low,
+        high,
+        band: if m == Metric::BodyTemperature {
+            a.category
+        } else {
+            a.population
+        },
+        dataset: a.source.dataset,
+        source: a.source.source,
+    })
 }
 
 /// What is wrong with one reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Fever,
+    /// Fever before 3 months of age: high risk (NICE NG143, red).
+    FeverUnder3Months,
     Hypothermia,
     LowSpo2,
     Tachycardia,
@@ -80,6 +83,7 @@ impl Kind {
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::Fever => "fever",
+            Kind::FeverUnder3Months => "fever_under_3_months",
             Kind::Hypothermia => "hypothermia",
             Kind::LowSpo2 => "low_spo2",
             Kind::Tachycardia => "tachycardia",
@@ -90,25 +94,33 @@ impl Kind {
     /// Whether `a` is worse than `b` for this kind.
     fn worse(self, a: f64, b: f64) -> bool {
         match self {
-            Kind::Fever | Kind::Tachycardia => a > b,
+            Kind::Fever | Kind::FeverUnder3Months | Kind::Tachycardia => a > b,
             Kind::Hypothermia | Kind::LowSpo2 | Kind::Bradycardia => a < b,
         }
     }
 }
 
-/// The kind of a reading of `metric` outside its norm; `None` in range.
-/// Temperature is classed by the temperature dataset itself; SpO2 above
-/// its band is not a finding.
-pub fn classify(metric: &str, value: f64, age_days: i64, norm: &Norm) -> Option<Kind> {
-    match metric {
-        "body_temperature" => match datasets::temperature_class(value, age_days) {
-            Class::Fever | Class::FeverUnder3Months => Some(Kind::Fever),
-            Class::Hypothermia => Some(Kind::Hypothermia),
-            Class::Normal => None,
-        },
-        "spo2" => (value < norm.low).then_some(Kind::LowSpo2),
-        "heart_rate" if value > norm.high => Some(Kind::Tachycardia),
-        "heart_rate" if value < norm.low => Some(Kind::Bradycardia),
+/// The kind of a reading of `metric` outside its norm at `age_days`;
+/// `None` in range. The category is [`norms::assess`]'s, so the monitor
+/// says what the charts and the elderly watch say.
+pub fn classify(metric: &str, value: f64, age_days: i64) -> Option<Kind> {
+    let m = metric_of(metric)?;
+    let a = norms::assess(m, Value::Scalar(value), Some(age_days), None).ok()?;
+    if a.category == "normal" {
+        return None;
+    }
+    let above = a
+        .range
+        .first()
+        .and_then(|r| r.bounds.lower())
+        .is_some_and(|(low, _)| value >= low);
+    match m {
+        Metric::BodyTemperature if a.category == "fever_under_3_months" => Some(Kind::FeverUnder3Months),
+        Metric::BodyTemperature if above => Some(Kind::Fever),
+        Metric::BodyTemperature => Some(Kind::Hypothermia),
+        Metric::Spo2 => (!above).then_some(Kind::LowSpo2),
+        Metric::HeartRate if above => Some(Kind::Tachycardia),
+        Metric::HeartRate => Some(Kind::Bradycardia),
         _ => None,
     }
 }
@@ -153,7 +165,7 @@ pub fn analyse(
     let n = values.len();
     let kinds: Vec<Option<Kind>> = points
         .iter()
-        .map(|&(_, v)| norm.and_then(|nm| classify(metric, v, age_days, nm)))
+        .map(|&(_, v)| norm.and(classify(metric, v, age_days)))
         .collect();
     let out = kinds.iter().filter(|k| k.is_some()).count();
     let stats = Stats {
@@ -224,18 +236,26 @@ mod tests {
     }
 
     #[test]
+    fn a_48_day_old_has_an_infant_band_and_a_high_risk_fever() {
+        let hr = norm("heart_rate", 48).unwrap();
+        assert_eq!((hr.low, hr.high, hr.band.as_str()), (100.0, 180.0, "infant"));
+        assert_eq!(classify("heart_rate", 135.0, 48), None);
+        assert_eq!(classify("heart_rate", 160.0, 48), None);
+        assert_eq!(classify("body_temperature", 38.8, 48), Some(Kind::FeverUnder3Months));
+        assert_eq!(classify("body_temperature", 38.8, 91), Some(Kind::Fever));
+        assert_eq!(classify("body_temperature", 39.0, 120), Some(Kind::Fever));
+    }
+
+    #[test]
     fn readings_are_classified_at_the_boundaries() {
-        let hr = norm("heart_rate", INFANT).unwrap();
-        assert_eq!(classify("heart_rate", 180.0, INFANT, &hr), None);
-        assert_eq!(classify("heart_rate", 181.0, INFANT, &hr), Some(Kind::Tachycardia));
-        assert_eq!(classify("heart_rate", 99.0, INFANT, &hr), Some(Kind::Bradycardia));
-        let s = norm("spo2", INFANT).unwrap();
-        assert_eq!(classify("spo2", 90.0, INFANT, &s), None);
-        assert_eq!(classify("spo2", 89.9, INFANT, &s), Some(Kind::LowSpo2));
-        let t = norm("body_temperature", INFANT).unwrap();
-        assert_eq!(classify("body_temperature", 37.9, INFANT, &t), None);
-        assert_eq!(classify("body_temperature", 38.0, INFANT, &t), Some(Kind::Fever));
-        assert_eq!(classify("body_temperature", 34.9, INFANT, &t), Some(Kind::Hypothermia));
+        assert_eq!(classify("heart_rate", 180.0, INFANT), None);
+        assert_eq!(classify("heart_rate", 181.0, INFANT), Some(Kind::Tachycardia));
+        assert_eq!(classify("heart_rate", 99.0, INFANT), Some(Kind::Bradycardia));
+        assert_eq!(classify("spo2", 90.0, INFANT), None);
+        assert_eq!(classify("spo2", 89.9, INFANT), Some(Kind::LowSpo2));
+        assert_eq!(classify("body_temperature", 37.9, INFANT), None);
+        assert_eq!(classify("body_temperature", 38.0, INFANT), Some(Kind::Fever));
+        assert_eq!(classify("body_temperature", 34.9, INFANT), Some(Kind::Hypothermia));
     }
 
     #[test]
