@@ -77,7 +77,7 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 23] = [
+    pub const ALL: [ProblemKind; 24] = [
         ProblemKind::InvalidJson,
         ProblemKind::MalformedRequest,
         ProblemKind::InvalidParameter,
