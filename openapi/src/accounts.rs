@@ -146,6 +146,7 @@ pub struct Membership {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "01935c6e-0000-7000-8000-000000000002", "kind": "company", "name": "Acme Cardio", "farm_id": "01935c6e-0000-7000-8000-000000000003", "role": "analyst", "created_at": "2026-11-21T10:00:00Z"}))]
 pub struct MembershipWithRole {
     pub id: Uuid,
     pub kind: MembershipKind,
@@ -223,6 +224,7 @@ pub struct Invitation {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"items": [{"id": "01935c6e-0000-7000-8000-000000000009", "membership_id": "01935c6e-0000-7000-8000-000000000002", "membership_name": "Acme Cardio", "role": "analyst", "invited_at": "2026-11-21T10:00:00Z", "expires_at": "2026-11-28T10:00:00Z"}]}))]
 pub struct InvitationList {
     pub items: Vec<Invitation>,
 }

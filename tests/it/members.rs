@@ -496,3 +496,65 @@ async fn individuals_and_api_keys_do_not_manage_staff() {
     let res = app.delete(&format!("{members}/{}", acme.user_id), &key).await;
     res.problem(403, "forbidden");
 }
+
+/// Someone invited by two companies before having an account: each mail
+/// carries a token that completes the account; the second company's token
+/// joins that company.
+#[tokio::test]
+async fn an_unclaimed_invitee_can_complete_the_account_from_a_second_invitation() {
+    let app = TestApp::spawn().await;
+    let acme = app.company("owner@acme.example").await;
+    let beta = app.company("owner@beta.example").await;
+    for (company, role) in [(&acme, "viewer"), (&beta, "analyst")] {
+        let res = app
+            .post(
+                &format!("/v1/memberships/{}/members", company.membership_id),
+                Some(&company.token),
+                json!({"email": "kim@example.org", "role": role}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    }
+    // The two mails may arrive in either order: each names its company.
+    let mails = app.wait_mails("kim@example.org", 2).await;
+    let token_of = |company: &str| {
+        let mail = mails.iter().find(|m| m.contains(company)).expect("a mail per company");
+        vitalfarm_tests::mail_sink::tokens(mail, "vf_inv_").remove(0)
+    };
+    let (acme_token, beta_token) = (token_of("owner@acme.example's"), token_of("owner@beta.example's"));
+    assert_ne!(acme_token, beta_token);
+    let res = app
+        .post(
+            "/v1/auth/accept-invitation",
+            None,
+            json!({"invitation_token": beta_token, "password": PASSWORD, "display_name": "Kim"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    assert_eq!(res.body["membership"]["id"], beta.membership_id.to_string());
+    assert_eq!(res.body["user"]["email_verified"], true);
+    let me = app.get("/v1/me", &res.str("/tokens/access_token")).await;
+    let roles: Vec<(String, String)> = me.body["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_owned(),
+                m["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&(beta.membership_id.to_string(), "analyst".into())),
+        "{roles:?}"
+    );
+    // The first company's token no longer completes anything.
+    app.post(
+        "/v1/auth/accept-invitation",
+        None,
+        json!({"invitation_token": acme_token, "password": PASSWORD, "display_name": "Again"}),
+    )
+    .await
+    .problem(404, "not-found");
+}

@@ -207,6 +207,12 @@ pub async fn accept_invitation(db: &Database, user_id: UserId, id: Uuid) -> Resu
         .await?
         .ok_or(StorageError::NotFound)?;
     let role = Role::parse(&inv.role).ok_or(StorageError::NotFound)?;
+    // An erased membership takes nobody in.
+    membership::Entity::find_by_id(inv.membership_id)
+        .one(&txn)
+        .await?
+        .filter(|m| m.erased_at.is_none())
+        .ok_or(StorageError::NotFound)?;
     let gone = invitation::Entity::delete_by_id(inv.id).exec(&txn).await?;
     if gone.rows_affected == 0 {
         return Err(StorageError::NotFound);
