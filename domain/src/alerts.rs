@@ -227,9 +227,7 @@ impl Rule {
     pub fn parse(input: &RuleInput<'_>) -> Result<Rule, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            errors.add("name", "must be 1 to 200 characters without control characters");
-        }
+        errors.check("name", crate::validation::check_name(name, 200));
         let severity = Severity::parse(input.severity);
         if severity.is_none() {
             errors.add("severity", "must be one of info, warning, critical");

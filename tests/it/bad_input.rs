@@ -172,6 +172,11 @@ async fn names_that_show_nothing_or_reverse_the_text_are_refused() {
             "name",
         ),
         (
+            format!("/v1/memberships/{mid}/alert-rules"),
+            json!({"name": "\u{200B}", "metric": "heart_rate", "condition": {"kind": "threshold", "op": "gt", "value": 150}, "severity": "info"}),
+            "name",
+        ),
+        (
             format!("/v1/memberships/{mid}/device-models"),
             json!({"name": "\u{2067}Cuff", "manufacturer": "Acme", "metrics": ["heart_rate"]}),
             "name",
