@@ -81,22 +81,16 @@ fn now_ms(now: DateTime<Utc>) -> i64 {
     now.timestamp_millis()
 }
 
-/// Creates a queued job. With an idempotency key already used in this
-/// membership, returns that key's job instead (`false`: not new).
-pub async fn create(db: &Database, new: NewJob<'_>) -> Result<(job::Model, bool), StorageError> {
-    if let Some(key) = new.idempotency_key
-        && let Some(existing) = find_by_idempotency_key(db, new.membership, key).await?
-    {
-        return Ok((existing, false));
-    }
+/// The row of a new queued job.
+fn queued_row(new: &NewJob<'_>) -> job::ActiveModel {
     let now = Utc::now();
-    let inserted = job::ActiveModel {
+    job::ActiveModel {
         id: Set(JobId::new().as_uuid()),
         kind: Set(new.kind.to_owned()),
         membership_id: Set(new.membership.as_uuid()),
         requested_by: Set(new.requested_by),
         idempotency_key: Set(new.idempotency_key.map(str::to_owned)),
-        payload: Set(new.payload),
+        payload: Set(new.payload.clone()),
         status: Set(JobStatus::Queued.as_str().to_owned()),
         attempts: Set(0),
         lease_until_ms: Set(None),
@@ -106,8 +100,17 @@ pub async fn create(db: &Database, new: NewJob<'_>) -> Result<(job::Model, bool)
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db.conn())
-    .await;
+}
+
+/// Creates a queued job. With an idempotency key already used in this
+/// membership, returns that key's job instead (`false`: not new).
+pub async fn create(db: &Database, new: NewJob<'_>) -> Result<(job::Model, bool), StorageError> {
+    if let Some(key) = new.idempotency_key
+        && let Some(existing) = find_by_idempotency_key(db, new.membership, key).await?
+    {
+        return Ok((existing, false));
+    }
+    let inserted = queued_row(&new).insert(db.conn()).await;
     match inserted {
         Ok(m) => Ok((m, true)),
         // Two requests with the same key raced: the other one's job it is.
@@ -154,25 +157,7 @@ pub async fn enqueue(db: &Database, new: NewJob<'_>, max_open: u64) -> Result<En
     if open >= max_open {
         return Ok(Enqueued::Full);
     }
-    let now = Utc::now();
-    let inserted = job::ActiveModel {
-        id: Set(JobId::new().as_uuid()),
-        kind: Set(new.kind.to_owned()),
-        membership_id: Set(new.membership.as_uuid()),
-        requested_by: Set(new.requested_by),
-        idempotency_key: Set(new.idempotency_key.map(str::to_owned)),
-        payload: Set(new.payload),
-        status: Set(JobStatus::Queued.as_str().to_owned()),
-        attempts: Set(0),
-        lease_until_ms: Set(None),
-        claimed_at_ms: Set(None),
-        result: Set(None),
-        error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await;
+    let inserted = queued_row(&new).insert(&txn).await;
     match inserted {
         Ok(m) => {
             txn.commit().await?;
