@@ -385,20 +385,6 @@ async fn next_plain(mut s: ReadState) -> Option<(Result<Bytes, BlobError>, ReadS
     Some((Ok(slice), s))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staging_names_are_told_from_keys() {
-        assert!(is_staging_name("0193-blob#1"));
-        assert!(is_staging_name("job.zip#12"));
-        assert!(!is_staging_name("0193-blob"));
-        assert!(!is_staging_name("a#b"));
-        assert!(!is_staging_name("a#"));
-    }
-}
-
 /// An encrypted upload in progress.
 pub struct BlobWriter {
     store: Arc<dyn ObjectStore>,
@@ -458,5 +444,19 @@ impl BlobWriter {
         if let Some(upload) = self.upload.take() {
             let _ = upload.abort().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_are_told_from_keys() {
+        assert!(is_staging_name("0193-blob#1"));
+        assert!(is_staging_name("job.zip#12"));
+        assert!(!is_staging_name("0193-blob"));
+        assert!(!is_staging_name("a#b"));
+        assert!(!is_staging_name("a#"));
     }
 }
