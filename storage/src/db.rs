@@ -55,6 +55,7 @@ impl Database {
             // pooled connection gets them (a statement run once after
             // connecting reaches only the one connection it ran on).
             opts.map_sqlx_sqlite_opts(|o| {
+                // WAL lets readers proceed while a write commits.
                 o.pragma("journal_mode", "WAL")
                     // FULL: WAL is synced at every commit, so a reading that
                     // was acknowledged survives a power loss, not only a
@@ -80,7 +81,6 @@ impl Database {
                 })
             });
         }
-        // WAL lets readers proceed while a write commits.
         let conn = sea_orm::Database::connect(opts).await?;
         Ok(Self { conn, kind })
     }
