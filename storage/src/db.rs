@@ -108,6 +108,7 @@ impl Database {
             // pooled connection gets them (a statement run once after
             // connecting reaches only the one connection it ran on).
             opts.map_sqlx_sqlite_opts(|o| {
+                // WAL lets readers proceed while a write commits.
                 o.pragma("journal_mode", "WAL")
                     // FULL: WAL is synced at every commit, so a reading that
                     // was acknowledged survives a power loss, not only a

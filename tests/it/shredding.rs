@@ -202,13 +202,16 @@ impl ChildServer {
         if std::env::var_os("VITALFARM_TEST_LOG").is_none() {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
-        let process = cmd.spawn().expect("child server starts");
-        let base = format!("http://127.0.0.1:{port}");
+        // Killed on drop, whatever happens from here on.
+        let server = Self {
+            process: cmd.spawn().expect("child server starts"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..600 {
-            if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
+            if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await
                 && r.status() == StatusCode::OK
             {
-                return Self { process, base };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -216,9 +219,15 @@ impl ChildServer {
     }
 
     /// SIGKILL: no shutdown, no clean-up, as in a crash.
-    fn kill(mut self) {
-        self.process.kill().unwrap();
-        self.process.wait().unwrap();
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
