@@ -283,6 +283,12 @@ How to read it:
 - `no_reference`: no shipped source gives a norm for that metric at that
   age (neonatal SpO2, blood pressure under 18 years); the platform says so
   rather than guess.
+- Whole-number rows (pulse 41-50) are read as half-open bands
+  (41 <= pulse < 51); one-decimal temperature rows as (35.0, 36.0].
+- Glucose: 250 mg/dL itself is *level 1* above range (ADA Table 6.2:
+  181-250 mg/dL); level 2 starts above 250 mg/dL. Both raise a flag. The
+  table numbers (6.2, 6.4) are those of the 2024 Standards and need checking
+  against the edition in use.
 
 {n} cases.
 
