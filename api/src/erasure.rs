@@ -43,6 +43,9 @@ pub fn revoke_consents_and_audit<'t>(
 pub async fn erase(state: &AppState, membership: MembershipId, actor: UserId) -> Result<Erased, StorageError> {
     // The consents this erasure ends, for the other parties' logs.
     let ended = consents::open_of(&state.db, membership).await?;
+    // What names the membership in mail written to the outbox, read before
+    // the rows go.
+    let names = outbox_needles(state, membership).await?;
     let erased = erasure::erase(&state.db, membership, |txn| {
         revoke_consents_and_audit(txn, membership, actor)
     })
@@ -82,6 +85,14 @@ pub async fn erase(state: &AppState, membership: MembershipId, actor: UserId) ->
             "removing an erased membership's exports failed; the sweep retries"
         );
     }
+    match state.mail.forget(&names).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(messages = n, "outbox messages naming the erased membership removed"),
+        Err(e) => tracing::warn!(
+            error = format!("{e:#}"),
+            "removing outbox messages of an erased membership failed"
+        ),
+    }
     // The database files still hold the deleted rows' bytes until they are
     // scrubbed (checkpoint or rewrite); that runs in the background and is
     // retried by the sweeper until done.
@@ -92,6 +103,25 @@ pub async fn erase(state: &AppState, membership: MembershipId, actor: UserId) ->
         }
     });
     Ok(erased)
+}
+
+/// The membership's name and its members' addresses: what outbox messages
+/// about it (verification, invitations, resets) contain.
+async fn outbox_needles(state: &AppState, membership: MembershipId) -> Result<Vec<String>, StorageError> {
+    let mut needles = Vec::new();
+    if let Some((m, _)) = vitalfarm_storage::repo::accounts::find_membership(&state.db, membership).await? {
+        needles.push(m.name);
+    }
+    let mut after = None;
+    loop {
+        let page = vitalfarm_storage::repo::members::list(&state.db, membership, after, 500).await?;
+        needles.extend(page.items.iter().map(|m| m.user.email.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(needles)
 }
 
 /// Scrubs the database files for the erasures that are still owed it

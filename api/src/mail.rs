@@ -106,6 +106,47 @@ impl Mailer {
     }
 }
 
+impl Mailer {
+    /// Removes every outbox message that names one of `needles` (the
+    /// addresses and names of an erased membership): the outbox lives in the
+    /// data directory, and erased means no copy stays readable there. Mail
+    /// already handed to an SMTP server is beyond reach and is not ours to
+    /// keep. Returns how many messages were removed.
+    pub async fn forget(&self, needles: &[String]) -> anyhow::Result<usize> {
+        let Transport::Outbox(dir) = &self.transport else {
+            return Ok(0);
+        };
+        let needles: Vec<String> = needles
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| n.to_lowercase())
+            .collect();
+        if needles.is_empty() {
+            return Ok(0);
+        }
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("reading the outbox {}", dir.display())),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            let Ok(bytes) = tokio::fs::read(&path).await else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes).to_lowercase();
+            if needles.iter().any(|n| text.contains(n.as_str())) {
+                tokio::fs::remove_file(&path)
+                    .await
+                    .with_context(|| format!("removing {}", path.display()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Lines of a plain-text body stay below this many bytes (lettre sends a
 /// body as 7- or 8-bit text only when every line is shorter than 76).
 const MAX_LINE_BYTES: usize = 72;

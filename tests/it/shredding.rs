@@ -643,3 +643,65 @@ async fn every_sqlite_connection_syncs_fully_and_deletes_securely() {
         assert_eq!(mode, "wal");
     }
 }
+
+/// Without an SMTP server the service writes mail into `data_dir/outbox/`:
+/// a verification mail and an invitation naming the membership would keep
+/// its address and name in the data directory after the erasure.
+#[tokio::test]
+async fn erasure_removes_the_outbox_mail_that_names_the_membership() {
+    let app = TestApp::spawn_with(|c| c.smtp_url = None).await;
+    let owner = app.company("outbox-marker-owner@example.org").await;
+    let bystander = app.individual("outbox-bystander@example.org").await;
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/members", owner.membership_id),
+            Some(&owner.token),
+            json!({"email": "outbox-marker-invitee@example.org", "role": "analyst"}),
+        )
+        .await;
+    assert!(res.status.is_success(), "{}", res.text);
+    let outbox = app.data_dir.path().join("outbox");
+    let read_outbox = || -> Vec<String> {
+        std::fs::read_dir(&outbox)
+            .map(|d| d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+            .unwrap_or_default()
+    };
+    // Mail is sent off the request's path: wait until all three are written.
+    let mut mails = Vec::new();
+    for _ in 0..100 {
+        mails = read_outbox();
+        if mails.iter().filter(|m| m.contains("outbox-marker")).count() >= 2
+            && mails.iter().any(|m| m.contains("outbox-bystander"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(mails.iter().any(|m| m.contains("outbox-marker-owner")), "{mails:#?}");
+    assert!(mails.iter().any(|m| m.contains("outbox-marker-invitee")), "{mails:#?}");
+
+    let name = app
+        .get(&format!("/v1/memberships/{}", owner.membership_id), &owner.token)
+        .await
+        .str("/name");
+    let res = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/memberships/{}", owner.membership_id),
+            Some(&owner.token),
+            Some(json!({"password": PASSWORD, "confirm": name})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text);
+
+    let left = read_outbox();
+    assert!(
+        !left.iter().any(|m| m.contains("outbox-marker") || m.contains(&name)),
+        "outbox mail naming the erased membership stays: {left:#?}"
+    );
+    assert!(
+        left.iter().any(|m| m.contains("outbox-bystander")),
+        "a bystander's mail went too"
+    );
+    drop(bystander);
+}
