@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use sea_orm::DatabaseTransaction;
 use serde_json::{Value, json};
 use vitalfarm_domain::audit::ActorKind;
 use vitalfarm_domain::{ApiKeyId, AppId, ConsentId, DeviceId, MembershipId, UserId};
@@ -108,11 +109,9 @@ impl Event {
     }
 }
 
-/// Appends `event` to its membership's chain.
-pub async fn record(state: &AppState, event: Event) -> ApiResult<()> {
-    let (actor_kind, actor_id) = event.actor.kind_and_id();
-    audit::append(
-        &state.db,
+impl From<Event> for audit::NewEvent {
+    fn from(event: Event) -> Self {
+        let (actor_kind, actor_id) = event.actor.kind_and_id();
         audit::NewEvent {
             membership: event.membership,
             actor_kind,
@@ -123,9 +122,21 @@ pub async fn record(state: &AppState, event: Event) -> ApiResult<()> {
             consent: event.consent,
             outcome: event.outcome,
             detail: event.detail.to_string(),
-        },
-    )
-    .await?;
+        }
+    }
+}
+
+/// Appends `event` to its membership's chain.
+pub async fn record(state: &AppState, event: Event) -> ApiResult<()> {
+    audit::append(&state.db, event.into()).await?;
+    Ok(())
+}
+
+/// Inside the caller's `txn`: appends `events` (to one or several
+/// memberships' chains), stored exactly when the change they record is.
+pub async fn record_in(txn: &DatabaseTransaction, events: Vec<Event>) -> ApiResult<()> {
+    let events: Vec<audit::NewEvent> = events.into_iter().map(Into::into).collect();
+    audit::append_in(txn, &events).await?;
     Ok(())
 }
 

@@ -55,6 +55,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         stream,
         mail,
         metrics: Metrics::new()?,
+        faults: Default::default(),
     })
 }
 

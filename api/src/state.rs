@@ -30,6 +30,9 @@ pub struct AppState {
     /// This node's Prometheus metrics (`GET /metrics`), for counters kept
     /// outside HTTP requests (MQTT).
     pub metrics: crate::telemetry::Metrics,
+    /// Failure injection for tests; never armed in production.
+    #[doc(hidden)]
+    pub faults: crate::faults::Faults,
 }
 
 impl AppState {

@@ -1,7 +1,8 @@
 //! Consent-based sharing: a company requests access by the individual's
 //! email, the individual approves (choosing subjects) or denies, or grants
 //! directly; either side lists and reads its consents; the grantor revokes.
-//! What a consent permits is decided in `crate::sharing` on every read.
+//! What a consent permits is decided in `crate::sharing` on every read;
+//! each change is one unit of work in `crate::consents`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -27,9 +28,8 @@ use vitalfarm_storage::entity::{consent as consent_row, consent_request};
 use vitalfarm_storage::repo::{accounts, consents, subjects};
 
 use super::RouteSet;
-use crate::audit;
+use crate::consents as unit;
 use crate::error::{ApiError, ApiResult};
-use crate::events::EventKind;
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
 use crate::sharing::acting_memberships;
@@ -155,22 +155,6 @@ fn request_dto(
         expires_at: ms_to_time(r.expires_at_ms),
         decided_at: r.decided_at_ms.map(ms_to_time),
     })
-}
-
-/// Records a consent's change in both parties' audit logs: the grantor's
-/// (whose data it is) and the grantee's (who gains or loses access).
-async fn record_both(state: &AppState, auth: &Auth, row: &consent_row::Model, action: &'static str) -> ApiResult<()> {
-    let grantor = MembershipId::from_uuid(row.grantor_membership_id);
-    let grantee = MembershipId::from_uuid(row.grantee_membership_id);
-    for (membership, other) in [(grantor, grantee), (grantee, grantor)] {
-        let mut event = audit::Event::by(&auth.0, membership, action, format!("consent/{}", row.id));
-        event.consent = Some(ConsentId::from_uuid(row.id));
-        if membership == grantee {
-            event.actor_membership = Some(other);
-        }
-        audit::record(state, event).await?;
-    }
-    Ok(())
 }
 
 /// The documented `maxItems` of a consent's lists: checked before any item
@@ -362,8 +346,11 @@ pub async fn create_request(
         },
     };
     let now = Utc::now().timestamp_millis();
-    let row = consents::create_request(
-        &state.db,
+    let txn = unit::begin(&state).await?;
+    let created = unit::request(
+        &txn,
+        &state.faults,
+        &auth.0,
         consents::NewRequest {
             requester,
             requested_by: auth.user().ok(),
@@ -379,17 +366,8 @@ pub async fn create_request(
             expires_at_ms: now + REQUEST_LIFETIME_MS,
         },
     )
-    .await?;
-    audit::record(
-        &state,
-        audit::Event::by(
-            &auth.0,
-            requester,
-            "consent.requested",
-            format!("consent_request/{}", row.id),
-        ),
-    )
-    .await?;
+    .await;
+    let row = unit::finish(txn, created).await?;
     let names = Names::load(&state, [row.requester_membership_id]).await?;
     Ok(HttpResponse::Created().json(request_dto(&row, RequestDirection::Outgoing, &names, now)?))
 }
@@ -538,8 +516,11 @@ pub async fn approve(
         },
         revoked_at: None,
     };
-    let (_, created) = consents::approve(
-        &state.db,
+    let txn = unit::begin(&state).await?;
+    let created = unit::approve(
+        &txn,
+        &state.faults,
+        &auth.0,
         id.0,
         consents::NewConsent {
             consent: &c,
@@ -548,9 +529,8 @@ pub async fn approve(
             now_ms: now,
         },
     )
-    .await?;
-    record_both(&state, &auth, &created, "consent.granted").await?;
-    crate::webhooks::emit_consent(state.db.conn(), &created, EventKind::ConsentGranted).await?;
+    .await;
+    let created = unit::finish(txn, created).await?;
     let names = Names::load(&state, [created.grantor_membership_id, created.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&created, &names, now)?))
 }
@@ -571,15 +551,9 @@ pub async fn deny(
     let (user, row) = incoming(&state, &auth, id.0).await?;
     let now = Utc::now().timestamp_millis();
     check_pending(&row, now)?;
-    let row = consents::deny(&state.db, id.0, user, now).await?;
-    let mut event = audit::Event::by(
-        &auth.0,
-        MembershipId::from_uuid(row.requester_membership_id),
-        "consent.request_denied",
-        format!("consent_request/{}", row.id),
-    );
-    event.outcome = audit::Outcome::Denied;
-    audit::record(&state, event).await?;
+    let txn = unit::begin(&state).await?;
+    let denied = unit::deny(&txn, &state.faults, &auth.0, id.0, user, now).await;
+    let row = unit::finish(txn, denied).await?;
     let names = Names::load(&state, [row.requester_membership_id]).await?;
     Ok(web::Json(request_dto(&row, RequestDirection::Incoming, &names, now)?))
 }
@@ -657,8 +631,11 @@ pub async fn grant(
         data,
         revoked_at: None,
     };
-    let row = consents::create(
-        &state.db,
+    let txn = unit::begin(&state).await?;
+    let granted = unit::grant(
+        &txn,
+        &state.faults,
+        &auth.0,
         consents::NewConsent {
             consent: &c,
             granted_by: user,
@@ -666,9 +643,8 @@ pub async fn grant(
             now_ms,
         },
     )
-    .await?;
-    record_both(&state, &auth, &row, "consent.granted").await?;
-    crate::webhooks::emit_consent(state.db.conn(), &row, EventKind::ConsentGranted).await?;
+    .await;
+    let row = unit::finish(txn, granted).await?;
     let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
     Ok(HttpResponse::Created().json(consent_dto(&row, &names, now_ms)?))
 }
@@ -804,14 +780,9 @@ pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -
         ));
     }
     let now = Utc::now().timestamp_millis();
-    let row = match consents::revoke(&state.db, id.0, auth.user().ok(), now).await? {
-        Some(revoked) => {
-            record_both(&state, &auth, &revoked, "consent.revoked").await?;
-            crate::webhooks::emit_consent(state.db.conn(), &revoked, EventKind::ConsentRevoked).await?;
-            revoked
-        }
-        None => row,
-    };
+    let txn = unit::begin(&state).await?;
+    let revoked = unit::revoke(&txn, &state.faults, &auth.0, id.0, auth.user().ok(), now).await;
+    let row = unit::finish(txn, revoked).await?.unwrap_or(row);
     let names = Names::load(&state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
     Ok(web::Json(consent_dto(&row, &names, now)?))
 }

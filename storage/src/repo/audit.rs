@@ -87,6 +87,50 @@ fn unique_as_retry(err: sea_orm::DbErr) -> StorageError {
     StorageError::unique(err, "audit log busy; retry")
 }
 
+/// Inside the caller's `txn`: appends `events` (to one or several
+/// memberships' chains) so that they are stored exactly when the rest of
+/// the transaction is. The chains are locked up front in one order (by lock
+/// key) for every caller, so two transactions appending to the same two
+/// memberships wait for each other instead of deadlocking. There is no
+/// retry here: the locks (PostgreSQL) or the write transaction (SQLite)
+/// already serialise appends to a chain, and a caller's transaction cannot
+/// be replayed from inside it.
+pub async fn append_in(
+    txn: &DatabaseTransaction,
+    events: &[NewEvent],
+) -> Result<Vec<audit_event::Model>, StorageError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let mut keys: Vec<i32> = events.iter().map(|e| lock_key(e.membership)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            lock_chain(txn, key).await?;
+        }
+    }
+    let at_ms = Utc::now().timestamp_millis();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        out.push(append_locked(txn, e, at_ms).await?);
+    }
+    Ok(out)
+}
+
+/// The advisory-lock key of a membership's chain. Any 32 bits of the id
+/// will do: a clash only makes two chains take turns.
+fn lock_key(membership: MembershipId) -> i32 {
+    (membership.as_uuid().as_u128() as u32).cast_signed()
+}
+
+async fn lock_chain(txn: &DatabaseTransaction, key: i32) -> Result<(), sea_orm::DbErr> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        [AUDIT_LOCK_CLASS.into(), key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 async fn try_append(
     db: &Database,
     txn: &DatabaseTransaction,
@@ -94,17 +138,18 @@ async fn try_append(
     at_ms: i64,
 ) -> Result<audit_event::Model, sea_orm::DbErr> {
     if db.kind() == DatabaseKind::Postgres {
-        let key = e.membership.as_uuid().as_u128();
-        // Any 32 bits of the id will do: a clash only makes two chains
-        // take turns.
-        let key = (key as u32).cast_signed();
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            [AUDIT_LOCK_CLASS.into(), key.into()],
-        ))
-        .await?;
+        lock_chain(txn, lock_key(e.membership)).await?;
     }
+    append_locked(txn, e, at_ms).await
+}
+
+/// Appends `e` once its chain is locked (or the transaction holds SQLite's
+/// write lock).
+async fn append_locked(
+    txn: &DatabaseTransaction,
+    e: &NewEvent,
+    at_ms: i64,
+) -> Result<audit_event::Model, sea_orm::DbErr> {
     // The chain continues from its recorded head, not from whatever event
     // is last in the table: events removed behind the log's back then leave
     // a gap the next verification finds, instead of a new chain starting

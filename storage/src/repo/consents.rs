@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
 use uuid::Uuid;
 use vitalfarm_domain::consent::{self, Access, Consent, Period, Purpose};
 use vitalfarm_domain::{ConsentId, ConsentRequestId, MembershipId, SubjectId, UserId};
@@ -89,8 +92,10 @@ fn active_model(c: &NewConsent<'_>) -> consent_row::ActiveModel {
     }
 }
 
-pub async fn create(db: &Database, c: NewConsent<'_>) -> Result<consent_row::Model, StorageError> {
-    Ok(active_model(&c).insert(db.conn()).await?)
+/// Stores a new consent on `conn` (pass the transaction of the consent
+/// change, so its audit events and outbound events go with it).
+pub async fn create(conn: &impl ConnectionTrait, c: NewConsent<'_>) -> Result<consent_row::Model, StorageError> {
+    Ok(active_model(&c).insert(conn).await?)
 }
 
 pub async fn find(db: &Database, id: ConsentId) -> Result<Option<consent_row::Model>, StorageError> {
@@ -178,7 +183,7 @@ pub async fn live_for_grantees(
 /// Revokes the consent; final. `Ok(None)` when it was revoked already (the
 /// first revocation's time stands).
 pub async fn revoke(
-    db: &Database,
+    conn: &impl ConnectionTrait,
     id: ConsentId,
     by: Option<UserId>,
     now_ms: i64,
@@ -188,12 +193,12 @@ pub async fn revoke(
         .col_expr(consent_row::Column::RevokedBy, Expr::value(by.map(|u| u.as_uuid())))
         .filter(consent_row::Column::Id.eq(id.as_uuid()))
         .filter(consent_row::Column::RevokedAtMs.is_null())
-        .exec(db.conn())
+        .exec(conn)
         .await?;
     if res.rows_affected == 0 {
         return Ok(None);
     }
-    find(db, id).await
+    Ok(consent_row::Entity::find_by_id(id.as_uuid()).one(conn).await?)
 }
 
 /// Revokes every consent `grantor` has given (erasure); the revoked ids.
@@ -280,7 +285,10 @@ pub struct NewRequest<'a> {
     pub expires_at_ms: i64,
 }
 
-pub async fn create_request(db: &Database, r: NewRequest<'_>) -> Result<consent_request::Model, StorageError> {
+pub async fn create_request(
+    conn: &impl ConnectionTrait,
+    r: NewRequest<'_>,
+) -> Result<consent_request::Model, StorageError> {
     Ok(consent_request::ActiveModel {
         id: Set(ConsentRequestId::new().as_uuid()),
         requester_membership_id: Set(r.requester.as_uuid()),
@@ -301,7 +309,7 @@ pub async fn create_request(db: &Database, r: NewRequest<'_>) -> Result<consent_
         created_at_ms: Set(r.now_ms),
         expires_at_ms: Set(r.expires_at_ms),
     }
-    .insert(db.conn())
+    .insert(conn)
     .await?)
 }
 
@@ -346,16 +354,16 @@ pub async fn list_requests(
     Ok(Page::from_overfetch(rows, limit, |r| r.id))
 }
 
-/// Approves a pending request by creating `consent` in the same
-/// transaction: a request is decided once, so two approvals racing end
-/// with one consent and one `Conflict`.
+/// Inside the caller's `txn`: approves a pending request by creating
+/// `consent`. A request is decided once, so two approvals racing end with
+/// one consent and one `Conflict` (the caller then drops its transaction,
+/// which takes the second consent back).
 pub async fn approve(
-    db: &Database,
+    txn: &DatabaseTransaction,
     request: ConsentRequestId,
     c: NewConsent<'_>,
 ) -> Result<(consent_request::Model, consent_row::Model), StorageError> {
-    let txn = db.begin_write().await?;
-    let created = active_model(&c).insert(&txn).await?;
+    let created = active_model(&c).insert(txn).await?;
     let decided = consent_request::Entity::update_many()
         .col_expr(consent_request::Column::Status, Expr::value("approved"))
         .col_expr(consent_request::Column::DecidedAtMs, Expr::value(c.now_ms))
@@ -363,19 +371,22 @@ pub async fn approve(
         .col_expr(consent_request::Column::ConsentId, Expr::value(created.id))
         .filter(consent_request::Column::Id.eq(request.as_uuid()))
         .filter(consent_request::Column::Status.eq("pending"))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     if decided.rows_affected != 1 {
-        txn.rollback().await?;
         return Err(StorageError::Conflict("this request has been decided already"));
     }
-    txn.commit().await?;
-    let row = find_request(db, request).await?.ok_or(StorageError::NotFound)?;
+    let row = consent_request::Entity::find_by_id(request.as_uuid())
+        .one(txn)
+        .await?
+        .ok_or(StorageError::NotFound)?;
     Ok((row, created))
 }
 
+/// Denies a pending request on `conn`; `Conflict` when it was decided
+/// already.
 pub async fn deny(
-    db: &Database,
+    conn: &impl ConnectionTrait,
     request: ConsentRequestId,
     by: UserId,
     now_ms: i64,
@@ -386,12 +397,15 @@ pub async fn deny(
         .col_expr(consent_request::Column::DecidedBy, Expr::value(by.as_uuid()))
         .filter(consent_request::Column::Id.eq(request.as_uuid()))
         .filter(consent_request::Column::Status.eq("pending"))
-        .exec(db.conn())
+        .exec(conn)
         .await?;
     if res.rows_affected != 1 {
         return Err(StorageError::Conflict("this request has been decided already"));
     }
-    find_request(db, request).await?.ok_or(StorageError::NotFound)
+    consent_request::Entity::find_by_id(request.as_uuid())
+        .one(conn)
+        .await?
+        .ok_or(StorageError::NotFound)
 }
 
 /// Whether the consent's state at `now_ms` is active.
