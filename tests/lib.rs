@@ -834,6 +834,28 @@ impl TestApp {
         &self.running.state.db
     }
 
+    /// Arms (or disarms) the server's fault point in the middle of every
+    /// consent change: after the consent or request row is written, before
+    /// its audit events and outbound events.
+    pub fn fail_consent_changes_midway(&self, armed: bool) {
+        self.running
+            .state
+            .faults
+            .arm(vitalfarm_api::faults::FaultPoint::ConsentMidway, armed);
+    }
+
+    /// The first column of the one row `sql` returns, as an integer (a
+    /// `COUNT(*)`, say).
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let db = self.db().conn();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned()))
+            .await
+            .expect("SQL query runs")
+            .expect("SQL query returns a row");
+        row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
     /// Runs one SQL statement written with `?` placeholders (rewritten to
     /// `$1, $2...` on PostgreSQL); returns the number of rows it changed.
     pub async fn exec_sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> u64 {

@@ -726,3 +726,170 @@ async fn exports_carry_consents_audit_fhir_and_only_exportable_shared_data() {
     let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     assert_eq!(manifest["counts"]["fhir_observations"], 3);
 }
+
+/// Every consent has its two parties' audit entries and outbound events
+/// for each change it went through, every request its requester's entry,
+/// and no audit entry names a consent that is not stored.
+async fn assert_consents_and_audit_agree(app: &TestApp) {
+    let consents = app.sql_count("SELECT COUNT(*) FROM consents").await;
+    let revoked = app
+        .sql_count("SELECT COUNT(*) FROM consents WHERE revoked_at_ms IS NOT NULL")
+        .await;
+    for (what, sql) in [
+        (
+            "consent without both consent.granted entries",
+            "SELECT COUNT(*) FROM consents c WHERE (SELECT COUNT(*) FROM audit_events a \
+             WHERE a.consent_id = c.id AND a.action = 'consent.granted') <> 2",
+        ),
+        (
+            "revoked consent without both consent.revoked entries",
+            "SELECT COUNT(*) FROM consents c WHERE c.revoked_at_ms IS NOT NULL AND (SELECT COUNT(*) \
+             FROM audit_events a WHERE a.consent_id = c.id AND a.action = 'consent.revoked') <> 2",
+        ),
+        (
+            "consent.revoked entry for a consent in force",
+            "SELECT COUNT(*) FROM consents c WHERE c.revoked_at_ms IS NULL AND EXISTS (SELECT 1 \
+             FROM audit_events a WHERE a.consent_id = c.id AND a.action = 'consent.revoked')",
+        ),
+        (
+            "audit entry naming a consent that is not stored",
+            "SELECT COUNT(*) FROM audit_events a WHERE a.consent_id IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.id = a.consent_id)",
+        ),
+        (
+            "approved request without its consent",
+            "SELECT COUNT(*) FROM consent_requests r WHERE r.status = 'approved' \
+             AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.id = r.consent_id)",
+        ),
+    ] {
+        assert_eq!(app.sql_count(sql).await, 0, "{what}");
+    }
+    let count = |sql: &'static str| app.sql_count(sql);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM consent_requests").await,
+        count("SELECT COUNT(*) FROM audit_events WHERE action = 'consent.requested'").await,
+        "one consent.requested entry per request"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM consent_requests WHERE status = 'denied'").await,
+        count("SELECT COUNT(*) FROM audit_events WHERE action = 'consent.request_denied'").await,
+        "one consent.request_denied entry per denied request"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE kind = 'consent.granted'").await,
+        2 * consents,
+        "one consent.granted event per party and consent"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE kind = 'consent.revoked'").await,
+        2 * revoked,
+        "one consent.revoked event per party and revoked consent"
+    );
+}
+
+/// Issue 14: a consent change is one unit of work. A failure injected
+/// after the consent (or request) row is written and before its audit
+/// entries and events leaves nothing of the change behind and answers a
+/// problem document; the same change without the fault then succeeds.
+#[tokio::test]
+async fn a_consent_change_that_fails_midway_leaves_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let care = app.company("unit@acme.example").await;
+    let mom = app.individual("unit-mom@example.org").await;
+    let infant = dependent(&app, &mom, "Baby Una").await;
+    let me = self_subject(&app, &mom).await;
+    let expires = ts(Utc::now() + Duration::days(30));
+    let grant_body = json!({
+        "grantee_membership_id": care.membership_id,
+        "subject_ids": [me],
+        "metrics": ["heart_rate"],
+        "purpose": "care",
+        "access": "read",
+        "expires_at": expires,
+    });
+    let request_body = json!({
+        "individual_email": "unit-mom@example.org",
+        "metrics": ["heart_rate"],
+        "purpose": "care",
+        "access": "read",
+        "duration": "P30D",
+    });
+    let count = |sql: &'static str| app.sql_count(sql);
+
+    // Direct grant.
+    app.fail_consent_changes_midway(true);
+    app.post("/v1/consents", Some(&mom.token), grant_body.clone())
+        .await
+        .problem(500, "internal");
+    assert_eq!(count("SELECT COUNT(*) FROM consents").await, 0);
+    assert_consents_and_audit_agree(&app).await;
+
+    // Request.
+    app.post("/v1/consent-requests", Some(&care.token), request_body.clone())
+        .await
+        .problem(500, "internal");
+    assert_eq!(count("SELECT COUNT(*) FROM consent_requests").await, 0);
+    assert_consents_and_audit_agree(&app).await;
+    app.fail_consent_changes_midway(false);
+    let req = app
+        .post("/v1/consent-requests", Some(&care.token), request_body.clone())
+        .await;
+    assert_eq!(req.status, StatusCode::CREATED, "{}", req.text);
+    let req_id = req.str("/id");
+    let other = app.post("/v1/consent-requests", Some(&care.token), request_body).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+    let other_id = other.str("/id");
+
+    // Approve and deny: the request stays pending, no consent appears.
+    app.fail_consent_changes_midway(true);
+    let approve = format!("/v1/consent-requests/{req_id}/approve");
+    app.post(&approve, Some(&mom.token), json!({"subject_ids": [infant]}))
+        .await
+        .problem(500, "internal");
+    let deny = format!("/v1/consent-requests/{other_id}/deny");
+    app.post(&deny, Some(&mom.token), json!({})).await.problem(500, "internal");
+    assert_eq!(count("SELECT COUNT(*) FROM consents").await, 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM consent_requests WHERE status = 'pending'").await,
+        2
+    );
+    assert_consents_and_audit_agree(&app).await;
+
+    // Without the fault every change goes through, recorded in full.
+    app.fail_consent_changes_midway(false);
+    let approved = app
+        .post(&approve, Some(&mom.token), json!({"subject_ids": [infant]}))
+        .await;
+    assert_eq!(approved.status, StatusCode::CREATED, "{}", approved.text);
+    let denied = app.post(&deny, Some(&mom.token), json!({})).await;
+    assert_eq!(denied.status, StatusCode::OK, "{}", denied.text);
+    assert_eq!(denied.body["status"], "denied");
+    let granted = app.post("/v1/consents", Some(&mom.token), grant_body).await;
+    assert_eq!(granted.status, StatusCode::CREATED, "{}", granted.text);
+    let consent = granted.str("/id");
+    assert_eq!(count("SELECT COUNT(*) FROM consents").await, 2);
+    assert_consents_and_audit_agree(&app).await;
+
+    // Revoke: the consent stays in force.
+    app.fail_consent_changes_midway(true);
+    app.delete(&format!("/v1/consents/{consent}"), &mom.token)
+        .await
+        .problem(500, "internal");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM consents WHERE revoked_at_ms IS NOT NULL").await,
+        0
+    );
+    let still = app.get(&format!("/v1/consents/{consent}"), &mom.token).await;
+    assert_eq!(still.body["status"], "active", "{}", still.text);
+    assert_consents_and_audit_agree(&app).await;
+    app.fail_consent_changes_midway(false);
+    let revoked = app.delete(&format!("/v1/consents/{consent}"), &mom.token).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(revoked.body["status"], "revoked");
+    assert_consents_and_audit_agree(&app).await;
+
+    // Both chains are whole: the failed changes left no gap or stray link.
+    for m in [&mom, &care] {
+        assert_eq!(app.audit_verify(m.membership_id, &m.token).await["ok"], true);
+    }
+}
