@@ -99,14 +99,15 @@ impl ServerProcess {
 }
 
 impl ServerProcess {
-    /// SIGTERM, as an orchestrator stops a service; returns the exit status
+    /// Sends `signal` (`TERM`, as an orchestrator stops a service, or
+    /// `INT`, Ctrl-C); returns the exit status
     /// and how long the process took to exit (`None`: still running after
     /// `patience`, and then killed).
-    async fn terminate(&mut self, patience: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+    async fn signal(&mut self, signal: &str, patience: Duration) -> Option<(std::process::ExitStatus, Duration)> {
         let mut p = self.process.take()?;
         let sent = std::time::Instant::now();
         let status = Command::new("kill")
-            .args(["-TERM", &p.id().to_string()])
+            .args([&format!("-{signal}"), &p.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
@@ -380,6 +381,17 @@ async fn http_clients_that_retry_store_each_reading_once() {
 /// clients saw acknowledged (HTTP 200, MQTT PUBACK) is stored.
 #[tokio::test]
 async fn sigterm_answers_the_batch_in_flight_stores_every_acknowledged_reading_and_exits_0() {
+    stopped_mid_stream("TERM").await;
+}
+
+/// The same with Ctrl-C (SIGINT), which actix alone treats as a forced
+/// stop that drops the requests in flight.
+#[tokio::test]
+async fn ctrl_c_answers_the_batch_in_flight_stores_every_acknowledged_reading_and_exits_0() {
+    stopped_mid_stream("INT").await;
+}
+
+async fn stopped_mid_stream(signal: &str) {
     const BATCH: usize = 5000;
     const PER_MESSAGE: usize = 10;
     const MQTT_BASE: usize = 100_000;
@@ -459,11 +471,11 @@ async fn sigterm_answers_the_batch_in_flight_stores_every_acknowledged_reading_a
     assert_eq!(first["accepted"], BATCH as u64, "{first}");
     let mut http_accepted = BATCH as u64;
 
-    // The second batch is in flight when SIGTERM comes.
+    // The second batch is in flight when the signal comes.
     let in_flight = post(1);
     let terminate = async {
         tokio::time::sleep(took / 3).await;
-        child.terminate(Duration::from_secs(60)).await
+        child.signal(signal, Duration::from_secs(60)).await
     };
     let (answer, exited) = tokio::join!(in_flight, terminate);
     let answer = answer.expect("the batch in flight is answered");
@@ -472,7 +484,7 @@ async fn sigterm_answers_the_batch_in_flight_stores_every_acknowledged_reading_a
     assert_eq!(answer["accepted"], BATCH as u64, "{answer}");
     assert_eq!(answer["rejected"], json!([]), "{answer}");
     http_accepted += BATCH as u64;
-    let (status, took) = exited.expect("the server exits after SIGTERM");
+    let (status, took) = exited.expect("the server exits after the signal");
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(30), "exited after {took:?}");
     // Nobody listens any more.
@@ -481,7 +493,7 @@ async fn sigterm_answers_the_batch_in_flight_stores_every_acknowledged_reading_a
     stop_polling.store(true, std::sync::atomic::Ordering::Relaxed);
     let mqtt_acked = poller.await.unwrap() as u64 * PER_MESSAGE as u64;
     let published = publisher.await.unwrap();
-    assert!(mqtt_acked > 0, "the device's stream was acknowledged before SIGTERM");
+    assert!(mqtt_acked > 0, "the device's stream was acknowledged before the signal");
     let expected = http_accepted + mqtt_acked;
     if mosquitto.is_some() {
         // The broker acknowledged for itself and keeps the rest for
