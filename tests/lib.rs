@@ -222,6 +222,7 @@ impl TestApp {
     pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
         self.running.handle.stop(false).await;
         let _ = self.running.task.await;
+        let _ = self.running.workers.shutdown(Duration::from_secs(5)).await;
         let mut config = self.config.clone();
         tweak(&mut config);
         Self::start(config, self.data_dir).await.expect("test server restarts")
@@ -290,8 +291,8 @@ impl TestApp {
     /// another process to take over.
     pub async fn stop(self) -> (Config, tempfile::TempDir) {
         self.running.handle.stop(false).await;
-        let _ = self.running.task.await;
-        drop(self.running.mqtt);
+        // Then MQTT, the ingest writer and the background workers stop too.
+        let _ = self.running.finish().await;
         (self.config, self.data_dir)
     }
 

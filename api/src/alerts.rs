@@ -381,11 +381,10 @@ async fn announce(conn: &impl ConnectionTrait, kind: EventKind, a: &alert::Model
     Ok(())
 }
 
-/// Opens silence alerts whose time has come, until the process ends.
-pub async fn due_loop(state: web::Data<AppState>) {
+/// Opens silence alerts whose time has come, until shutdown (`stop`).
+pub async fn due_loop(state: web::Data<AppState>, stop: tokio_util::sync::CancellationToken) {
     let every = Duration::from_millis(state.config.alert_due_interval_ms);
-    loop {
-        tokio::time::sleep(every).await;
+    while crate::workers::idle(&stop, every).await {
         match run_due(&state.db).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(opened = n, "silence rules came due"),

@@ -48,6 +48,7 @@ pub const KEYS: &[&str] = &[
     "orphan_grace_secs",
     "sweep_interval_secs",
     "workers",
+    "shutdown_timeout_secs",
     "log_format",
     "log_level",
     "no_jobs",
@@ -171,6 +172,10 @@ pub struct Config {
     pub sweep_interval_secs: u64,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// On SIGTERM or Ctrl-C, how long in-flight requests may take to
+    /// finish, and then how long draining ingest, MQTT acknowledgements and
+    /// the background workers may take, before the process exits anyway.
+    pub shutdown_timeout_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter such as `info` or `vitalfarm_api=debug,info`.
@@ -279,6 +284,7 @@ impl Default for Config {
             orphan_grace_secs: 24 * 3600,
             sweep_interval_secs: 300,
             workers: None,
+            shutdown_timeout_secs: 30,
             log_format: "text".into(),
             log_level: "info".into(),
             no_jobs: false,
@@ -490,6 +496,9 @@ impl Config {
         }
         if self.claim_code_ttl_secs == 0 || self.claim_code_ttl_secs > 10 * 365 * 24 * 3600 {
             return Err(invalid("claim_code_ttl_secs", "must be between 1 and 315360000"));
+        }
+        if self.shutdown_timeout_secs > 3600 {
+            return Err(invalid("shutdown_timeout_secs", "must be at most 3600"));
         }
         if self.sweep_interval_secs == 0 {
             return Err(invalid("sweep_interval_secs", "must be greater than 0"));

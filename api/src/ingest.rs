@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use vitalfarm_openapi::readings::{IngestResponse, Rejected};
 use vitalfarm_storage::Database;
 use vitalfarm_storage::entity::device;
@@ -50,19 +52,43 @@ pub enum WriteError {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Cancelled by [`Writer::drain`]: the queue takes no new jobs.
+    stop: CancellationToken,
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Writer {
     /// Starts `writers` tasks draining a queue of `queue` jobs into batches
-    /// of up to `batch_rows` rows. The tasks end when every `Writer` clone
-    /// is dropped.
+    /// of up to `batch_rows` rows. The tasks end at [`Writer::drain`] or
+    /// when every `Writer` clone is dropped.
     pub fn start(db: Database, writers: usize, queue: usize, batch_rows: usize) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(run(db.clone(), rx.clone(), batch_rows));
+        let stop = CancellationToken::new();
+        let tasks = (0..writers.max(1))
+            .map(|_| tokio::spawn(run(db.clone(), rx.clone(), batch_rows, stop.clone())))
+            .collect();
+        Self {
+            tx,
+            stop,
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
         }
-        Self { tx }
+    }
+
+    /// Shutdown: closes the queue (later jobs fail with
+    /// [`WriteError::Stopped`], so nothing is acknowledged that was not
+    /// stored), stores every job already queued, answers its waiters, and
+    /// returns once the writer tasks ended or `deadline` passed.
+    pub async fn drain(&self, deadline: std::time::Duration) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let until = tokio::time::Instant::now() + deadline;
+        for mut task in tasks {
+            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+                tracing::warn!("the ingest writer did not drain its queue in time");
+                task.abort();
+            }
+        }
     }
 
     /// Stores what is new among `readings` and returns, per reading, whether
@@ -137,12 +163,20 @@ impl Writer {
 
 /// One writer task: waits for a job, takes every job already waiting up to
 /// `batch_rows`, stores them together, answers each.
-async fn run(db: Database, rx: Arc<Mutex<mpsc::Receiver<Job>>>, batch_rows: usize) {
+/// At shutdown the queue is closed and what it holds is still stored.
+async fn run(db: Database, rx: Arc<Mutex<mpsc::Receiver<Job>>>, batch_rows: usize, stop: CancellationToken) {
     loop {
         let mut jobs = Vec::new();
         {
             let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
+            let next = tokio::select! {
+                job = rx.recv() => job,
+                () = stop.cancelled() => {
+                    rx.close();
+                    rx.recv().await
+                }
+            };
+            let Some(first) = next else { return };
             let mut rows: usize = first.readings.iter().map(|p| p.rows.len()).sum();
             jobs.push(first);
             while rows < batch_rows {

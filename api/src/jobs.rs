@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
 use vitalfarm_storage::repo::jobs;
 
 use crate::export;
@@ -18,10 +19,10 @@ fn lease(state: &AppState) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(state.config.job_lease_secs).unwrap_or(60))
 }
 
-/// Runs jobs until the process ends.
-pub async fn worker(state: web::Data<AppState>) {
+/// Runs jobs until shutdown (`stop`); a job in progress is finished first.
+pub async fn worker(state: web::Data<AppState>, stop: CancellationToken) {
     let idle = Duration::from_millis(state.config.job_poll_interval_ms);
-    loop {
+    while !stop.is_cancelled() {
         match run_one(&state).await {
             Ok(true) => continue,
             Ok(false) => {}
@@ -30,6 +31,7 @@ pub async fn worker(state: web::Data<AppState>) {
         tokio::select! {
             () = state.jobs_wake.notified() => {}
             () = tokio::time::sleep(idle) => {}
+            () = stop.cancelled() => {}
         }
     }
 }
@@ -119,10 +121,9 @@ pub async fn run_claimed(state: &AppState, claim: jobs::Claim) {
 }
 
 /// Removes expired export objects on the blob sweep's interval.
-pub async fn export_sweeper(state: web::Data<AppState>) {
+pub async fn export_sweeper(state: web::Data<AppState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_secs));
-    loop {
-        tick.tick().await;
+    while crate::workers::tick(&stop, &mut tick).await {
         if let Err(e) = export::sweep_expired(&state).await {
             tracing::warn!(error = format!("{e:#}"), "sweeping expired exports failed");
         }

@@ -35,6 +35,7 @@ pub mod stream;
 pub mod telemetry;
 pub mod transfer;
 pub mod webhooks;
+pub mod workers;
 
 /// Selects the process-wide TLS crypto provider. Two providers are linked
 /// (ring through sqlx, aws-lc through jsonwebtoken); rustls refuses to guess.

@@ -8,6 +8,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 use utoipa_swagger_ui::SwaggerUi;
 use vitalfarm_domain::FarmId;
 use vitalfarm_storage::Database;
@@ -20,6 +21,7 @@ use crate::farm_keys;
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::{self, Metrics};
+use crate::workers::Supervisor;
 
 /// Creates the data directory, connects to the database, brings the schema
 /// up to date, loads (or creates) the signing and master keys and opens the
@@ -68,6 +70,40 @@ pub struct Running {
     /// The MQTT broker front or external link, when MQTT is on; dropping it
     /// stops them.
     pub mqtt: Option<crate::mqtt::Mqtt>,
+    /// The background loops.
+    pub workers: Supervisor,
+}
+
+impl Running {
+    /// Stops gracefully, as on SIGTERM: see [`Running::finish`].
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.finish().await
+    }
+
+    /// Waits for the HTTP server to stop (on a signal or a `stop` through
+    /// the handle; in-flight requests finish within
+    /// `shutdown_timeout_secs`), then, each within that deadline again:
+    /// MQTT stops taking messages and acknowledges the ones it stored, the
+    /// ingest writer stores what is queued and answers its waiters, and the
+    /// background workers finish their round.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let served = self.task.await;
+        // One deadline for everything after HTTP, so the process is gone
+        // within twice `shutdown_timeout_secs` at worst.
+        let until = tokio::time::Instant::now() + Duration::from_secs(self.state.config.shutdown_timeout_secs);
+        let left = || until.saturating_duration_since(tokio::time::Instant::now());
+        if let Some(mqtt) = self.mqtt {
+            mqtt.shutdown(left()).await;
+        }
+        self.state.ingest.drain(left()).await;
+        let abandoned = self.workers.shutdown(left()).await;
+        if !abandoned.is_empty() {
+            tracing::warn!(?abandoned, "background workers abandoned at shutdown");
+        }
+        served.context("the HTTP server task failed")??;
+        Ok(())
+    }
 }
 
 /// Binds `listener` and serves the API on it until stopped.
@@ -80,7 +116,7 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
     let state = web::Data::new(state);
     let metrics = web::Data::new(state.metrics.clone());
     let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
             .app_data(metrics.clone())
@@ -95,23 +131,18 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
     })
     .on_connect(crate::transfer::on_connect(&state.config))
     .workers(workers)
-    .shutdown_timeout(10)
+    .shutdown_timeout(state.config.shutdown_timeout_secs)
+    // actix stops at once on SIGINT; Ctrl-C must be as graceful as SIGTERM,
+    // so the signals are handled below instead.
+    .disable_signals()
     .listen(listener)?;
-    if !install_signals {
-        server = server.disable_signals();
-    }
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    tokio::spawn(janitor(state.db.clone()));
-    tokio::spawn(sweeper(state.clone()));
-    tokio::spawn(expirer(state.clone()));
-    if !state.config.no_jobs {
-        tokio::spawn(crate::jobs::worker(state.clone()));
+    if install_signals {
+        tokio::spawn(stop_on_signal(handle.clone()));
     }
-    tokio::spawn(crate::jobs::export_sweeper(state.clone()));
-    tokio::spawn(crate::webhooks::run(state.clone()));
-    tokio::spawn(crate::alerts::due_loop(state.clone()));
+    let workers = start_workers(&state);
     let mqtt = crate::mqtt::start(state.clone()).await?;
     Ok(Running {
         addr,
@@ -119,15 +150,66 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
         task,
         state,
         mqtt,
+        workers,
     })
+}
+
+/// Starts every background loop under one supervisor.
+fn start_workers(state: &web::Data<AppState>) -> Supervisor {
+    let mut workers = Supervisor::new();
+    let db = state.db.clone();
+    workers.spawn("janitor", move |stop| janitor(db.clone(), stop));
+    let s = state.clone();
+    workers.spawn("blob-sweeper", move |stop| sweeper(s.clone(), stop));
+    let s = state.clone();
+    workers.spawn("command-expirer", move |stop| expirer(s.clone(), stop));
+    if !state.config.no_jobs {
+        let s = state.clone();
+        workers.spawn("jobs", move |stop| crate::jobs::worker(s.clone(), stop));
+    }
+    let s = state.clone();
+    workers.spawn("export-sweeper", move |stop| crate::jobs::export_sweeper(s.clone(), stop));
+    let s = state.clone();
+    workers.spawn("webhooks", move |stop| crate::webhooks::run(s.clone(), stop));
+    let s = state.clone();
+    workers.spawn("alert-due", move |stop| crate::alerts::due_loop(s.clone(), stop));
+    workers
+}
+
+/// Stops the HTTP server gracefully on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_on_signal(handle: ServerHandle) {
+    let terminate = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => tracing::info!("interrupted: shutting down"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                return;
+            }
+        },
+    }
+    handle.stop(true).await;
 }
 
 /// Deletes expired refresh tokens and stale rate-limit counters every ten
 /// minutes. Deletes are idempotent, so every node may run it.
-async fn janitor(db: Database) {
+async fn janitor(db: Database, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
-    loop {
-        tick.tick().await;
+    while crate::workers::tick(&stop, &mut tick).await {
         if let Err(e) = refresh_tokens::purge_expired(&db).await {
             tracing::warn!(error = %e, "purging expired refresh tokens failed");
         }
@@ -149,10 +231,9 @@ async fn janitor(db: Database) {
 
 /// Marks commands past their expiry as expired, every few seconds, so a
 /// device that comes back late is not sent stale commands. Idempotent.
-async fn expirer(state: web::Data<AppState>) {
+async fn expirer(state: web::Data<AppState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
+    while crate::workers::tick(&stop, &mut tick).await {
         if let Err(e) = crate::commands::expire_due(&state).await {
             tracing::warn!(error = format!("{e:#}"), "expiring commands failed");
         }
@@ -162,10 +243,9 @@ async fn expirer(state: web::Data<AppState>) {
 /// Removes the objects of replaced and deleted files and of uploads that
 /// died, on an interval. Claims are conditional deletes, so nodes running it
 /// at once never remove the same blob twice nor one that went live.
-async fn sweeper(state: web::Data<AppState>) {
+async fn sweeper(state: web::Data<AppState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.config.sweep_interval_secs));
-    loop {
-        tick.tick().await;
+    while crate::workers::tick(&stop, &mut tick).await {
         if let Err(e) = sweep_blobs(&state).await {
             tracing::warn!(error = format!("{e:#}"), "sweeping farm blobs failed");
         }
@@ -206,7 +286,8 @@ pub async fn sweep_blobs(state: &AppState) -> anyhow::Result<usize> {
     }
 }
 
-/// `vitalfarm serve`: runs until SIGINT/SIGTERM.
+/// `vitalfarm serve`: runs until SIGINT/SIGTERM, then shuts down
+/// gracefully ([`Running::finish`]) and returns.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init_logging(&config);
     let addr = config.bind_addr()?;
@@ -215,6 +296,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let running = start(state, listener, true).await?;
     tracing::info!(addr = %running.addr, "vitalfarm listening; API reference at http://{}/docs", running.addr);
-    running.task.await??;
+    running.finish().await?;
+    tracing::info!("vitalfarm stopped");
     Ok(())
 }

@@ -285,8 +285,8 @@ pub async fn emit_export_ready(state: &AppState, job: &vitalfarm_storage::entity
     }
 }
 
-/// Runs the webhook loop until the process ends.
-pub async fn run(state: web::Data<AppState>) {
+/// Runs the webhook loop until shutdown (`stop`), after the round in progress.
+pub async fn run(state: web::Data<AppState>, stop: tokio_util::sync::CancellationToken) {
     let mut builder = reqwest::Client::builder();
     if !state.config.webhook_allow_private_networks {
         builder = builder.dns_resolver(PublicOnly);
@@ -307,10 +307,10 @@ pub async fn run(state: web::Data<AppState>) {
         }
     };
     let idle = Duration::from_millis(state.config.webhook_poll_interval_ms);
-    loop {
+    while !stop.is_cancelled() {
         let busy = round(&state, &client).await;
-        if !busy {
-            tokio::time::sleep(idle).await;
+        if !busy && !crate::workers::idle(&stop, idle).await {
+            return;
         }
     }
 }

@@ -98,6 +98,31 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// Sends `signal` (`TERM`, as an orchestrator stops a service, or
+    /// `INT`, Ctrl-C); returns the exit status
+    /// and how long the process took to exit (`None`: still running after
+    /// `patience`, and then killed).
+    async fn signal(&mut self, signal: &str, patience: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut p = self.process.take()?;
+        let sent = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &p.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        while sent.elapsed() < patience {
+            if let Some(status) = p.try_wait().unwrap() {
+                return Some((status, sent.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = p.kill();
+        let _ = p.wait();
+        None
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
@@ -348,4 +373,144 @@ async fn http_clients_that_retry_store_each_reading_once() {
     }
     assert!(killed);
     assert_eq!(stored(child, dir, &token, &subject).await as usize, READINGS);
+}
+
+/// SIGTERM while an HTTP client sends large batches back to back and a
+/// device streams QoS 1 messages: the batch in flight is answered, the
+/// process exits 0 within the shutdown deadline, and every reading the
+/// clients saw acknowledged (HTTP 200, MQTT PUBACK) is stored.
+#[tokio::test]
+async fn sigterm_answers_the_batch_in_flight_stores_every_acknowledged_reading_and_exits_0() {
+    stopped_mid_stream("TERM").await;
+}
+
+/// The same with Ctrl-C (SIGINT), which actix alone treats as a forced
+/// stop that drops the requests in flight.
+#[tokio::test]
+async fn ctrl_c_answers_the_batch_in_flight_stores_every_acknowledged_reading_and_exits_0() {
+    stopped_mid_stream("INT").await;
+}
+
+async fn stopped_mid_stream(signal: &str) {
+    const BATCH: usize = 5000;
+    const PER_MESSAGE: usize = 10;
+    const MQTT_BASE: usize = 100_000;
+    let mosquitto = match vitalfarm_tests::external_mqtt_url() {
+        Some(_) => Some(Mosquitto::start().await),
+        None => None,
+    };
+    let external = mosquitto.as_ref().map(|m| format!("mqtt://127.0.0.1:{}", m.port));
+    let (mut child, dir, device, secret, subject, token) = prepared(|c| {
+        if let Some(url) = &external {
+            c.no_mqtt = false;
+            c.mqtt_url = Some(url.clone());
+            c.mqtt_client_id = format!("vft-term-{}", uuid::Uuid::now_v7().simple());
+        }
+    })
+    .await;
+    child.start().await;
+
+    // The device: QoS 1, small batches, as fast as acknowledgements allow.
+    let (host, port) = match &mosquitto {
+        Some(m) => ("127.0.0.1".to_owned(), m.port),
+        None => {
+            let addr: std::net::SocketAddr = child.config.mqtt_bind.parse().unwrap();
+            (addr.ip().to_string(), addr.port())
+        }
+    };
+    let mut options = rumqttc::MqttOptions::new(&device, host, port);
+    options
+        .set_credentials(&device, &secret)
+        .set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let topic = format!("{}vitalfarm/v1/devices/{device}/readings", child.config.mqtt_mountpoint);
+    let publisher = tokio::spawn(async move {
+        for m in 0..10_000 {
+            let items: Vec<Value> = (0..PER_MESSAGE).map(|k| reading(MQTT_BASE + m * PER_MESSAGE + k)).collect();
+            let body = json!({ "readings": items }).to_string();
+            if client.publish(topic.clone(), QoS::AtLeastOnce, false, body).await.is_err() {
+                return m;
+            }
+        }
+        10_000
+    });
+    let stop_polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop_polling.clone();
+        tokio::spawn(async move {
+            let mut acked = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+                    Ok(Ok(_)) | Err(_) => {}
+                    // The server went away: what was acknowledged is known.
+                    Ok(Err(_)) => break,
+                }
+            }
+            acked
+        })
+    };
+
+    // The HTTP client: batches of 5,000 readings, one after the other.
+    let url = format!("http://{}/v1/ingest/readings", child.config.bind);
+    let credential = format!("Device {device}:{secret}");
+    let http = reqwest::Client::new();
+    let post = |n: usize| {
+        let items: Vec<Value> = (0..BATCH).map(|i| reading(n * BATCH + i)).collect();
+        http.post(&url)
+            .header("authorization", &credential)
+            .json(&json!({ "readings": items }))
+            .send()
+    };
+    let started = std::time::Instant::now();
+    let first = post(0).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let took = started.elapsed();
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["accepted"], BATCH as u64, "{first}");
+    let mut http_accepted = BATCH as u64;
+
+    // The second batch is in flight when the signal comes.
+    let in_flight = post(1);
+    let terminate = async {
+        tokio::time::sleep(took / 3).await;
+        child.signal(signal, Duration::from_secs(60)).await
+    };
+    let (answer, exited) = tokio::join!(in_flight, terminate);
+    let answer = answer.expect("the batch in flight is answered");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["accepted"], BATCH as u64, "{answer}");
+    assert_eq!(answer["rejected"], json!([]), "{answer}");
+    http_accepted += BATCH as u64;
+    let (status, took) = exited.expect("the server exits after the signal");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(30), "exited after {took:?}");
+    // Nobody listens any more.
+    assert!(post(2).await.is_err());
+
+    stop_polling.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mqtt_acked = poller.await.unwrap() as u64 * PER_MESSAGE as u64;
+    let published = publisher.await.unwrap();
+    assert!(mqtt_acked > 0, "the device's stream was acknowledged before the signal");
+    let expected = http_accepted + mqtt_acked;
+    if mosquitto.is_some() {
+        // The broker acknowledged for itself and keeps the rest for
+        // vitalfarm's session: the next start takes them over.
+        child.start().await;
+        let base = format!("http://{}", child.config.bind);
+        for _ in 0..120 {
+            if count_at(&base, &token, &subject).await >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let stored = stored(child, dir, &token, &subject).await;
+    assert!(
+        stored >= expected,
+        "stored {stored}, acknowledged {expected} ({http_accepted} over HTTP, {mqtt_acked} over MQTT)"
+    );
+    assert!(stored <= http_accepted + (published * PER_MESSAGE) as u64);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::web;
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use tokio_util::sync::CancellationToken;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use super::{MAX_PACKET, Mqtt, MqttLink, Topics, front};
@@ -21,7 +22,7 @@ pub struct InternalLogin {
     pub token: String,
 }
 
-pub async fn start(state: web::Data<AppState>, topics: Topics) -> anyhow::Result<Mqtt> {
+pub async fn start(state: web::Data<AppState>, topics: Topics, stop: CancellationToken) -> anyhow::Result<Mqtt> {
     let bind: SocketAddr = state.config.mqtt_bind.parse().context("mqtt_bind")?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -39,12 +40,14 @@ pub async fn start(state: web::Data<AppState>, topics: Topics) -> anyhow::Result
         client,
         topics: topics.clone(),
     }));
-    let link = tokio::spawn(drive_link(state.clone(), eventloop));
-    let front = tokio::spawn(front::serve(state, topics, listener, login));
+    let link = tokio::spawn(drive_link(state.clone(), eventloop, stop.clone()));
+    let front = tokio::spawn(front::serve(state, topics, listener, login, stop.clone()));
     tracing::info!(addr = %front_addr, "MQTT broker listening");
     Ok(Mqtt {
-        tasks: vec![link, front],
+        // The front first: it finishes the devices' acknowledgements.
+        tasks: vec![front, link],
         front_addr: Some(front_addr),
+        stop,
     })
 }
 
@@ -104,9 +107,13 @@ pub(crate) fn start_broker(segment_bytes: usize) -> anyhow::Result<InternalLogin
 
 /// Polls vitalfarm's own link (it reconnects by being polled) and sends the
 /// commands that waited for it each time it connects.
-async fn drive_link(state: web::Data<AppState>, mut eventloop: rumqttc::EventLoop) {
+async fn drive_link(state: web::Data<AppState>, mut eventloop: rumqttc::EventLoop, stop: CancellationToken) {
     loop {
-        match eventloop.poll().await {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            () = stop.cancelled() => return,
+        };
+        match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 let state = state.clone();
                 tokio::spawn(async move {

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::{Context, anyhow};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, Transport};
+use tokio_util::sync::CancellationToken;
 
 use super::{DeviceCache, Handled, MAX_PACKET, Mqtt, MqttLink, Topics, handle_uplink};
 use crate::state::AppState;
@@ -53,7 +54,12 @@ pub fn options(url: &str, client_id: &str) -> anyhow::Result<MqttOptions> {
     Ok(options)
 }
 
-pub async fn start(state: web::Data<AppState>, topics: Topics, url: &str) -> anyhow::Result<Mqtt> {
+pub async fn start(
+    state: web::Data<AppState>,
+    topics: Topics,
+    url: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<Mqtt> {
     let options = options(url, &state.config.mqtt_client_id)?;
     // The request channel carries our acknowledgements. rumqttc reads
     // several messages per network turn but sends one request per turn, so
@@ -66,7 +72,7 @@ pub async fn start(state: web::Data<AppState>, topics: Topics, url: &str) -> any
         topics: topics.clone(),
     }));
     let (subscribed, ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(drive(state, topics, client, eventloop, subscribed));
+    let task = tokio::spawn(drive(state, topics, client, eventloop, subscribed, stop.clone()));
     // Messages published before the first subscription exists would have
     // nobody to go to: wait for it, but do not let a broker that is down
     // keep the HTTP API from starting (the link keeps trying).
@@ -76,6 +82,7 @@ pub async fn start(state: web::Data<AppState>, topics: Topics, url: &str) -> any
     Ok(Mqtt {
         tasks: vec![task],
         front_addr: None,
+        stop,
     })
 }
 
@@ -85,6 +92,7 @@ async fn drive(
     client: AsyncClient,
     mut eventloop: rumqttc::EventLoop,
     subscribed: tokio::sync::oneshot::Sender<()>,
+    stop: CancellationToken,
 ) {
     let mut subscribed = Some(subscribed);
     let cache = Arc::new(DeviceCache::default());
@@ -97,8 +105,31 @@ async fn drive(
             None => f,
         })
         .collect();
+    // Set at shutdown: messages still arriving are left unacknowledged
+    // (the broker keeps them for this session), the ones being handled are
+    // finished, and once their acknowledgements are queued the link
+    // disconnects; polling goes on until then, since it sends them.
+    let mut draining = false;
     loop {
-        match eventloop.poll().await {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            () = stop.cancelled(), if !draining => {
+                draining = true;
+                let (slots, client) = (slots.clone(), client.clone());
+                tokio::spawn(async move {
+                    let _all = slots.acquire_many_owned(IN_FLIGHT as u32).await;
+                    let _ = client.disconnect().await;
+                });
+                continue;
+            }
+        };
+        if draining {
+            match event {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                _ => continue,
+            }
+        }
+        match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
                 // A broker that kept our session keeps the subscriptions

@@ -28,6 +28,7 @@ use rumqttc::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use vitalfarm_domain::DeviceStatus;
 use vitalfarm_storage::repo::mqtt_sessions;
@@ -45,14 +46,30 @@ const IN_FLIGHT: usize = 128;
 /// megabytes; a CONNECT carries an id, a login and perhaps a small will.
 pub const MAX_FIRST_PACKET: usize = 8 * 1024;
 
-pub async fn serve(state: web::Data<AppState>, topics: Topics, listener: TcpListener, login: Arc<InternalLogin>) {
+/// Accepts device connections until `stop`; then stops listening and
+/// returns once every connection has acknowledged what it stored and
+/// closed.
+pub async fn serve(
+    state: web::Data<AppState>,
+    topics: Topics,
+    listener: TcpListener,
+    login: Arc<InternalLogin>,
+    stop: CancellationToken,
+) {
     let cache = Arc::new(DeviceCache::default());
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        match listener.accept().await {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stop.cancelled() => break,
+        };
+        match accepted {
             Ok((stream, peer)) => {
-                let (state, topics, cache, login) = (state.clone(), topics.clone(), cache.clone(), login.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = connection(state, topics, cache, login, stream).await {
+                let (state, topics, cache, login, stop) =
+                    (state.clone(), topics.clone(), cache.clone(), login.clone(), stop.clone());
+                connections.spawn(async move {
+                    if let Err(e) = connection(state, topics, cache, login, stream, stop).await {
                         tracing::debug!(%peer, error = format!("{e:#}"), "MQTT connection ended");
                     }
                 });
@@ -64,6 +81,8 @@ pub async fn serve(state: web::Data<AppState>, topics: Topics, listener: TcpList
             }
         }
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Reads one whole packet, reading more from the stream as needed.
@@ -112,6 +131,7 @@ async fn connection(
     cache: Arc<DeviceCache>,
     login: Arc<InternalLogin>,
     mut stream: TcpStream,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = BytesMut::with_capacity(8 * 1024);
@@ -256,6 +276,9 @@ async fn connection(
             let packet = tokio::select! {
                 p = read_packet(&mut client_rd, &mut buf) => p?,
                 () = ended.notified() => return Ok(()),
+                // Shutdown: read nothing more; what was read is stored and
+                // acknowledged below, the rest the device sends again.
+                () = stop.cancelled() => return Ok(()),
             };
             match packet {
                 Packet::Publish(publish) => {
@@ -329,11 +352,17 @@ async fn connection(
     }
     .await;
     // Let the acknowledgements of what was already stored go out, then
-    // close both sides.
+    // close both sides: the writer ends, after writing what is queued,
+    // once every sender of its outbox is gone.
     drop(ack_tx);
     let _ = tokio::time::timeout(Duration::from_secs(5), acker).await;
     downlink.abort();
-    writer.abort();
+    let _ = downlink.await;
+    drop(to_client);
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+        writer.abort();
+    }
     result
 }
 

@@ -252,6 +252,24 @@ pub struct Mqtt {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The front's address (embedded broker only).
     pub front_addr: Option<std::net::SocketAddr>,
+    /// Cancelled at shutdown: no new connections or messages are taken, the
+    /// ones being stored are finished and acknowledged.
+    pub stop: tokio_util::sync::CancellationToken,
+}
+
+impl Mqtt {
+    /// Stops taking messages, lets the ones in progress commit and their
+    /// acknowledgements go out, then closes, within `deadline`.
+    pub async fn shutdown(mut self, deadline: Duration) {
+        self.stop.cancel();
+        let until = tokio::time::Instant::now() + deadline;
+        for mut task in std::mem::take(&mut self.tasks) {
+            if tokio::time::timeout_at(until, &mut task).await.is_err() {
+                tracing::warn!("MQTT did not finish its acknowledgements in time");
+                task.abort();
+            }
+        }
+    }
 }
 
 impl Drop for Mqtt {
@@ -269,9 +287,10 @@ pub async fn start(state: web::Data<AppState>) -> anyhow::Result<Option<Mqtt>> {
         return Ok(None);
     }
     let topics = Topics::new(&state.config.mqtt_mountpoint);
+    let stop = tokio_util::sync::CancellationToken::new();
     match state.config.mqtt_url.clone() {
-        Some(url) => external::start(state, topics, &url).await.map(Some),
-        None => embedded::start(state, topics).await.map(Some),
+        Some(url) => external::start(state, topics, &url, stop).await.map(Some),
+        None => embedded::start(state, topics, stop).await.map(Some),
     }
 }
 
