@@ -188,6 +188,19 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
+/// A value the norms cannot judge is the caller's input at fault (a
+/// value of the wrong shape, an age no shipped source covers): a 400
+/// naming the field, never a 500. Views that judge many values at once
+/// (charts, boards) leave such a value unjudged instead of failing.
+impl From<vitalfarm_domain::norms::NormError> for ApiError {
+    fn from(err: vitalfarm_domain::norms::NormError) -> Self {
+        ApiError::InvalidParameter {
+            field: err.field().to_owned(),
+            message: err.to_string(),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         match err {
@@ -329,4 +342,29 @@ pub async fn problem_bodies(
         new = new.set_body(actix_web::body::BoxBody::new(body));
     }
     Ok(actix_web::dev::ServiceResponse::new(req, new))
+}
+
+#[cfg(test)]
+mod tests {
+    use vitalfarm_domain::norms::{Metric, Value, assess};
+
+    use super::*;
+
+    #[test]
+    fn a_norm_error_is_a_400_naming_its_field() {
+        // No shipped source gives a newborn's SpO2 norm.
+        let err = assess(Metric::Spo2, Value::Scalar(95.0), Some(10), None).unwrap_err();
+        let api = ApiError::from(err);
+        assert_eq!(api.status_code(), StatusCode::BAD_REQUEST);
+        let fields: Vec<String> = api.errors().unwrap_or_default().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["age_days"]);
+        let err = assess(Metric::HeartRate, Value::Scalar(f64::NAN), None, None).unwrap_err();
+        let fields: Vec<String> = ApiError::from(err)
+            .errors()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["value"]);
+    }
 }

@@ -31,6 +31,13 @@ pub const RHYTHM_TIMES: u64 = 25_000;
 pub const ECG_SOURCE: &str = "ecg";
 /// Most subjects one run judges.
 pub const MAX_SUBJECTS: usize = 5_000;
+/// The sources whose readings show the person is active at home: their
+/// own devices, entries made by hand, and heart rates from their own ECG
+/// recordings. Imported records (`hospital`, from a FHIR import) are
+/// measurements taken elsewhere, often long before they arrive, so they
+/// never clear inactivity; neither does any source added later until it
+/// is listed here.
+pub const SIGN_OF_LIFE_SOURCES: [&str; 3] = ["device", "manual", ECG_SOURCE];
 
 pub fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -91,9 +98,11 @@ async fn latest(
     )))
 }
 
-/// Times of readings of any of `metrics` in `[from, to)`, the latest
-/// `limit`: one range read of the `(subject, metric, ts)` index per metric,
-/// merged by the database.
+/// Times of readings of any of `metrics` in `[from, to)` from one of
+/// [`SIGN_OF_LIFE_SOURCES`], the latest `limit`: one range read of the
+/// covering `(subject, metric, ts, .., source)` index per metric, merged
+/// by the database (the source is in the index, so the filter needs no
+/// table read).
 async fn times(
     state: &AppState,
     subject: SubjectId,
@@ -109,6 +118,7 @@ async fn times(
         .filter(reading::Column::Metric.is_in(metrics.iter().copied()))
         .filter(reading::Column::TsMs.gte(from))
         .filter(reading::Column::TsMs.lt(to))
+        .filter(reading::Column::Source.is_in(SIGN_OF_LIFE_SOURCES))
         .order_by_desc(reading::Column::TsMs)
         .limit(limit)
         .into_tuple()
@@ -263,11 +273,18 @@ pub async fn watch_subject(
         inputs.ecg_heart_rate =
             scalar(latest(state, sid, "heart_rate", from, to, SourceFilter::Only(ECG_SOURCE)).await?);
     }
+    if let Some((from, to)) = open("spo2", recent, &mut receipt) {
+        inputs.spo2 = scalar(latest(state, sid, "spo2", from, to, SourceFilter::Any).await?);
+    }
+    if let Some((from, to)) = open("blood_glucose", recent, &mut receipt) {
+        inputs.glucose = scalar(latest(state, sid, "blood_glucose", from, to, SourceFilter::Any).await?);
+    }
 
     // Silence: the latest reading of any readable metric within 14 days,
     // and the rhythm from the times of all of them (a metric measured
-    // once, like a single blood pressure, has no rhythm of its own). The
-    // metrics one consent window covers are read together.
+    // once, like a single blood pressure, has no rhythm of its own), both
+    // from the person's own sources only (`times`). The metrics one
+    // consent window covers are read together.
     let history = at_ms.saturating_sub(HISTORY_MS);
     let mut groups: Vec<MetricGroup<'_>> = Vec::new();
     for (metric, w) in read.readable_metrics(history, end, ConsentAccess::Read) {
@@ -304,6 +321,8 @@ pub async fn watch_subject(
             body_temperature: inputs.temperature.map(timed_view),
             heart_rate: inputs.heart_rate.map(timed_view),
             ecg_heart_rate: inputs.ecg_heart_rate.map(timed_view),
+            spo2: inputs.spo2.map(timed_view),
+            blood_glucose: inputs.glucose.map(timed_view),
             last_reading_at: inputs.last_reading_ms.map(time),
             expected_gap_seconds: inputs.expected_gap_ms.map(|g| g / 1000),
             not_shared: not_shared.into_iter().map(str::to_owned).collect(),

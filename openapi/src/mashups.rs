@@ -73,7 +73,8 @@ pub struct DatasetUse {
     "category": "hypertensive_crisis", "threshold": "SBP > 180 mm Hg and/or DBP > 120 mm Hg",
     "dataset": {"name": "blood-pressure-categories", "source": "acc-aha-2017"}}))]
 pub struct WatchReason {
-    /// `bp_category`, `temperature`, `heart_rate`, `ecg_heart_rate` or `inactivity`.
+    /// `bp_category`, `temperature`, `heart_rate`, `ecg_heart_rate`,
+    /// `spo2`, `glucose` or `inactivity`.
     pub rule: String,
     /// `attention` or `emergency`.
     pub status: String,
@@ -87,7 +88,8 @@ pub struct WatchReason {
     pub at: Option<DateTime<Utc>>,
     /// The category or class reached: `stage_2`, `hypertensive_crisis`,
     /// `fever`, `high_fever`, `hypothermia`, `above_range`,
-    /// `far_below_range`, `silent`, `no_data`...
+    /// `far_below_range`, `hyperglycaemia_level_2`,
+    /// `hypoglycaemia_level_1`, `silent`, `no_data`...
     pub category: String,
     /// The threshold crossed, in words.
     pub threshold: String,
@@ -122,9 +124,15 @@ pub struct WatchInputs {
     pub heart_rate: Option<TimedValue>,
     /// The latest heart rate derived from an ECG recording (source `ecg`).
     pub ecg_heart_rate: Option<TimedValue>,
-    /// The latest reading of any readable metric within 14 days before `at`.
+    /// The latest oxygen saturation, %.
+    pub spo2: Option<TimedValue>,
+    /// The latest blood glucose, mg/dL.
+    pub blood_glucose: Option<TimedValue>,
+    /// The latest reading of any readable metric within 14 days before
+    /// `at` from the person's own sources (devices, entries by hand, ECG
+    /// recordings); imported hospital records do not count.
     pub last_reading_at: Option<DateTime<Utc>>,
-    /// The 95th percentile of the gaps between readings over those 14 days.
+    /// The 95th percentile of the gaps between those readings over the 14 days.
     pub expected_gap_seconds: Option<i64>,
     /// Metrics the consents do not share, hence not judged.
     pub not_shared: Vec<String>,
@@ -159,7 +167,7 @@ pub struct WatchSummary {
         "values": {"silent_seconds": 5400.0, "threshold_seconds": 3600.0}, "at": "2026-11-21T06:30:00Z",
         "category": "silent", "threshold": "attention after 3600 s without a reading", "dataset": null}],
         "inputs": {"age_days": 29220, "blood_pressure": null, "body_temperature": null, "heart_rate": {"value": 72.0, "at": "2026-11-21T06:30:00Z"},
-        "ecg_heart_rate": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": []}}],
+        "ecg_heart_rate": null, "spo2": null, "blood_glucose": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": []}}],
     "summary": {"ok": 0, "attention": 1, "emergency": 0}, "consents": []}))]
 pub struct ElderlyWatchResponse {
     pub generated_at: DateTime<Utc>,

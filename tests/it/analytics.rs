@@ -332,6 +332,55 @@ async fn a_chart_shades_the_normal_range_of_the_subjects_age() {
     assert!(adult.contains("normal range 51.00–91.00 /min"), "{adult}");
 }
 
+/// An age no shipped source gives a norm for (SpO2 under 28 days: the
+/// paediatric ranges start at 28 days) is not a bad request: the chart is
+/// drawn, with no band, rather than failing or shading another age's band.
+#[tokio::test]
+async fn a_chart_at_an_age_without_a_norm_draws_no_band() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let born = (Utc::now() - Duration::days(10)).date_naive();
+    let res = app
+        .post(
+            &format!("/v1/memberships/{}/subjects", ann.membership_id),
+            Some(&ann.token),
+            json!({"kind": "dependent", "display_name": "Newborn", "birth_date": born.to_string()}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let baby = res.str("/id");
+    let oximeter = app.claimed_device(&ann, &baby, "N-1").await;
+    let t = Utc::now() - Duration::hours(1);
+    app.ingest(
+        &oximeter,
+        json!([
+            {"metric": "spo2", "ts": ts(t), "value": 95.0},
+            {"metric": "spo2", "ts": ts(t + Duration::minutes(5)), "value": 97.0},
+        ]),
+    )
+    .await;
+    let res = app
+        .get(&format!("/v1/subjects/{baby}/charts/spo2.svg"), &ann.token)
+        .await;
+    is_svg(&res);
+    assert_eq!(res.text.matches("<polyline").count(), 1);
+    assert!(!res.text.contains(r#"class="normal-range""#), "{}", res.text);
+    // From 28 days the paediatric range applies, and is shaded.
+    let res = app
+        .patch(
+            &format!("/v1/subjects/{baby}"),
+            &ann.token,
+            json!({"birth_date": (Utc::now() - Duration::days(40)).date_naive().to_string()}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let res = app
+        .get(&format!("/v1/subjects/{baby}/charts/spo2.svg"), &ann.token)
+        .await;
+    is_svg(&res);
+    assert_eq!(res.text.matches(r#"class="normal-range""#).count(), 1, "{}", res.text);
+}
+
 #[tokio::test]
 async fn charts_draw_series_band_and_escaped_titles() {
     let app = TestApp::spawn().await;

@@ -537,3 +537,217 @@ async fn elderly_watch_judges_a_heart_rate_from_an_ecg_apart() {
     assert_eq!(reasons[0]["category"], "far_above_range");
     assert_eq!(reasons[0]["dataset"]["name"], "news2-chart-1");
 }
+
+/// Gives `subject` a birth date `years` ago.
+async fn aged(app: &TestApp, who: &Member, subject: &str, years: i64) {
+    let born = (Utc::now() - Duration::days(years * 365 + years / 4 + 30)).date_naive();
+    let res = app
+        .patch(
+            &format!("/v1/subjects/{subject}"),
+            &who.token,
+            json!({"birth_date": born.to_string()}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+/// The reasons of `line` fired by `rule`.
+fn reasons_of<'a>(line: &'a Value, rule: &str) -> Vec<&'a Value> {
+    line["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == rule)
+        .collect()
+}
+
+#[tokio::test]
+async fn elderly_watch_judges_glucose_by_ada_and_spo2_by_news2() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let at = now - Duration::minutes(3);
+    // Four residents of 70 and more, each wearing a watch that reports
+    // every 10 minutes (so none is silent), with one glucose or SpO2.
+    let mut residents = Vec::new();
+    for (serial, metric, value) in [
+        ("G-260", "blood_glucose", 260.0),
+        ("G-200", "blood_glucose", 200.0),
+        ("G-100", "blood_glucose", 100.0),
+        ("S-88", "spo2", 88.0),
+    ] {
+        let device = app.monitored_device(&home, serial).await;
+        aged(&app, &home, &device.subject, 72).await;
+        regular(&app, &device, now - Duration::hours(2), now - Duration::minutes(1), 70.0).await;
+        app.ingest(&device, json!([{"metric": metric, "ts": ts(at), "value": value}]))
+            .await;
+        residents.push(device.subject);
+    }
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let board = &res.body;
+
+    // 260 mg/dL: ADA level 2 hyperglycaemia (> 250), an emergency.
+    let l = line(board, &residents[0]);
+    assert_eq!(l["status"], "emergency", "{l}");
+    assert!(l["inputs"]["age_days"].as_i64().unwrap() >= 70 * 365, "{l}");
+    assert_eq!(l["inputs"]["blood_glucose"], json!({"value": 260.0, "at": ts(at)}));
+    let g = reasons_of(l, "glucose");
+    assert_eq!(g.len(), 1, "{l}");
+    assert_eq!(g[0]["status"], "emergency");
+    assert_eq!(g[0]["metric"], "blood_glucose");
+    assert_eq!(g[0]["values"], json!({"value": 260.0}));
+    assert_eq!(g[0]["at"], ts(at));
+    assert_eq!(g[0]["category"], "hyperglycaemia_level_2");
+    assert_eq!(g[0]["dataset"]["name"], "ada-glycaemic-thresholds");
+    let threshold = g[0]["threshold"].as_str().unwrap();
+    assert!(threshold.contains("Table 6.2") && threshold.contains("> 250 mg/dL"), "{threshold}");
+    assert_eq!(l["reasons"].as_array().unwrap().len(), 1, "{l}");
+
+    // 200 mg/dL: level 1 (181-250), attention.
+    let l = line(board, &residents[1]);
+    assert_eq!(l["status"], "attention", "{l}");
+    let g = reasons_of(l, "glucose");
+    assert_eq!(g.len(), 1, "{l}");
+    assert_eq!(g[0]["status"], "attention");
+    assert_eq!(g[0]["category"], "hyperglycaemia_level_1");
+    assert_eq!(g[0]["dataset"]["name"], "ada-glycaemic-thresholds");
+
+    // 100 mg/dL: in range, nothing fires.
+    let l = line(board, &residents[2]);
+    assert_eq!(l["status"], "ok", "{l}");
+    assert_eq!(l["reasons"], json!([]));
+    assert_eq!(l["inputs"]["blood_glucose"]["value"], 100.0);
+
+    // SpO2 88 %: NEWS2 scale 1, <= 91 scores 3, an emergency.
+    let l = line(board, &residents[3]);
+    assert_eq!(l["status"], "emergency", "{l}");
+    assert_eq!(l["inputs"]["spo2"], json!({"value": 88.0, "at": ts(at)}));
+    assert_eq!(l["inputs"]["blood_glucose"], Value::Null);
+    let s = reasons_of(l, "spo2");
+    assert_eq!(s.len(), 1, "{l}");
+    assert_eq!(s[0]["status"], "emergency");
+    assert_eq!(s[0]["metric"], "spo2");
+    assert_eq!(s[0]["values"], json!({"value": 88.0}));
+    assert_eq!(s[0]["category"], "far_below_range");
+    assert_eq!(s[0]["dataset"]["name"], "news2-chart-1");
+    assert!(s[0]["threshold"].as_str().unwrap().contains("SpO2 Scale 1"), "{l}");
+}
+
+#[tokio::test]
+async fn elderly_watch_reads_glucose_only_when_the_care_consent_covers_it() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let at = now - Duration::minutes(3);
+    let mut people = Vec::new();
+    for (email, metrics) in [
+        ("dan@example.org", vec!["heart_rate", "blood_pressure"]),
+        ("gil@example.org", vec!["heart_rate", "blood_glucose"]),
+    ] {
+        let who = app.individual(email).await;
+        let me = self_subject(&app, &who).await;
+        aged(&app, &who, &me, 75).await;
+        let serial = format!("W-{}", email.split('@').next().unwrap());
+        let watch = app.claimed_device(&who, &me, &serial).await;
+        regular(&app, &watch, now - Duration::hours(2), now - Duration::minutes(1), 70.0).await;
+        app.ingest(
+            &watch,
+            json!([{"metric": "blood_glucose", "ts": ts(at), "value": 260.0}]),
+        )
+        .await;
+        app.grant_consent(&who, &home, &[&me], &metrics, "care").await;
+        people.push(me);
+    }
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+
+    // Dan's consent does not cover glucose: not read, listed as not shared.
+    let dan = line(&res.body, &people[0]);
+    assert_eq!(dan["status"], "ok", "{dan}");
+    assert_eq!(dan["inputs"]["blood_glucose"], Value::Null);
+    let not_shared = dan["inputs"]["not_shared"].as_array().unwrap();
+    assert!(not_shared.contains(&json!("blood_glucose")), "{dan}");
+    assert!(not_shared.contains(&json!("spo2")), "{dan}");
+    assert!(reasons_of(dan, "glucose").is_empty());
+
+    // Gil's does: the same 260 mg/dL is an emergency.
+    let gil = line(&res.body, &people[1]);
+    assert_eq!(gil["status"], "emergency", "{gil}");
+    assert_eq!(reasons_of(gil, "glucose")[0]["category"], "hyperglycaemia_level_2");
+    assert!(
+        !gil["inputs"]["not_shared"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("blood_glucose"))
+    );
+}
+
+/// A hospital's FHIR import of one heart rate of `subject` at `at`.
+async fn hospital_import(app: &TestApp, company: &Member, subject: &str, at: DateTime<Utc>) {
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:hr-1", "resource": {"resourceType": "Observation", "id": "hr-1", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "effectiveDateTime": ts(at),
+            "valueQuantity": {"value": 74.0, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}},
+    ]});
+    let res = app
+        .client
+        .post(app.url(&format!(
+            "/v1/memberships/{}/imports/fhir?subject_id={subject}",
+            company.membership_id
+        )))
+        .bearer_auth(&company.token)
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&bundle).unwrap())
+        .send()
+        .await
+        .expect("request is sent");
+    let res = vitalfarm_tests::Resp::from(res).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["readings"]["imported"], 1, "{}", res.text);
+}
+
+#[tokio::test]
+async fn a_hospital_import_never_clears_inactivity() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    // Silent: every 10 minutes for hours, nothing for the last five.
+    let silent = app.monitored_device(&home, "E-2").await;
+    aged(&app, &home, &silent.subject, 80).await;
+    regular(&app, &silent, now - Duration::hours(10), now - Duration::hours(5), 70.0).await;
+    // Never measured at home at all.
+    let unseen = app.monitored_device(&home, "E-4").await;
+    aged(&app, &home, &unseen.subject, 80).await;
+    // The hospital sends a heart rate of each from half an hour ago.
+    let hospital_at = DateTime::from_timestamp(now.timestamp() - 1800, 0).unwrap();
+    hospital_import(&app, &home, &silent.subject, hospital_at).await;
+    hospital_import(&app, &home, &unseen.subject, hospital_at).await;
+
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let s = line(&res.body, &silent.subject);
+    assert_eq!(s["status"], "emergency", "{s}");
+    let r = reasons_of(s, "inactivity");
+    assert_eq!(r.len(), 1, "{s}");
+    assert_eq!(r[0]["category"], "silent");
+    assert!(r[0]["values"]["silent_seconds"].as_f64().unwrap() >= 5.0 * 3600.0 - 1.0, "{s}");
+    assert_eq!(s["inputs"]["last_reading_at"], ts(now - Duration::hours(5)));
+    assert_eq!(s["inputs"]["expected_gap_seconds"], 600);
+    // The hospital's value is still a value: judged, just not a sign of life.
+    assert_eq!(s["inputs"]["heart_rate"], json!({"value": 74.0, "at": ts(hospital_at)}));
+
+    let u = line(&res.body, &unseen.subject);
+    assert_eq!(u["status"], "attention", "{u}");
+    let r = reasons_of(u, "inactivity");
+    assert_eq!(r.len(), 1, "{u}");
+    assert_eq!(r[0]["category"], "no_data");
+    assert_eq!(u["inputs"]["last_reading_at"], Value::Null);
+}

@@ -79,18 +79,21 @@ pub async fn catalog(_auth: Auth) -> web::Json<MashupCatalog> {
     const BP: &str = "blood-pressure-categories";
     const VITALS: &str = "vital-sign-ranges";
     const TEMP: &str = "temperature-thresholds";
+    const NEWS2: &str = "news2-chart-1";
+    const NG143: &str = "nice-ng143-traffic-light";
+    const GLUCOSE: &str = "ada-glycaemic-thresholds";
     web::Json(MashupCatalog {
         items: vec![
             entry(
                 "elderly-watch",
                 "Elderly watch",
                 "One status (ok, attention, emergency) per person a company watches, from the latest blood pressure, \
-                 temperature and heart rate (device and ECG) against the public datasets, and from silence longer \
-                 than the person's own rhythm; with the reasons and the values used.",
+                 temperature, heart rate (device and ECG), SpO2 and blood glucose against the public datasets, and \
+                 from silence longer than the person's own rhythm; with the reasons and the values used.",
                 "POST",
                 "/v1/mashups/elderly-watch/run",
-                &["blood_pressure", "body_temperature", "heart_rate"],
-                &[BP, TEMP, VITALS],
+                &["blood_pressure", "body_temperature", "heart_rate", "spo2", "blood_glucose"],
+                &[BP, TEMP, VITALS, NEWS2, NG143, GLUCOSE],
             ),
             entry(
                 "infant-monitor",
@@ -156,15 +159,18 @@ fn parse_lookback(text: &str) -> Option<i64> {
 
 /// Judges the people a company watches: its enrollees and the subjects
 /// shared with it by an active consent for the purpose `care`. Each gets
-/// `ok`, `attention` or `emergency`, the worst of the rules that fired:
-/// blood-pressure category (stage 2: attention, crisis: emergency),
-/// temperature class (fever: attention; 40 °C and over, fever under 3
-/// months, hypothermia: emergency), heart rate from devices and from ECG
-/// against the age's range (outside: attention; below 0.8 × the low or
-/// above 1.3 × the high limit: emergency), and silence (longer than 3 ×
-/// the 95th percentile of the person's gaps over 14 days, at least an
-/// hour: attention; twice that or a day: emergency; no reading at all:
-/// attention). The body is optional.
+/// `ok`, `attention` or `emergency`, the worst of the rules that fired.
+/// The latest blood pressure, temperature, heart rate (from devices and
+/// from ECG), SpO2 and blood glucose are each judged by the person's norms
+/// for their age (ACC/AHA 2017, NEWS2 for adults, NICE NG143 and PALS for
+/// children, ADA for glucose): a category of moderate severity raises
+/// attention, a severe one is an emergency; every reason names its
+/// dataset and row. Silence (longer than 3 × the 95th percentile of the
+/// person's gaps over 14 days, at least an hour: attention; twice that
+/// or a day: emergency; no reading at all: attention) counts only the
+/// person's own readings: imported hospital records never clear it. A
+/// metric the consent does not cover is listed in `inputs.not_shared`
+/// and not judged. The body is optional.
 #[utoipa::path(post, path = "/v1/mashups/elderly-watch/run", tag = "analytics",
     request_body(content = ElderlyWatchRequest, description = "Optional.", content_type = "application/json"),
     security(("bearer_jwt" = []), ("api_key" = [])),
