@@ -14,8 +14,8 @@ use sea_orm::{ConnectionTrait, Database as SeaDatabase};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
-use vitalfarm_api::config::Config;
 use vitalfarm_api::server::{self, Running};
+use vitalfarm_app::config::Config;
 
 pub mod mail_sink;
 
@@ -165,7 +165,7 @@ impl TestApp {
     }
 
     async fn try_spawn(tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
-        vitalfarm_api::install_crypto_provider();
+        vitalfarm_app::install_crypto_provider();
         let data_dir = tempfile::tempdir()?;
         let database_url = match postgres_url() {
             Some(server) => fresh_postgres(&server).await?,
@@ -200,7 +200,7 @@ impl TestApp {
     async fn start(config: Config, data_dir: tempfile::TempDir) -> anyhow::Result<Self> {
         config.validate()?;
         init_logging();
-        let state = server::prepare(config.clone()).await?;
+        let state = vitalfarm_app::AppState::prepare(config.clone()).await?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let running = server::start(state, listener, false).await?;
         let base = format!("http://{}", running.addr);
@@ -393,7 +393,7 @@ impl TestApp {
 
     /// Runs one sweep of abandoned and replaced blobs now.
     pub async fn sweep(&self) -> usize {
-        vitalfarm_api::server::sweep_blobs(&self.running.state)
+        vitalfarm_app::workers::maintenance::sweep_blobs(&self.running.state)
             .await
             .expect("sweep")
     }
@@ -440,7 +440,7 @@ impl TestApp {
     /// Marks `email` verified through `vitalfarm admin verify-email`'s
     /// code path.
     pub async fn verify_by_admin(&self, email: &str) {
-        vitalfarm_api::cli::verify_email(self.db(), email)
+        vitalfarm_app::admin::verify_email(self.db(), email)
             .await
             .expect("admin verify-email");
     }
@@ -622,19 +622,19 @@ impl TestApp {
     /// Hands `payload` to the command-result handler as if `device` had
     /// published it on `.../devices/{device}/commands/{command}/result`.
     pub async fn command_result(&self, device: Uuid, command: Uuid, payload: &[u8]) {
-        vitalfarm_api::commands::on_result(&self.running.state, device, command, payload).await;
+        vitalfarm_app::commands::on_result(&self.running.state, device, command, payload).await;
     }
 
     /// Runs one expiry sweep of device commands now.
     pub async fn expire_commands(&self) -> u64 {
-        vitalfarm_api::commands::expire_due(&self.running.state)
+        vitalfarm_app::commands::expire_due(&self.running.state)
             .await
             .expect("expiry sweep")
     }
 
     /// Publishes queued commands now, as on a broker (re)connect.
     pub async fn dispatch_pending_commands(&self) -> usize {
-        vitalfarm_api::commands::dispatch_pending(&self.running.state)
+        vitalfarm_app::commands::dispatch_pending(&self.running.state)
             .await
             .expect("dispatch")
     }
@@ -842,7 +842,7 @@ impl TestApp {
         self.running
             .state
             .faults
-            .arm(vitalfarm_api::faults::FaultPoint::ConsentMidway, armed);
+            .arm(vitalfarm_app::faults::FaultPoint::ConsentMidway, armed);
     }
 
     /// The first column of the one row `sql` returns, as an integer (a
@@ -850,7 +850,10 @@ impl TestApp {
     pub async fn sql_count(&self, sql: &str) -> i64 {
         let db = self.db().conn();
         let row = db
-            .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned()))
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
             .await
             .expect("SQL query runs")
             .expect("SQL query returns a row");

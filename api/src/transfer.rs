@@ -38,9 +38,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use uuid::Uuid;
 
-use crate::config::Config;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{ApiError, AppError};
+use vitalfarm_app::config::Config;
+use vitalfarm_app::state::AppState;
 
 /// How fast a body must move.
 #[derive(Debug, Clone, Copy)]
@@ -172,9 +172,9 @@ pub async fn limit_request_body(
         return Ok(res.map_into_boxed_body());
     }
     let (req, _) = res.into_parts();
-    let mut timeout = ApiError::RequestTimeout {
+    let mut timeout = ApiError(AppError::RequestTimeout {
         after_secs: pace.idle.as_secs(),
-    }
+    })
     .error_response();
     // The rest of the body is still on the wire: the connection cannot
     // carry another request.

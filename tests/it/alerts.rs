@@ -30,7 +30,7 @@ struct Setup {
     watch: MonitoredDevice,
 }
 
-async fn setup_with(tweak: impl FnOnce(&mut vitalfarm_api::config::Config)) -> Setup {
+async fn setup_with(tweak: impl FnOnce(&mut vitalfarm_app::config::Config)) -> Setup {
     let app = TestApp::spawn_with(tweak).await;
     let ann = app.individual("ann@example.org").await;
     let me = self_subject(&app, &ann).await;

@@ -4,8 +4,8 @@
 //! it gets through every phase and reports every figure, so the command
 //! keeps working. The figures themselves are not judged here.
 
-use vitalfarm_api::bench::{IngestBench, ingest};
 use vitalfarm_tests::{external_mqtt_url, postgres_url};
+use vitalfarm_tools::bench::{IngestBench, ingest};
 
 fn figures_of<'a>(report: &'a str, label: &str) -> Vec<&'a str> {
     let line = report

@@ -847,7 +847,9 @@ async fn a_consent_change_that_fails_midway_leaves_nothing_behind() {
         .await
         .problem(500, "internal");
     let deny = format!("/v1/consent-requests/{other_id}/deny");
-    app.post(&deny, Some(&mom.token), json!({})).await.problem(500, "internal");
+    app.post(&deny, Some(&mom.token), json!({}))
+        .await
+        .problem(500, "internal");
     assert_eq!(count("SELECT COUNT(*) FROM consents").await, 0);
     assert_eq!(
         count("SELECT COUNT(*) FROM consent_requests WHERE status = 'pending'").await,

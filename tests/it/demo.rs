@@ -4,8 +4,8 @@
 //! stream shows the live readings (the consented grandmother's included).
 
 use serde_json::json;
-use vitalfarm_api::demo::{DemoOptions, run};
 use vitalfarm_tests::TestApp;
+use vitalfarm_tools::demo::{DemoOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_shows_every_mashup_working_together() {

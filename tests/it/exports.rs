@@ -365,7 +365,7 @@ async fn a_lapsed_lease_is_claimed_again_and_only_one_claimer_wins() {
     // Its node dies: once the lease runs out, another worker takes over,
     // and the first one can no longer record anything.
     assert!(jobs::expire_lease(&state.db, JobId::from_uuid(id)).await.unwrap());
-    assert!(vitalfarm_api::jobs::run_one(state).await.unwrap());
+    assert!(vitalfarm_app::jobs::run_one(state).await.unwrap());
     let done = finished(&app, &care, id).await;
     assert_eq!(done.body["status"], "succeeded", "{}", done.text);
     assert_eq!(done.body["attempts"], 2);
@@ -378,7 +378,7 @@ async fn a_lapsed_lease_is_claimed_again_and_only_one_claimer_wins() {
         assert_eq!((claim.job.id, claim.attempt), (doomed, attempt));
         assert!(jobs::expire_lease(&state.db, JobId::from_uuid(doomed)).await.unwrap());
     }
-    assert!(!vitalfarm_api::jobs::run_one(state).await.unwrap());
+    assert!(!vitalfarm_app::jobs::run_one(state).await.unwrap());
     let failed = finished(&app, &care, doomed).await;
     assert_eq!(failed.body["status"], "failed");
     assert!(failed.str("/error").contains("3 attempts"), "{}", failed.text);
@@ -686,7 +686,7 @@ async fn an_expired_export_is_gone_and_swept() {
     assert!(res.body["download_url"].is_null());
     assert!(export_objects::exists(&app.running.state.blobs, &key).await.unwrap());
     assert_eq!(
-        vitalfarm_api::export::sweep_expired(&app.running.state).await.unwrap(),
+        vitalfarm_app::export::sweep_expired(&app.running.state).await.unwrap(),
         1
     );
     assert!(!export_objects::exists(&app.running.state.blobs, &key).await.unwrap());

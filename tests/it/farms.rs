@@ -720,7 +720,7 @@ async fn destroying_a_farm_key_makes_every_copy_unreadable() {
         .await
         .unwrap()
         .unwrap();
-    let key = vitalfarm_api::farm_keys::data_key(&state.db, &state.master_key, &farm)
+    let key = vitalfarm_app::farm_keys::data_key(&state.db, &state.master_key, &farm)
         .await
         .unwrap();
     assert!(
@@ -740,7 +740,7 @@ async fn destroying_a_farm_key_makes_every_copy_unreadable() {
         .await
         .problem(404, "not-found");
     // Whatever key the farm gets next, the old copy stays unreadable.
-    let new_key = vitalfarm_api::farm_keys::data_key(&state.db, &state.master_key, &farm)
+    let new_key = vitalfarm_app::farm_keys::data_key(&state.db, &state.master_key, &farm)
         .await
         .unwrap();
     assert!(farm_crypto::decrypt_blob(&new_key, blob.as_bytes(), &copy).is_err());

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{Value, json};
-use vitalfarm_api::config::{Config, Overrides};
+use vitalfarm_app::config::{Config, Overrides};
 use vitalfarm_tests::TestApp;
 
 const READINGS: usize = 20_000;
@@ -23,7 +23,7 @@ async fn child_server() {
     if std::env::var_os("VITALFARM_CHILD").is_none() {
         return;
     }
-    vitalfarm_api::install_crypto_provider();
+    vitalfarm_app::install_crypto_provider();
     let config = Config::load(None, Overrides::default()).expect("child configuration");
     vitalfarm_api::server::serve(config).await.expect("child server runs");
 }
@@ -427,9 +427,15 @@ async fn stopped_mid_stream(signal: &str) {
     let topic = format!("{}vitalfarm/v1/devices/{device}/readings", child.config.mqtt_mountpoint);
     let publisher = tokio::spawn(async move {
         for m in 0..10_000 {
-            let items: Vec<Value> = (0..PER_MESSAGE).map(|k| reading(MQTT_BASE + m * PER_MESSAGE + k)).collect();
+            let items: Vec<Value> = (0..PER_MESSAGE)
+                .map(|k| reading(MQTT_BASE + m * PER_MESSAGE + k))
+                .collect();
             let body = json!({ "readings": items }).to_string();
-            if client.publish(topic.clone(), QoS::AtLeastOnce, false, body).await.is_err() {
+            if client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, body)
+                .await
+                .is_err()
+            {
                 return m;
             }
         }

@@ -449,7 +449,7 @@ async fn infant_monitor_rejects_bad_parameters_by_name() {
 /// themselves are not judged here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bench_analytics_runs_every_phase_and_reports_its_figures() {
-    use vitalfarm_api::bench::{AnalyticsBench, analytics};
+    use vitalfarm_tools::bench::{AnalyticsBench, analytics};
     let dir = tempfile::tempdir().unwrap();
     let report = analytics(AnalyticsBench {
         database_url: vitalfarm_tests::postgres_url(),
@@ -578,7 +578,14 @@ async fn elderly_watch_judges_glucose_by_ada_and_spo2_by_news2() {
     ] {
         let device = app.monitored_device(&home, serial).await;
         aged(&app, &home, &device.subject, 72).await;
-        regular(&app, &device, now - Duration::hours(2), now - Duration::minutes(1), 70.0).await;
+        regular(
+            &app,
+            &device,
+            now - Duration::hours(2),
+            now - Duration::minutes(1),
+            70.0,
+        )
+        .await;
         app.ingest(&device, json!([{"metric": metric, "ts": ts(at), "value": value}]))
             .await;
         residents.push(device.subject);
@@ -603,7 +610,10 @@ async fn elderly_watch_judges_glucose_by_ada_and_spo2_by_news2() {
     assert_eq!(g[0]["category"], "hyperglycaemia_level_2");
     assert_eq!(g[0]["dataset"]["name"], "ada-glycaemic-thresholds");
     let threshold = g[0]["threshold"].as_str().unwrap();
-    assert!(threshold.contains("Table 6.2") && threshold.contains("> 250 mg/dL"), "{threshold}");
+    assert!(
+        threshold.contains("Table 6.2") && threshold.contains("> 250 mg/dL"),
+        "{threshold}"
+    );
     assert_eq!(l["reasons"].as_array().unwrap().len(), 1, "{l}");
 
     // 200 mg/dL: level 1 (181-250), attention.
@@ -738,7 +748,10 @@ async fn a_hospital_import_never_clears_inactivity() {
     let r = reasons_of(s, "inactivity");
     assert_eq!(r.len(), 1, "{s}");
     assert_eq!(r[0]["category"], "silent");
-    assert!(r[0]["values"]["silent_seconds"].as_f64().unwrap() >= 5.0 * 3600.0 - 1.0, "{s}");
+    assert!(
+        r[0]["values"]["silent_seconds"].as_f64().unwrap() >= 5.0 * 3600.0 - 1.0,
+        "{s}"
+    );
     assert_eq!(s["inputs"]["last_reading_at"], ts(now - Duration::hours(5)));
     assert_eq!(s["inputs"]["expected_gap_seconds"], 600);
     // The hospital's value is still a value: judged, just not a sign of life.

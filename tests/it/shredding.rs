@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait, Statement};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
-use vitalfarm_api::config::Config;
+use vitalfarm_app::config::Config;
 use vitalfarm_storage::DatabaseKind;
 use vitalfarm_storage::entity::{erasure_scrub, farm};
 use vitalfarm_tests::{Member, PASSWORD, Resp, TestApp};
@@ -343,7 +343,7 @@ async fn ingest_markers(app: &TestApp, credential: &str, values: &[f64]) {
 /// background run may hold it meanwhile).
 async fn scrub_until_done(app: &TestApp) {
     for _ in 0..200 {
-        vitalfarm_api::erasure::scrub(app.db()).await.expect("scrub");
+        vitalfarm_app::erasure::scrub(app.db()).await.expect("scrub");
         let owed = erasure_scrub::Entity::find().count(app.db().conn()).await.unwrap();
         if owed == 0 {
             return;

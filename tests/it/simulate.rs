@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use vitalfarm_api::simulate::{self, SimOptions};
 use vitalfarm_domain::vitals::Vital;
 use vitalfarm_tests::TestApp;
+use vitalfarm_tools::simulate::{self, SimOptions};
 
 /// Every reading of `metric` stored for `subject`, following the cursor.
 async fn stored(app: &TestApp, token: &str, subject: uuid::Uuid, metric: &str) -> Vec<serde_json::Value> {

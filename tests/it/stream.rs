@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_api::events::{self, EventKind};
+use vitalfarm_app::events::{self, EventKind};
 use vitalfarm_domain::{MembershipId, SubjectId};
 use vitalfarm_tests::{Member, TestApp};
 

@@ -126,7 +126,7 @@ impl Receiver {
     }
 }
 
-fn quick(c: &mut vitalfarm_api::config::Config) {
+fn quick(c: &mut vitalfarm_app::config::Config) {
     c.webhook_poll_interval_ms = 50;
     c.webhook_backoff_base_ms = 50;
     c.webhook_max_attempts = 3;

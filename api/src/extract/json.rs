@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{ApiError, AppError, AppResult};
+use vitalfarm_app::state::AppState;
 
 pub struct Json<T>(pub T);
 
@@ -26,18 +26,16 @@ pub fn is_json(content_type: &str) -> bool {
 }
 
 /// Deserialises `bytes`, naming the offending field on failure.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidJson(
-            "the request body is empty; a JSON object is expected".into(),
-        ));
+        return Err(AppError::InvalidJson("the request body is empty; a JSON object is expected".into()).into());
     }
     // Every request body of this API is an object. serde would happily read a
     // struct from an array by position, so anything else is refused here.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
-            Err(e) => Err(ApiError::InvalidJson(format!("malformed JSON: {e}"))),
+            Ok(_) => Err(AppError::field("body", "must be a JSON object").into()),
+            Err(e) => Err(AppError::InvalidJson(format!("malformed JSON: {e}")).into()),
         };
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -49,16 +47,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return match inner.classify() {
                 serde_json::error::Category::Syntax
                 | serde_json::error::Category::Eof
-                | serde_json::error::Category::Io => Err(ApiError::InvalidJson(format!("malformed JSON: {inner}"))),
+                | serde_json::error::Category::Io => {
+                    Err(AppError::InvalidJson(format!("malformed JSON: {inner}")).into())
+                }
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
-                    Err(ApiError::field(field_of(&path, &message), message))
+                    Err(AppError::field(field_of(&path, &message), message).into())
                 }
             };
         }
     };
     de.end()
-        .map_err(|e| ApiError::InvalidJson(format!("malformed JSON: {e}")))?;
+        .map_err(|e| AppError::InvalidJson(format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
@@ -109,23 +109,27 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
         Box::pin(async move {
-            if !content_type.as_deref().is_some_and(is_json) {
-                return Err(ApiError::UnsupportedMediaType {
-                    expected: "application/json",
-                });
-            }
-            if declared_len.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
+            let outcome: AppResult<Json<T>> = async move {
+                if !content_type.as_deref().is_some_and(is_json) {
+                    return Err(AppError::UnsupportedMediaType {
+                        expected: "application/json",
+                    });
                 }
-                body.extend_from_slice(&chunk);
+                if declared_len.is_some_and(|n| n > limit) {
+                    return Err(AppError::PayloadTooLarge { limit });
+                }
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|e| AppError::InvalidJson(format!("could not read the body: {e}")))?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(AppError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                parse(&body).map(Json)
             }
-            parse(&body).map(Json)
+            .await;
+            outcome.map_err(ApiError)
         })
     }
 }
@@ -159,7 +163,7 @@ mod tests {
 
     fn field(body: &str) -> String {
         match parse::<Outer>(body.as_bytes()) {
-            Err(ApiError::Validation(errors)) => errors[0].field.clone(),
+            Err(AppError::Validation(errors)) => errors[0].field.clone(),
             other => panic!("expected a validation error, got {other:?}"),
         }
     }
@@ -187,7 +191,7 @@ mod tests {
             r#"{"name": "x", "inner": {"kind": "company"}} trailing"#,
         ] {
             assert!(
-                matches!(parse::<Outer>(body.as_bytes()), Err(ApiError::InvalidJson(_))),
+                matches!(parse::<Outer>(body.as_bytes()), Err(AppError::InvalidJson(_))),
                 "{body:?}"
             );
         }

@@ -8,7 +8,7 @@ use vitalfarm_domain::{
     ApiKeyId, CommandId, ConsentId, ConsentRequestId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId,
 };
 
-use crate::error::ApiError;
+use crate::error::{ApiError, AppError};
 
 macro_rules! path_id {
     ($name:ident, $id:ty, $segment:literal) => {
@@ -25,9 +25,11 @@ macro_rules! path_id {
                         .get($segment)
                         .and_then(|s| s.parse::<$id>().ok())
                         .map($name)
-                        .ok_or_else(|| ApiError::InvalidParameter {
-                            field: $segment.into(),
-                            message: "must be a UUID".into(),
+                        .ok_or_else(|| {
+                            ApiError(AppError::InvalidParameter {
+                                field: $segment.into(),
+                                message: "must be a UUID".into(),
+                            })
                         }),
                 )
             }

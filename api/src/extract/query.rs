@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, AppError, AppResult};
 
 pub struct Query<T>(pub T);
 
@@ -36,7 +36,7 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
                     None if path == "." => "query".to_owned(),
                     None => path,
                 };
-                Err(ApiError::InvalidParameter { field, message })
+                Err((AppError::InvalidParameter { field, message }).into())
             }
         })
     }
@@ -62,14 +62,15 @@ impl PageQuery {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::InvalidParameter {
+            Some(_) => Err((AppError::InvalidParameter {
                 field: "limit".into(),
                 message: "must be between 1 and 1000".into(),
-            }),
+            })
+            .into()),
         }
     }
 
-    pub fn after(&self) -> Result<Option<Uuid>, ApiError> {
+    pub fn after(&self) -> AppResult<Option<Uuid>> {
         self.cursor.as_deref().map(decode_cursor).transpose()
     }
 }
@@ -82,10 +83,11 @@ pub fn check_period(
     to: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), ApiError> {
     match (from, to) {
-        (Some(from), Some(to)) if from >= to => Err(ApiError::InvalidParameter {
+        (Some(from), Some(to)) if from >= to => Err((AppError::InvalidParameter {
             field: "from".into(),
             message: "must be before `to`".into(),
-        }),
+        })
+        .into()),
         _ => Ok(()),
     }
 }
@@ -104,12 +106,12 @@ const CURSOR: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::RequireNone),
 );
 
-fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+fn decode_cursor(cursor: &str) -> AppResult<Uuid> {
     CURSOR
         .decode(cursor)
         .ok()
         .and_then(|b| Uuid::from_slice(&b).ok())
-        .ok_or_else(|| ApiError::InvalidParameter {
+        .ok_or_else(|| AppError::InvalidParameter {
             field: "cursor".into(),
             message: "is not a cursor this API returned".into(),
         })

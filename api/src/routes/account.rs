@@ -25,13 +25,13 @@ use vitalfarm_storage::repo::{accounts, members, rate_limits, refresh_tokens};
 
 use super::RouteSet;
 use super::me::user_dto;
-use crate::audit::{self, Event};
-use crate::auth::{password as pw, secrets};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::path::PathInvitationId;
 use crate::extract::{Auth, Json};
-use crate::mail::messages;
-use crate::state::AppState;
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::auth::{password as pw, secrets};
+use vitalfarm_app::mail::messages;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/auth/verify-email", verify_email);
@@ -86,20 +86,21 @@ pub async fn verified_user(state: &AppState, auth: &Auth) -> ApiResult<user::Mod
     let id = auth.user()?;
     let user = accounts::find_user(&state.db, id)
         .await?
-        .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;
+        .ok_or(AppError::Unauthorized("the account of this token no longer exists"))?;
     if user.email_verified_at.is_none() {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "confirm your email address first (POST /v1/auth/verify-email with the mailed token; \
              POST /v1/auth/resend-verification sends a new one)"
                 .into(),
-        ));
+        )
+        .into());
     }
     Ok(user)
 }
 
 fn check_token(field: &str, token: &str) -> ApiResult<()> {
     if token.trim().is_empty() || token.len() > 512 {
-        return Err(ApiError::field(field, "must be 1 to 512 characters"));
+        return Err(AppError::field(field, "must be 1 to 512 characters").into());
     }
     Ok(())
 }
@@ -116,14 +117,14 @@ pub async fn verify_email(
     Json(body): Json<VerifyEmailRequest>,
 ) -> ApiResult<web::Json<User>> {
     check_token("token", &body.token)?;
-    let invalid = || ApiError::NotFound("verification token (unknown, expired or already used)");
+    let invalid = || AppError::NotFound("verification token (unknown, expired or already used)");
     let (user_id, email) = email_tokens::consume(&state.db, Purpose::VerifyEmail, &secrets::digest(body.token.trim()))
         .await?
         .ok_or_else(invalid)?;
     if !accounts::mark_verified(&state.db, user_id, &email).await? {
         // The account's address changed since the mail went out: the
         // token proves nothing about the current one.
-        return Err(invalid());
+        return Err(invalid().into());
     }
     tracing::info!(user_id = %user_id, "email verified");
     let user = accounts::find_user(&state.db, user_id).await?.ok_or_else(invalid)?;
@@ -144,12 +145,12 @@ pub async fn resend_verification(state: web::Data<AppState>, auth: Auth) -> ApiR
     let id = auth.user()?;
     let user = accounts::find_user(&state.db, id)
         .await?
-        .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;
+        .ok_or(AppError::Unauthorized("the account of this token no longer exists"))?;
     if user.email_verified_at.is_some() {
-        return Err(ApiError::Conflict("the address is already verified".into()));
+        return Err(AppError::Conflict("the address is already verified".into()).into());
     }
     if !mail_budget(&state, "verify", &user.email).await? {
-        return Err(ApiError::RateLimited { retry_after_secs: 3600 });
+        return Err((AppError::RateLimited { retry_after_secs: 3600 }).into());
     }
     send_verification(&state, &user).await?;
     Ok(HttpResponse::Accepted().finish())
@@ -169,7 +170,7 @@ pub async fn request_password_reset(
     Json(body): Json<PasswordResetRequest>,
 ) -> ApiResult<HttpResponse> {
     if body.email.is_empty() || body.email.chars().count() > 254 {
-        return Err(ApiError::field("email", "must be 1 to 254 characters"));
+        return Err(AppError::field("email", "must be 1 to 254 characters").into());
     }
     // Per client address, as sign-in: a budget that says nothing about the
     // account.
@@ -177,9 +178,10 @@ pub async fn request_password_reset(
     let w = rate_limits::hit(&state.db, &ip_key, secs(state.config.login_window_secs)).await?;
     if w.count > i32::try_from(state.config.login_max_attempts_per_ip).unwrap_or(i32::MAX) {
         let secs = (w.resets_at - Utc::now()).num_seconds().max(1);
-        return Err(ApiError::RateLimited {
+        return Err((AppError::RateLimited {
             retry_after_secs: u64::try_from(secs).unwrap_or(1),
-        });
+        })
+        .into());
     }
     let accepted = Ok(HttpResponse::Accepted().finish());
     let Ok(email) = Email::parse(&body.email) else {
@@ -226,7 +228,7 @@ pub async fn confirm_password_reset(
     Json(body): Json<PasswordResetConfirmRequest>,
 ) -> ApiResult<HttpResponse> {
     check_token("token", &body.token)?;
-    let invalid = || ApiError::NotFound("reset token (unknown, expired or already used)");
+    let invalid = || AppError::NotFound("reset token (unknown, expired or already used)");
     let hash = secrets::digest(body.token.trim());
     // The new password is checked before the token is spent, so a refused
     // password does not cost the user their mail.
@@ -234,7 +236,7 @@ pub async fn confirm_password_reset(
         .await?
         .ok_or_else(invalid)?;
     let parsed = Email::parse(&email).map_err(|_| invalid())?;
-    password::check(&body.new_password, &parsed).map_err(|m| ApiError::field("new_password", m))?;
+    password::check(&body.new_password, &parsed).map_err(|m| AppError::field("new_password", m))?;
     let new_hash = pw::hash(body.new_password).await?;
     email_tokens::consume(&state.db, Purpose::PasswordReset, &hash)
         .await?
@@ -286,9 +288,9 @@ pub async fn change_password(
     let id = auth.user()?;
     let user = accounts::find_user(&state.db, id)
         .await?
-        .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;
-    let email = Email::parse(&user.email).map_err(|_| ApiError::Internal(anyhow::anyhow!("stored email invalid")))?;
-    password::check(&body.new_password, &email).map_err(|m| ApiError::field("new_password", m))?;
+        .ok_or(AppError::Unauthorized("the account of this token no longer exists"))?;
+    let email = Email::parse(&user.email).map_err(|_| AppError::Internal(anyhow::anyhow!("stored email invalid")))?;
+    password::check(&body.new_password, &email).map_err(|m| AppError::field("new_password", m))?;
     super::auth::confirm_password(&req, &state, &user, body.current_password).await?;
     let new_hash = pw::hash(body.new_password).await?;
     accounts::set_password(&state.db, id, new_hash).await?;
@@ -353,7 +355,7 @@ pub async fn accept_invitation(
     let (mid, role) = members::accept_invitation(&state.db, user_id, id.0)
         .await
         .map_err(|e| match e {
-            StorageError::NotFound => ApiError::NotFound("invitation"),
+            StorageError::NotFound => AppError::NotFound("invitation"),
             other => other.into(),
         })?;
     audit::record(
@@ -364,7 +366,7 @@ pub async fn accept_invitation(
     .await?;
     let (membership, farm) = accounts::find_membership(&state.db, mid)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     tracing::info!(user_id = %user.id, membership_id = %mid, "invitation accepted");
     Ok(web::Json(MembershipWithRole {
         id: membership.id,
@@ -393,7 +395,7 @@ pub async fn decline_invitation(
     let mid = members::decline_invitation(&state.db, UserId::from_uuid(user.id), id.0)
         .await
         .map_err(|e| match e {
-            StorageError::NotFound => ApiError::NotFound("invitation"),
+            StorageError::NotFound => AppError::NotFound("invitation"),
             other => other.into(),
         })?;
     audit::record(

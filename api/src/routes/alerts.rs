@@ -1,5 +1,5 @@
 //! Alert rules of a membership, the alerts they open, and acknowledging
-//! them. Evaluation itself is in `crate::alerts`.
+//! them. Evaluation itself is in `vitalfarm_app::alerts`.
 
 use actix_web::dev::Payload;
 use actix_web::http::Method;
@@ -20,14 +20,14 @@ use vitalfarm_storage::repo::alerts::{self as repo, AlertFilter};
 use vitalfarm_storage::repo::{consents, subjects};
 
 use super::RouteSet;
-use crate::alerts::{alert_dto, resolve_all_of_rule, rule_dto, start_clocks};
-use crate::audit::{self, Event};
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::alerts::{alert_dto, resolve_all_of_rule, rule_dto, start_clocks};
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::authz;
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/alert-rules", create_rule);
@@ -54,9 +54,11 @@ macro_rules! uuid_segment {
                         .get($segment)
                         .and_then(|s| s.parse::<Uuid>().ok())
                         .map($name)
-                        .ok_or_else(|| ApiError::InvalidParameter {
-                            field: $segment.into(),
-                            message: "must be a UUID".into(),
+                        .ok_or_else(|| {
+                            ApiError(AppError::InvalidParameter {
+                                field: $segment.into(),
+                                message: "must be a UUID".into(),
+                            })
                         }),
                 )
             }
@@ -231,7 +233,7 @@ pub async fn get_rule(
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
     let row = repo::find_rule_in(&state.db, mid.0, rid.0)
         .await?
-        .ok_or(ApiError::NotFound("alert rule"))?;
+        .ok_or(AppError::NotFound("alert rule"))?;
     Ok(web::Json(rule_dto(&row)))
 }
 
@@ -260,7 +262,7 @@ pub async fn delete_rule(
         .await
         .map_err(vitalfarm_storage::StorageError::from)?;
     if !repo::delete_rule(&txn, mid.0, rid.0).await? {
-        return Err(ApiError::NotFound("alert rule"));
+        return Err(AppError::NotFound("alert rule").into());
     }
     let resolved = resolve_all_of_rule(&txn, rid.0).await?;
     txn.commit().await.map_err(vitalfarm_storage::StorageError::from)?;
@@ -311,7 +313,7 @@ pub async fn list_alerts(
             [repo::OPEN, repo::ACKNOWLEDGED, repo::RESOLVED]
                 .into_iter()
                 .find(|v| *v == s)
-                .ok_or_else(|| ApiError::InvalidParameter {
+                .ok_or_else(|| AppError::InvalidParameter {
                     field: "status".into(),
                     message: "must be one of open, acknowledged, resolved".into(),
                 })?,
@@ -346,7 +348,7 @@ pub async fn list_alerts(
 pub async fn ack(state: web::Data<AppState>, auth: Auth, aid: PathAlertId) -> ApiResult<web::Json<Alert>> {
     let found = repo::find_alert(&state.db, aid.0)
         .await?
-        .ok_or(ApiError::NotFound("alert"))?;
+        .ok_or(AppError::NotFound("alert"))?;
     let mid = MembershipId::from_uuid(found.membership_id);
     // No standing in the alert's membership: 404, like no alert at all.
     let attempt = || Event::by(&auth.0, mid, "alert.acknowledged", format!("alert/{}", aid.0));
@@ -356,12 +358,12 @@ pub async fn ack(state: web::Data<AppState>, auth: Auth, aid: PathAlertId) -> Ap
     let changed = repo::acknowledge(&state.db, aid.0, Some(actor_id(&auth.0)), now_ms).await?;
     let current = repo::find_alert(&state.db, aid.0)
         .await?
-        .ok_or(ApiError::NotFound("alert"))?;
+        .ok_or(AppError::NotFound("alert"))?;
     if changed {
         audit::record(&state, attempt()).await?;
         tracing::info!(alert_id = %aid.0, "alert acknowledged");
     } else if current.status == repo::RESOLVED {
-        return Err(ApiError::Conflict("the alert has resolved already".into()));
+        return Err(AppError::Conflict("the alert has resolved already".into()).into());
     }
     Ok(web::Json(alert_dto(&current)))
 }

@@ -16,10 +16,10 @@ use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse};
 use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, Query};
-use crate::sharing::{self, Receipt, SubjectRead};
-use crate::state::AppState;
+use vitalfarm_app::sharing::{self, Receipt, SubjectRead};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/analytics/correlation", correlation);
@@ -43,10 +43,11 @@ pub fn period(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> ApiResu
 }
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: message.into(),
-    }
+    })
+    .into()
 }
 
 /// `(window start, mean)` of `series` in `[from, to)`.
@@ -141,7 +142,7 @@ pub async fn correlation(
     let ys = window_means(&state, sid, &y, lo, hi, window.millis()).await?;
     let points = analytics::pair(&xs, &ys);
     let pearson_r = analytics::pearson(&points);
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         CorrelationResponse {
             subject_id: q.subject_id,

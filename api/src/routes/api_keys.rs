@@ -12,13 +12,13 @@ use vitalfarm_storage::repo::api_keys;
 
 use super::RouteSet;
 use super::members::require_company;
-use crate::audit::{self, Event};
-use crate::auth::secrets;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathApiKeyId, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::authz;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/api-keys", create_key);
@@ -31,7 +31,7 @@ fn key_dto(k: &api_key::Model, creator_email: Option<String>) -> ApiResult<ApiKe
         id: k.id,
         name: k.name.clone(),
         role: Role::parse(&k.role)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("api key {} has unknown role", k.id)))?,
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("api key {} has unknown role", k.id)))?,
         prefix: k.prefix.clone(),
         created_at: k.created_at,
         expires_at: k.expires_at,
@@ -77,12 +77,12 @@ pub async fn create_key(
     require_company(&state, mid.0).await?;
     // Roles order from most to least powerful.
     if role < access.role {
-        let refused = Err(ApiError::Forbidden(format!(
+        let refused = Err(AppError::Forbidden(format!(
             "a key cannot have more power ({}) than its creator ({})",
             role.as_str(),
             access.role.as_str()
         )));
-        return audit::guard(&state, attempt(), refused).await;
+        return Ok(audit::guard(&state, attempt(), refused).await?);
     }
     let secret = secrets::generate(secrets::API_KEY_PREFIX)?;
     let key = api_keys::create(
@@ -164,20 +164,20 @@ pub async fn revoke_key(
     let access = audit::guard(&state, attempt(), authorized).await?;
     let key = api_keys::find_in(&state.db, mid.0, kid.0)
         .await?
-        .ok_or(ApiError::NotFound("API key"))?;
+        .ok_or(AppError::NotFound("API key"))?;
     let key_role = Role::parse(&key.role).unwrap_or(Role::Admin);
     // The same rule as creation: nobody disarms a key stronger than
     // themself (a developer cannot revoke the admins' keys).
     if key_role < access.role {
-        let refused = Err(ApiError::Forbidden(format!(
+        let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not revoke a key with the role {}",
             access.role.as_str(),
             key_role.as_str()
         )));
-        return audit::guard(&state, attempt(), refused).await;
+        return Ok(audit::guard(&state, attempt(), refused).await?);
     }
     api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
-        vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("API key"),
+        vitalfarm_storage::StorageError::NotFound => AppError::NotFound("API key"),
         other => other.into(),
     })?;
     tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");

@@ -13,13 +13,13 @@ use vitalfarm_storage::entity::oauth_app;
 use vitalfarm_storage::repo::oauth;
 
 use super::RouteSet;
-use crate::audit;
-use crate::auth::secrets;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathAppId, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::authz;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/apps", create_app);
@@ -45,7 +45,7 @@ pub fn app_dto(a: &oauth_app::Model) -> ApiResult<App> {
         membership_id: a.membership_id,
         name: a.name.clone(),
         client_type: ClientType::parse(&a.client_type)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app {} has unknown client type", a.id)))?,
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app {} has unknown client type", a.id)))?,
         redirect_uris: redirect_uris(a),
         scopes: a
             .scopes
@@ -177,7 +177,7 @@ pub async fn get_app(
     authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
     let app = oauth::find_app_in(&state.db, mid.0, app_id.0)
         .await?
-        .ok_or(ApiError::NotFound("app"))?;
+        .ok_or(AppError::NotFound("app"))?;
     Ok(web::Json(app_dto(&app)?))
 }
 
@@ -201,7 +201,7 @@ pub async fn delete_app(
     let disabled = oauth::delete_app(&state.db, mid.0, app_id.0)
         .await
         .map_err(|e| match e {
-            StorageError::NotFound => ApiError::NotFound("app"),
+            StorageError::NotFound => AppError::NotFound("app"),
             other => other.into(),
         })?;
     tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app deleted");
@@ -265,15 +265,15 @@ pub async fn rotate_secret(
     auth.user()?;
     let app = oauth::find_app_in(&state.db, mid.0, app_id.0)
         .await?
-        .ok_or(ApiError::NotFound("app"))?;
+        .ok_or(AppError::NotFound("app"))?;
     if ClientType::parse(&app.client_type) != Some(ClientType::Confidential) {
-        return Err(ApiError::Conflict("a public client has no secret to rotate".into()));
+        return Err(AppError::Conflict("a public client has no secret to rotate".into()).into());
     }
     let secret = secrets::generate(secrets::CLIENT_SECRET_PREFIX)?;
     oauth::set_secret(&state.db, mid.0, app_id.0, secrets::digest(&secret))
         .await
         .map_err(|e| match e {
-            StorageError::NotFound => ApiError::NotFound("app"),
+            StorageError::NotFound => AppError::NotFound("app"),
             other => other.into(),
         })?;
     tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app secret rotated");

@@ -18,11 +18,11 @@ use vitalfarm_storage::entity::audit_event;
 use vitalfarm_storage::repo::audit;
 
 use super::RouteSet;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::authz;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/audit", list);
@@ -110,10 +110,11 @@ pub async fn list(
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.'))
     {
-        return Err(ApiError::InvalidParameter {
+        return Err((AppError::InvalidParameter {
             field: "action".into(),
             message: "must be 1 to 64 characters of a-z, 0-9, '_' and '.'".into(),
-        });
+        })
+        .into());
     }
     crate::extract::query::check_period(q.from, q.to)?;
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit).await?;
@@ -128,7 +129,7 @@ pub async fn list(
     let page = audit::list(&state.db, mid.0, &filter, after, limit)
         .await
         .map_err(|e| match e {
-            StorageError::NotFound => ApiError::InvalidParameter {
+            StorageError::NotFound => AppError::InvalidParameter {
                 field: "cursor".into(),
                 message: "is not a cursor this API returned".into(),
             },

@@ -15,11 +15,11 @@ use vitalfarm_storage::repo::{accounts, members, rate_limits, refresh_tokens};
 use super::RouteSet;
 use super::me::user_dto;
 use super::memberships::membership_dto;
-use crate::audit;
-use crate::auth::{password as pw, secrets};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::Json;
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::auth::{password as pw, secrets};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/auth/signup", signup);
@@ -55,9 +55,10 @@ fn window(state: &AppState) -> Duration {
 
 fn retry_after(w: &rate_limits::Window) -> ApiError {
     let secs = (w.resets_at - Utc::now()).num_seconds().max(1);
-    ApiError::RateLimited {
+    (AppError::RateLimited {
         retry_after_secs: u64::try_from(secs).unwrap_or(1),
-    }
+    })
+    .into()
 }
 
 /// Counts a request against the per-address budget.
@@ -120,7 +121,7 @@ pub async fn signup(
     check_name(&mut errors, "membership.name", &body.membership.name);
     errors.into_result()?;
     let Some(email) = email else {
-        return Err(ApiError::field("email", "is invalid"));
+        return Err(AppError::field("email", "is invalid").into());
     };
     check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
 
@@ -173,7 +174,7 @@ pub async fn accept_invitation(
     check_ip_budget(&state, format!("signup:ip:{}", client_ip(&req, &state))).await?;
     // An unknown, expired or spent token names no invitation: 404, like any
     // other identifier that leads nowhere.
-    let invalid = || ApiError::NotFound("invitation (unknown, expired or already used)");
+    let invalid = || AppError::NotFound("invitation (unknown, expired or already used)");
     let token_hash = secrets::digest(body.invitation_token.trim());
     // The token is either the one that created a placeholder account (and
     // joined it with status `invited`), or one mailed with a later
@@ -195,7 +196,7 @@ pub async fn accept_invitation(
         }
     };
     let email = Email::parse(&invited.email).map_err(|_| invalid())?;
-    password::check(&body.password, &email).map_err(|m| ApiError::field("password", m))?;
+    password::check(&body.password, &email).map_err(|m| AppError::field("password", m))?;
     let hash = pw::hash(body.password).await?;
     // Completing the account also verifies its address: the token only
     // ever travelled by mail to it.
@@ -213,7 +214,7 @@ pub async fn accept_invitation(
         .await?
         .into_iter()
         .find(|m| joined_id.is_none_or(|id| id.as_uuid() == m.membership.id))
-        .ok_or(ApiError::Conflict("the invitation was withdrawn".into()))?;
+        .ok_or(AppError::Conflict("the invitation was withdrawn".into()))?;
     tracing::info!(user_id = %user.id, membership_id = %joined.membership.id, "invitation accepted");
     let tokens = issue_tokens(&state, UserId::from_uuid(user.id)).await?;
     Ok(HttpResponse::Created().json(SignupResponse {
@@ -256,7 +257,7 @@ pub async fn login(
 
 fn check_refresh_token(body: &RefreshRequest) -> ApiResult<()> {
     if body.refresh_token.is_empty() || body.refresh_token.len() > 512 {
-        return Err(ApiError::field("refresh_token", "must be 1 to 512 characters"));
+        return Err(AppError::field("refresh_token", "must be 1 to 512 characters").into());
     }
     Ok(())
 }
@@ -293,11 +294,14 @@ pub async fn refresh(
         })),
         refresh_tokens::Rotation::Reused => {
             tracing::warn!("refresh token reuse detected; token family revoked");
-            Err(ApiError::Unauthorized(
-                "refresh token was already used; every token of this sign-in is now revoked",
-            ))
+            Err(
+                AppError::Unauthorized("refresh token was already used; every token of this sign-in is now revoked")
+                    .into(),
+            )
         }
-        refresh_tokens::Rotation::Invalid => Err(ApiError::Unauthorized("invalid, expired or revoked refresh token")),
+        refresh_tokens::Rotation::Invalid => {
+            Err(AppError::Unauthorized("invalid, expired or revoked refresh token").into())
+        }
     }
 }
 
@@ -451,9 +455,9 @@ pub async fn check_password(
                 json!({"reason": "invalid_credentials"}),
             );
         }
-        return Err(ApiError::InvalidCredentials);
+        return Err(AppError::InvalidCredentials.into());
     }
-    user.ok_or(ApiError::InvalidCredentials)
+    user.ok_or(AppError::InvalidCredentials.into())
 }
 
 /// Re-authentication for a dangerous operation (erasure): checks `password`
@@ -466,11 +470,11 @@ pub async fn confirm_password(
     password: String,
 ) -> ApiResult<()> {
     if password.chars().count() > password::MAX_CHARS {
-        return Err(ApiError::field("password", "must be at most 1024 characters"));
+        return Err(AppError::field("password", "must be at most 1024 characters").into());
     }
     let account = user.email.trim().to_lowercase();
     if !verify_limited(req, state, &account, Some(user), password).await? {
-        return Err(ApiError::InvalidCredentials);
+        return Err(AppError::InvalidCredentials.into());
     }
     Ok(())
 }

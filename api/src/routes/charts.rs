@@ -21,10 +21,11 @@ use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
 use super::analytics::period;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::{Auth, PathSubjectId, Query};
-use crate::sharing::{self, Receipt};
-use crate::state::AppState;
+use crate::receipts::Attach;
+use vitalfarm_app::sharing::{self, Receipt};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/subjects/{sid}/charts/{metric}.svg", chart_svg);
@@ -72,7 +73,7 @@ pub async fn chart_svg(
         .get("metric")
         .and_then(metrics::find)
         .filter(|m| m.accepts_readings())
-        .ok_or_else(|| ApiError::InvalidParameter {
+        .ok_or_else(|| AppError::InvalidParameter {
             field: "metric".into(),
             message: "unknown metric, or a waveform; see GET /v1/metrics".into(),
         })?;

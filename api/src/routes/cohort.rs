@@ -27,13 +27,13 @@ use vitalfarm_storage::repo::{cohort as cohort_repo, consents, subjects};
 
 use super::RouteSet;
 use super::analytics::MAX_PERIOD_MS;
-use crate::audit;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, Json};
-use crate::sharing::{self, Receipt};
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::authz;
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::sharing::{self, Receipt};
+use vitalfarm_app::state::AppState;
 
 /// Most subjects a request may name.
 const MAX_SUBJECT_IDS: usize = 10_000;
@@ -45,10 +45,11 @@ pub fn routes(r: &mut RouteSet) {
 }
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: message.into(),
-    }
+    })
+    .into()
 }
 
 /// A subject counted in the cohort, with the window of its readings read.
@@ -66,15 +67,12 @@ async fn acting(state: &AppState, principal: &Principal, named: Option<Uuid>) ->
         // A member whose role does not read data is told so; anyone else
         // cannot tell the membership exists.
         Some(m) => match authz::role_in(state, principal, m).await {
-            Ok(role) => Err(ApiError::Forbidden(format!(
-                "your role ({}) does not allow this",
-                role.as_str()
-            ))),
-            Err(_) => Err(ApiError::NotFound("membership")),
+            Ok(role) => Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into()),
+            Err(_) => Err(AppError::NotFound("membership").into()),
         },
         None => match mine.as_slice() {
             [one] => Ok(*one),
-            [] => Err(ApiError::Forbidden("you read data for no membership".into())),
+            [] => Err(AppError::Forbidden("you read data for no membership".into()).into()),
             _ => Err(bad("membership_id", "you read data for several memberships: name one")),
         },
     }
@@ -286,7 +284,7 @@ pub async fn cohort_stats(
         consents = receipt.ids().len(),
         "cohort aggregated"
     );
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         CohortResponse {
             metric: def.code.to_owned(),

@@ -20,13 +20,13 @@ use vitalfarm_storage::repo::commands::{self as repo, NewCommand};
 use vitalfarm_storage::repo::devices;
 
 use super::RouteSet;
-use crate::authz::{self, Access};
-use crate::commands;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathCommandId, PathDeviceId, Query};
-use crate::state::AppState;
+use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::commands;
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::state::AppState;
 
 /// Largest `params`, as JSON: a command is an instruction, not a payload,
 /// and it has to fit an MQTT message a small device can buffer.
@@ -70,21 +70,18 @@ async fn command_access(
 ) -> ApiResult<(device::Model, Access)> {
     let dev = devices::find(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("device"))?;
+        .ok_or(AppError::NotFound("device"))?;
     let candidates = [dev.bound_membership_id, Some(dev.owner_membership_id)];
     for membership in candidates.into_iter().flatten() {
         let membership = MembershipId::from_uuid(membership);
         if let Ok(role) = authz::role_in(state, &auth.0, membership).await {
             if !role.allows(permission) {
-                return Err(ApiError::Forbidden(format!(
-                    "your role ({}) does not allow this",
-                    role.as_str()
-                )));
+                return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
             }
             return Ok((dev, Access { membership, role }));
         }
     }
-    Err(ApiError::NotFound("device"))
+    Err(AppError::NotFound("device").into())
 }
 
 /// Sends a command to the device over MQTT (`vitalfarm/v1/devices/{did}/commands`).
@@ -120,7 +117,7 @@ pub async fn create(
     }
     errors.into_result()?;
     let Some(name) = name else {
-        return Err(ApiError::field("name", "is invalid"));
+        return Err(AppError::field("name", "is invalid").into());
     };
 
     let (dev, access) = command_access(&state, &auth, did.0, Permission::ManageDevices).await?;
@@ -128,16 +125,13 @@ pub async fn create(
         .bound_membership_id
         .is_some_and(|b| b != access.membership.as_uuid())
     {
-        return Err(ApiError::Conflict(
-            "the device was claimed by its buyer; only they send it commands".into(),
-        ));
+        return Err(
+            AppError::Conflict("the device was claimed by its buyer; only they send it commands".into()).into(),
+        );
     }
     let status = DeviceStatus::parse(&dev.status).unwrap_or(DeviceStatus::Retired);
     if matches!(status, DeviceStatus::Suspended | DeviceStatus::Retired) {
-        return Err(ApiError::Conflict(format!(
-            "the device is {}; it takes no commands",
-            status.as_str()
-        )));
+        return Err(AppError::Conflict(format!("the device is {}; it takes no commands", status.as_str())).into());
     }
     let created_by = match &auth.0 {
         Principal::User { id } => id.as_uuid(),
@@ -206,6 +200,6 @@ pub async fn get(
     let (_, access) = command_access(&state, &auth, did.0, Permission::ReadData).await?;
     let cmd = repo::find_in(&state.db, access.membership, did.0, cid.0)
         .await?
-        .ok_or(ApiError::NotFound("command"))?;
+        .ok_or(AppError::NotFound("command"))?;
     Ok(web::Json(command_dto(&cmd)))
 }

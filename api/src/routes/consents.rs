@@ -1,10 +1,10 @@
 //! Consent-based sharing: a company requests access by the individual's
 //! email, the individual approves (choosing subjects) or denies, or grants
 //! directly; either side lists and reads its consents; the grantor revokes.
-//! What a consent permits is decided in `crate::sharing` on every read;
-//! each change is one unit of work in `crate::consents`.
+//! What a consent permits is decided in `vitalfarm_app::sharing` on every read;
+//! each change is one unit of work in `vitalfarm_app::consents`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -27,13 +27,15 @@ use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_storage::entity::{consent as consent_row, consent_request};
 use vitalfarm_storage::repo::{accounts, consents, subjects};
 
+use vitalfarm_app::views::{Names, consent_dto, ms_to_time, request_dto, status_of};
+
 use super::RouteSet;
-use crate::consents as unit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathConsentId, PathConsentRequestId, Query};
-use crate::sharing::acting_memberships;
-use crate::state::AppState;
+use vitalfarm_app::consents as unit;
+use vitalfarm_app::sharing::acting_memberships;
+use vitalfarm_app::state::AppState;
 
 /// An undecided request lapses after this long.
 const REQUEST_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -48,113 +50,6 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/consents/{id}", get);
     r.add(Method::DELETE, "/v1/consents/{id}", revoke);
     r.add(Method::GET, "/v1/shared-with-me", shared_with_me);
-}
-
-fn ms_to_time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn status_of(c: &DomainConsent, now: i64) -> ConsentStatus {
-    match c.state(now) {
-        consent::State::Pending => ConsentStatus::Pending,
-        consent::State::Active => ConsentStatus::Active,
-        consent::State::Expired => ConsentStatus::Expired,
-        consent::State::Revoked => ConsentStatus::Revoked,
-    }
-}
-
-/// Names and farms of the memberships on either side of some consents.
-struct Names(HashMap<Uuid, (String, Option<Uuid>)>);
-
-impl Names {
-    async fn load(state: &AppState, ids: impl IntoIterator<Item = Uuid>) -> ApiResult<Self> {
-        let mut map = HashMap::new();
-        for id in ids {
-            if map.contains_key(&id) {
-                continue;
-            }
-            if let Some((m, farm)) = accounts::find_membership(&state.db, MembershipId::from_uuid(id)).await? {
-                map.insert(id, (m.name, farm.map(|f| f.id)));
-            }
-        }
-        Ok(Names(map))
-    }
-
-    fn name(&self, id: Uuid) -> String {
-        self.0.get(&id).map(|(n, _)| n.clone()).unwrap_or_default()
-    }
-
-    fn farm(&self, id: Uuid) -> Option<Uuid> {
-        self.0.get(&id).and_then(|(_, f)| *f)
-    }
-}
-
-fn consent_dto(row: &consent_row::Model, names: &Names, now: i64) -> ApiResult<Consent> {
-    let c = consents::to_domain(row)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("consent {} does not parse", row.id)))?;
-    Ok(Consent {
-        id: row.id,
-        grantor_membership_id: row.grantor_membership_id,
-        grantor_name: names.name(row.grantor_membership_id),
-        grantor_farm_id: names.farm(row.grantor_membership_id),
-        grantee_membership_id: row.grantee_membership_id,
-        grantee_name: names.name(row.grantee_membership_id),
-        subject_ids: c.subjects.iter().map(|s| s.as_uuid()).collect(),
-        metrics: c.metrics.iter().cloned().collect(),
-        farm_paths: c.farm_paths.iter().cloned().collect(),
-        purpose: c.purpose.into(),
-        access: c.access.into(),
-        valid_from: c.valid.from.map(ms_to_time),
-        valid_until: c.valid.until.map(ms_to_time),
-        data_from: c.data.from.map(ms_to_time),
-        data_until: c.data.until.map(ms_to_time),
-        status: status_of(&c, now),
-        request_id: row.request_id,
-        created_at: ms_to_time(row.created_at_ms),
-        revoked_at: row.revoked_at_ms.map(ms_to_time),
-    })
-}
-
-/// A consent as the API shows it, names and farm looked up.
-pub async fn consent_view(state: &AppState, row: &consent_row::Model, now: i64) -> ApiResult<Consent> {
-    let names = Names::load(state, [row.grantor_membership_id, row.grantee_membership_id]).await?;
-    consent_dto(row, &names, now)
-}
-
-fn request_dto(
-    r: &consent_request::Model,
-    direction: RequestDirection,
-    names: &Names,
-    now: i64,
-) -> ApiResult<ConsentRequestView> {
-    let bad = || ApiError::Internal(anyhow::anyhow!("consent request {} does not parse", r.id));
-    let status = match r.status.as_str() {
-        "pending" if r.expires_at_ms <= now => ConsentRequestStatus::Expired,
-        "pending" => ConsentRequestStatus::Pending,
-        "approved" => ConsentRequestStatus::Approved,
-        "denied" => ConsentRequestStatus::Denied,
-        _ => return Err(bad()),
-    };
-    Ok(ConsentRequestView {
-        id: r.id,
-        direction,
-        requester_membership_id: r.requester_membership_id,
-        requester_name: names.name(r.requester_membership_id),
-        individual_email: r.individual_email.clone(),
-        metrics: consents::strings_of(&r.metrics),
-        farm_paths: consents::strings_of(&r.farm_paths),
-        purpose: consent::Purpose::parse(&r.purpose).ok_or_else(bad)?.into(),
-        access: consent::Access::parse(&r.access).ok_or_else(bad)?.into(),
-        duration: consent::format_duration(r.duration_secs),
-        data_from: r.data_from_ms.map(ms_to_time),
-        data_until: r.data_until_ms.map(ms_to_time),
-        note: r.note.clone(),
-        status,
-        consent_id: r.consent_id,
-        created_at: ms_to_time(r.created_at_ms),
-        expires_at: ms_to_time(r.expires_at_ms),
-        decided_at: r.decided_at_ms.map(ms_to_time),
-    })
 }
 
 /// The documented `maxItems` of a consent's lists: checked before any item
@@ -227,17 +122,14 @@ async fn grantor_of_subjects(
     ids: &[Uuid],
 ) -> ApiResult<(MembershipId, BTreeSet<SubjectId>)> {
     if ids.len() > MAX_SUBJECTS {
-        return Err(ApiError::field(
-            "subject_ids",
-            format!("at most {MAX_SUBJECTS} subjects"),
-        ));
+        return Err(AppError::field("subject_ids", format!("at most {MAX_SUBJECTS} subjects")).into());
     }
     let mut owner: Option<Uuid> = None;
     let mut set = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
         let field = format!("subject_ids[{i}]");
         let not_yours = || {
-            ApiError::field(
+            AppError::field(
                 field.clone(),
                 "is not a subject of a membership where you manage consents",
             )
@@ -246,28 +138,26 @@ async fn grantor_of_subjects(
             .await?
             .ok_or_else(not_yours)?;
         if owner.is_some_and(|o| o != s.membership_id) {
-            return Err(ApiError::field(field, "all subjects must belong to one membership"));
+            return Err(AppError::field(field, "all subjects must belong to one membership").into());
         }
         owner = Some(s.membership_id);
         set.insert(SubjectId::from_uuid(*id));
     }
     let owner =
-        MembershipId::from_uuid(owner.ok_or_else(|| ApiError::field("subject_ids", "name at least one subject"))?);
+        MembershipId::from_uuid(owner.ok_or_else(|| AppError::field("subject_ids", "name at least one subject"))?);
     let role = accounts::role_of(&state.db, user, owner).await?;
     if !role.is_some_and(|r| r.allows(Permission::ManageConsents)) {
-        return Err(ApiError::field(
+        return Err(AppError::field(
             "subject_ids[0]",
             "is not a subject of a membership where you manage consents",
-        ));
+        )
+        .into());
     }
     let kind = accounts::find_membership(&state.db, owner)
         .await?
         .and_then(|(m, _)| MembershipKind::parse(&m.kind));
     if kind != Some(MembershipKind::Individual) {
-        return Err(ApiError::field(
-            "subject_ids",
-            "only an individual's subjects are shared by consent",
-        ));
+        return Err(AppError::field("subject_ids", "only an individual's subjects are shared by consent").into());
     }
     Ok((owner, set))
 }
@@ -305,7 +195,7 @@ pub async fn create_request(
     }
     errors.into_result()?;
     let (Some(email), Some(duration)) = (email, duration) else {
-        return Err(ApiError::field("individual_email", "is required"));
+        return Err(AppError::field("individual_email", "is required").into());
     };
     let companies: Vec<MembershipId> = {
         let mut out = Vec::new();
@@ -323,25 +213,26 @@ pub async fn create_request(
         Some(id) => {
             let id = MembershipId::from_uuid(id);
             if !companies.contains(&id) {
-                return Err(ApiError::field(
+                return Err(AppError::field(
                     "membership_id",
                     "is not a company membership where you may request consents",
-                ));
+                )
+                .into());
             }
             id
         }
         None => match companies.as_slice() {
             [one] => *one,
             [] => {
-                return Err(ApiError::Forbidden(
+                return Err(AppError::Forbidden(
                     "requesting consent needs the owner or admin role in a company membership".into(),
-                ));
+                )
+                .into());
             }
             _ => {
-                return Err(ApiError::field(
-                    "membership_id",
-                    "you are in several companies: say which one asks",
-                ));
+                return Err(
+                    AppError::field("membership_id", "you are in several companies: say which one asks").into(),
+                );
             }
         },
     };
@@ -452,24 +343,21 @@ pub async fn list_requests(
 /// The request `id` if it is addressed to the signed-in caller; 404 for
 /// anyone else.
 async fn incoming(state: &AppState, auth: &Auth, id: ConsentRequestId) -> ApiResult<(UserId, consent_request::Model)> {
-    let user = auth.user().map_err(|_| ApiError::NotFound("consent request"))?;
+    let user = auth.user().map_err(|_| AppError::NotFound("consent request"))?;
     let email = caller_email(state, auth).await?;
     let row = consents::find_request(&state.db, id)
         .await?
         .filter(|r| email.as_deref() == Some(r.individual_email.as_str()))
-        .ok_or(ApiError::NotFound("consent request"))?;
+        .ok_or(AppError::NotFound("consent request"))?;
     Ok((user, row))
 }
 
 fn check_pending(row: &consent_request::Model, now: i64) -> ApiResult<()> {
     if row.status != "pending" {
-        return Err(ApiError::Conflict(format!(
-            "this request has been {} already",
-            row.status
-        )));
+        return Err(AppError::Conflict(format!("this request has been {} already", row.status)).into());
     }
     if row.expires_at_ms <= now {
-        return Err(ApiError::Conflict("this request has expired".into()));
+        return Err(AppError::Conflict("this request has expired".into()).into());
     }
     Ok(())
 }
@@ -495,9 +383,9 @@ pub async fn approve(
     check_pending(&row, now)?;
     let (grantor, subject_set) = grantor_of_subjects(&state, user, &body.subject_ids).await?;
     if grantor.as_uuid() == row.requester_membership_id {
-        return Err(ApiError::field("subject_ids", "a membership cannot share with itself"));
+        return Err(AppError::field("subject_ids", "a membership cannot share with itself").into());
     }
-    let bad = || ApiError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
+    let bad = || AppError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
     let c = DomainConsent {
         grantor,
         grantee: MembershipId::from_uuid(row.requester_membership_id),
@@ -601,9 +489,10 @@ pub async fn grant(
         match own.as_slice() {
             [one] => (*one, BTreeSet::new()),
             _ => {
-                return Err(ApiError::Forbidden(
+                return Err(AppError::Forbidden(
                     "granting consent needs the owner or admin role in one individual membership".into(),
-                ));
+                )
+                .into());
             }
         }
     } else {
@@ -614,7 +503,7 @@ pub async fn grant(
         .await?
         .and_then(|(m, _)| MembershipKind::parse(&m.kind));
     if grantee_kind != Some(MembershipKind::Company) {
-        return Err(ApiError::field("grantee_membership_id", "is not a company membership"));
+        return Err(AppError::field("grantee_membership_id", "is not a company membership").into());
     }
     let c = DomainConsent {
         grantor,
@@ -728,14 +617,14 @@ async fn party(state: &AppState, auth: &Auth, id: ConsentId) -> ApiResult<(conse
     let mine = acting_memberships(state, &auth.0, Permission::ReadMembership).await?;
     let row = consents::find(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("consent"))?;
+        .ok_or(AppError::NotFound("consent"))?;
     let is = |m: Uuid| mine.contains(&MembershipId::from_uuid(m));
     if is(row.grantor_membership_id) {
         Ok((row, true))
     } else if is(row.grantee_membership_id) {
         Ok((row, false))
     } else {
-        Err(ApiError::NotFound("consent"))
+        Err(AppError::NotFound("consent").into())
     }
 }
 
@@ -763,21 +652,20 @@ pub async fn get(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> A
 pub async fn revoke(state: web::Data<AppState>, auth: Auth, id: PathConsentId) -> ApiResult<web::Json<Consent>> {
     let (row, grantor_side) = party(&state, &auth, id.0).await?;
     if !grantor_side {
-        return Err(ApiError::Forbidden(
-            "only the individual who gave a consent revokes it".into(),
-        ));
+        return Err(AppError::Forbidden("only the individual who gave a consent revokes it".into()).into());
     }
     let grantor = MembershipId::from_uuid(row.grantor_membership_id);
     let allowed = match &auth.0 {
-        crate::extract::auth::Principal::User { id } => accounts::role_of(&state.db, *id, grantor)
+        vitalfarm_app::principal::Principal::User { id } => accounts::role_of(&state.db, *id, grantor)
             .await?
             .is_some_and(|r| r.allows(Permission::ManageConsents)),
-        crate::extract::auth::Principal::ApiKey { .. } | crate::extract::auth::Principal::App { .. } => false,
+        vitalfarm_app::principal::Principal::ApiKey { .. } | vitalfarm_app::principal::Principal::App { .. } => false,
     };
     if !allowed {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "revoking a consent needs a signed-in owner or admin of the granting membership".into(),
-        ));
+        )
+        .into());
     }
     let now = Utc::now().timestamp_millis();
     let txn = unit::begin(&state).await?;
@@ -825,9 +713,9 @@ pub async fn shared_with_me(state: web::Data<AppState>, auth: Auth) -> ApiResult
             farm_paths: c.farm_paths.iter().cloned().collect(),
             purpose: c.purpose.into(),
             access: c.access.into(),
-            valid_until: c.valid.until.map(ms_to_time),
-            data_from: c.data.from.map(ms_to_time),
-            data_until: c.data.until.map(ms_to_time),
+            valid_until: c.valid.until.map(ms_to_time).transpose()?,
+            data_from: c.data.from.map(ms_to_time).transpose()?,
+            data_until: c.data.until.map(ms_to_time).transpose()?,
             status: status_of(&c, now),
         });
     }

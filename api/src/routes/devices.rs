@@ -20,15 +20,17 @@ use vitalfarm_openapi::doc::{
 use vitalfarm_storage::entity::{device, device_model};
 use vitalfarm_storage::repo::{devices, subjects};
 
+use vitalfarm_app::views::device_dto;
+
 use super::RouteSet;
-use crate::audit::{self, Event};
-use crate::auth::secrets;
-use crate::authz::{self, Access};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::json::{is_json, parse};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathDeviceId, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::state::AppState;
 
 pub const DEVICE_SECRET_PREFIX: &str = "vf_dev_";
 /// Most devices one registration may carry.
@@ -57,26 +59,6 @@ fn model_dto(m: &device_model::Model) -> DeviceModel {
     }
 }
 
-/// The device as `viewer` may see it: a fleet owner does not learn which
-/// subject (of another membership) its device records.
-pub fn device_dto(d: &device::Model, viewer: MembershipId) -> Device {
-    let sees_subject = d.bound_membership_id == Some(viewer.as_uuid());
-    Device {
-        id: d.id,
-        owner_membership_id: d.owner_membership_id,
-        model_id: d.model_id,
-        serial: d.serial.clone(),
-        status: DeviceStatus::parse(&d.status).unwrap_or(DeviceStatus::Suspended),
-        claimed: d.subject_id.is_some(),
-        subject_id: if sees_subject { d.subject_id } else { None },
-        last_seen_at: d.last_seen_at,
-        last_error: d.last_error.clone(),
-        last_error_at: d.last_error_at,
-        created_at: d.created_at,
-        updated_at: d.updated_at,
-    }
-}
-
 /// The device and the caller's access, through its fleet owner or the
 /// membership it records for; 404 for anyone else.
 async fn device_access(
@@ -87,21 +69,18 @@ async fn device_access(
 ) -> ApiResult<(device::Model, Access)> {
     let dev = devices::find(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("device"))?;
+        .ok_or(AppError::NotFound("device"))?;
     let candidates = [Some(dev.owner_membership_id), dev.bound_membership_id];
     for membership in candidates.into_iter().flatten() {
         let membership = MembershipId::from_uuid(membership);
         if let Ok(role) = authz::role_in(state, &auth.0, membership).await {
             if !role.allows(permission) {
-                return Err(ApiError::Forbidden(format!(
-                    "your role ({}) does not allow this",
-                    role.as_str()
-                )));
+                return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
             }
             return Ok((dev, Access { membership, role }));
         }
     }
-    Err(ApiError::NotFound("device"))
+    Err(AppError::NotFound("device").into())
 }
 
 fn check_text(errors: &mut ValidationErrors, field: &str, value: &str) {
@@ -199,9 +178,9 @@ fn serial_ok(s: &str) -> bool {
 async fn read_body(payload: &mut web::Payload, limit: usize) -> ApiResult<web::BytesMut> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| AppError::InvalidJson(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err((AppError::PayloadTooLarge { limit }).into());
         }
         body.extend_from_slice(&chunk);
     }
@@ -212,11 +191,11 @@ fn parse_csv(body: &[u8]) -> ApiResult<Vec<NewDevice>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
     let headers = reader
         .headers()
-        .map_err(|e| ApiError::field("body", format!("not CSV: {e}")))?
+        .map_err(|e| AppError::field("body", format!("not CSV: {e}")))?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let serial_col =
-        col("serial").ok_or_else(|| ApiError::field("body", "the CSV header must have a `serial` column"))?;
+        col("serial").ok_or_else(|| AppError::field("body", "the CSV header must have a `serial` column"))?;
     let model_col = col("model_id");
     let mut out = Vec::new();
     let mut errors = ValidationErrors::new();
@@ -280,9 +259,10 @@ pub async fn register(
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"));
     if !is_csv && !is_json(&content_type) {
-        return Err(ApiError::UnsupportedMediaType {
+        return Err((AppError::UnsupportedMediaType {
             expected: "application/json or text/csv",
-        });
+        })
+        .into());
     }
     let body = read_body(&mut payload, state.config.max_bulk_body_bytes).await?;
     // One device answers with field names as sent (`serial`); a list names
@@ -298,13 +278,10 @@ pub async fn register(
         }
     };
     if rows.is_empty() {
-        return Err(ApiError::field("devices", "must list at least one device"));
+        return Err(AppError::field("devices", "must list at least one device").into());
     }
     if rows.len() > MAX_BULK {
-        return Err(ApiError::field(
-            "devices",
-            format!("at most {MAX_BULK} devices per request"),
-        ));
+        return Err(AppError::field("devices", format!("at most {MAX_BULK} devices per request")).into());
     }
     let mut errors = ValidationErrors::new();
     let mut seen = std::collections::HashSet::new();
@@ -373,7 +350,7 @@ pub async fn register(
         issued.push((id, d.serial, secret, code));
     }
     match devices::register(&state.db, mid.0, new_rows).await? {
-        Err(clashes) => Err(ApiError::Validation(
+        Err(clashes) => Err(AppError::Validation(
             clashes
                 .into_iter()
                 .map(|(i, message)| vitalfarm_openapi::FieldError {
@@ -381,7 +358,8 @@ pub async fn register(
                     message,
                 })
                 .collect(),
-        )),
+        )
+        .into()),
         Ok(_) => {
             tracing::info!(membership_id = %mid.0, count = issued.len(), "devices registered");
             audit::record(
@@ -475,11 +453,12 @@ pub async fn update(
     let (dev, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
     let current = DeviceStatus::parse(&dev.status).unwrap_or(DeviceStatus::Retired);
     if !current.may_become(body.status) {
-        return Err(ApiError::Conflict(format!(
+        return Err(AppError::Conflict(format!(
             "a {} device cannot become {}",
             current.as_str(),
             body.status.as_str()
-        )));
+        ))
+        .into());
     }
     let dev = devices::set_status(&state.db, did.0, body.status).await?;
     tracing::info!(device_id = %dev.id, status = body.status.as_str(), "device status changed");
@@ -546,23 +525,17 @@ pub async fn claim(
 ) -> ApiResult<web::Json<Device>> {
     let code = normalise_claim_code(&body.claim_code);
     if code.is_empty() || code.len() > 64 {
-        return Err(ApiError::field(
-            "claim_code",
-            "must be the code printed with the device",
-        ));
+        return Err(AppError::field("claim_code", "must be the code printed with the device").into());
     }
     let subject = subjects::find(&state.db, SubjectId::from_uuid(body.subject_id))
         .await?
-        .ok_or_else(|| ApiError::field("subject_id", "no such subject"))?;
+        .ok_or_else(|| AppError::field("subject_id", "no such subject"))?;
     let membership = MembershipId::from_uuid(subject.membership_id);
     let role = authz::role_in(&state, &auth.0, membership)
         .await
-        .map_err(|_| ApiError::field("subject_id", "no such subject"))?;
+        .map_err(|_| AppError::field("subject_id", "no such subject"))?;
     if !role.allows(Permission::WriteData) {
-        return Err(ApiError::Forbidden(format!(
-            "your role ({}) does not allow this",
-            role.as_str()
-        )));
+        return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
     }
     match devices::claim(
         &state.db,
@@ -582,11 +555,13 @@ pub async fn claim(
             .await?;
             Ok(web::Json(device_dto(&dev, membership)))
         }
-        Err(devices::ClaimError::Unknown) => Err(ApiError::NotFound("device with this claim code (codes work once)")),
-        Err(devices::ClaimError::Expired) => Err(ApiError::Gone(
-            "this claim code has expired; ask the device's maker for a new one".into(),
-        )),
-        Err(devices::ClaimError::Retired) => Err(ApiError::Conflict("this device is retired".into())),
+        Err(devices::ClaimError::Unknown) => {
+            Err(AppError::NotFound("device with this claim code (codes work once)").into())
+        }
+        Err(devices::ClaimError::Expired) => {
+            Err(AppError::Gone("this claim code has expired; ask the device's maker for a new one".into()).into())
+        }
+        Err(devices::ClaimError::Retired) => Err(AppError::Conflict("this device is retired".into()).into()),
     }
 }
 
@@ -605,18 +580,18 @@ pub async fn assign(
     let (dev, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
     let owner = MembershipId::from_uuid(dev.owner_membership_id);
     if access.membership != owner {
-        return Err(ApiError::Forbidden("only the fleet's owner assigns its devices".into()));
+        return Err(AppError::Forbidden("only the fleet's owner assigns its devices".into()).into());
     }
     if dev.bound_membership_id.is_some_and(|b| b != owner.as_uuid()) {
-        return Err(ApiError::Conflict("the device was claimed by its buyer".into()));
+        return Err(AppError::Conflict("the device was claimed by its buyer".into()).into());
     }
     if dev.status == DeviceStatus::Retired.as_str() {
-        return Err(ApiError::Conflict("this device is retired".into()));
+        return Err(AppError::Conflict("this device is retired".into()).into());
     }
     let subject = subjects::find(&state.db, SubjectId::from_uuid(body.subject_id))
         .await?
         .filter(|s| s.membership_id == owner.as_uuid())
-        .ok_or_else(|| ApiError::field("subject_id", "no such subject in this company"))?;
+        .ok_or_else(|| AppError::field("subject_id", "no such subject in this company"))?;
     let dev = devices::assign(&state.db, did.0, owner, SubjectId::from_uuid(subject.id)).await?;
     audit::record(
         &state,

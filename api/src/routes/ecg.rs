@@ -17,12 +17,12 @@ use vitalfarm_storage::repo::{farms, readings};
 
 use super::RouteSet;
 use super::farms::blob_error;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiResult, AppError};
 use crate::extract::{Auth, Json, PathSubjectId};
-use crate::sharing::{self, FarmAsk, Receipt, Standing};
-use crate::state::AppState;
-use crate::{authz, farm_keys};
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::sharing::{self, FarmAsk, Receipt, Standing};
+use vitalfarm_app::state::AppState;
+use vitalfarm_app::{authz, farm_keys};
 
 /// The largest recording read: ten minutes at 1000 Hz with a time column
 /// fits with room to spare.
@@ -56,16 +56,17 @@ pub async fn analyze(
     sid: PathSubjectId,
     Json(body): Json<EcgAnalyzeRequest>,
 ) -> ApiResult<CustomizeResponder<web::Json<EcgAnalysis>>> {
-    let path = FarmPath::parse(&body.farm_path).map_err(|e| ApiError::field("farm_path", e.to_string()))?;
+    let path = FarmPath::parse(&body.farm_path).map_err(|e| AppError::field("farm_path", e.to_string()))?;
     // The route's own scope (`readings.read`, from `crate::scopes`) covers
     // the beats; the recording is a farm file, which an app reads only
     // with `files.read` as well.
     if let Principal::App { scopes, .. } = &auth.0
         && !scopes.contains(Scope::FilesRead)
     {
-        return Err(ApiError::InsufficientScope {
+        return Err((AppError::InsufficientScope {
             scope: Scope::FilesRead.as_str(),
-        });
+        })
+        .into());
     }
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
     // Refuse an unshared metric before any byte is decrypted; the exact
@@ -77,26 +78,25 @@ pub async fn analyze(
     let owner = MembershipId::from_uuid(read.subject.membership_id);
     let farm = farms::find_by_membership(&state.db, owner)
         .await?
-        .ok_or(ApiError::NotFound("file"))?;
+        .ok_or(AppError::NotFound("file"))?;
     let farm_id = FarmId::from_uuid(farm.id);
     // The subject is shared, so its membership's farm is no secret: a
     // consent without folders refuses the file like one with other folders.
     let farm_read = match sharing::farm(&state, &auth.0, farm_id, FarmAsk::File(path.as_str())).await {
-        Err(ApiError::NotFound("farm")) if matches!(read.standing, Standing::Shared(_)) => {
-            return Err(ApiError::Forbidden(
-                "no active consent shares this recording's folder with you".into(),
-            ));
+        Err(AppError::NotFound("farm")) if matches!(read.standing, Standing::Shared(_)) => {
+            return Err(AppError::Forbidden("no active consent shares this recording's folder with you".into()).into());
         }
         other => other?,
     };
     let file = farms::find_file(&state.db, farm_id, &path)
         .await?
-        .ok_or(ApiError::NotFound("file"))?;
+        .ok_or(AppError::NotFound("file"))?;
     if file.size > MAX_FILE_BYTES {
-        return Err(ApiError::field(
+        return Err(AppError::field(
             "farm_path",
             format!("the recording is larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024)),
-        ));
+        )
+        .into());
     }
 
     let key = farm_keys::data_key(&state.db, &state.master_key, &farm_read.farm).await?;
@@ -110,7 +110,7 @@ pub async fn analyze(
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.map_err(blob_error)?);
     }
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::field("farm_path", "the recording is not UTF-8 text"))?;
+    let text = String::from_utf8(bytes).map_err(|_| AppError::field("farm_path", "the recording is not UTF-8 text"))?;
 
     // Parsing and filtering up to 600,000 samples is CPU work: off the
     // request threads.
@@ -121,8 +121,8 @@ pub async fn analyze(
         })
     })
     .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("ECG analysis: {e}")))?
-    .map_err(|e| ApiError::field("farm_path", e.to_string()))?;
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("ECG analysis: {e}")))?
+    .map_err(|e| AppError::field("farm_path", e.to_string()))?;
 
     let start_ms = recording.start_ms.unwrap_or_else(|| file.updated_at.timestamp_millis());
     let duration_ms = (recording.duration_s() * 1000.0).ceil() as i64;
@@ -138,9 +138,10 @@ pub async fn analyze(
         )
         .await?;
     if window.is_empty() {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "no active consent shares this subject's heart rate at the time of the recording".into(),
-        ));
+        )
+        .into());
     }
     let mut receipt = Receipt::default();
     receipt.extend(window.consent);
@@ -151,10 +152,7 @@ pub async fn analyze(
     let stored_heart_rate = match (body.store_heart_rate, detection.heart_rate_bpm) {
         (false, _) => false,
         (true, None) => {
-            return Err(ApiError::field(
-                "store_heart_rate",
-                "no heart rate: fewer than two beats were found",
-            ));
+            return Err(AppError::field("store_heart_rate", "no heart rate: fewer than two beats were found").into());
         }
         (true, Some(bpm)) => store(&state, &read.subject, start_ms, bpm).await?,
     };
@@ -178,23 +176,22 @@ pub async fn analyze(
         stored_heart_rate,
         consents: receipt.ids(),
     };
-    Ok(sharing::json(&receipt, analysis))
+    Ok(crate::receipts::json(&receipt, analysis))
 }
 
 /// Storing is a write: one's own subject only, with a role that writes
 /// data, and for an app the `readings.write` scope as well.
 async fn may_store(state: &AppState, principal: &Principal, standing: &Standing) -> ApiResult<()> {
     let Standing::Own(access) = standing else {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "a consent allows reading; the heart rate can only be stored by the subject's own membership".into(),
-        ));
+        )
+        .into());
     };
     if let Principal::App { scopes, .. } = principal
         && !scopes.contains(Scope::ReadingsWrite)
     {
-        return Err(ApiError::Forbidden(
-            "storing a heart rate needs the readings.write scope".into(),
-        ));
+        return Err(AppError::Forbidden("storing a heart rate needs the readings.write scope".into()).into());
     }
     authz::authorize(state, principal, access.membership, Permission::WriteData).await?;
     Ok(())
@@ -215,7 +212,7 @@ async fn store(
             .map(|f| f.message)
             .collect::<Vec<_>>()
             .join("; ");
-        ApiError::field(
+        AppError::field(
             "store_heart_rate",
             format!("the detected heart rate cannot be stored: {message}"),
         )

@@ -8,10 +8,10 @@ use vitalfarm_openapi::exports::EraseMembershipRequest;
 use vitalfarm_storage::repo::accounts;
 
 use super::RouteSet;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::{Auth, Json, PathMembershipId};
-use crate::state::AppState;
+use vitalfarm_app::authz;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::DELETE, "/v1/memberships/{mid}", erase);
@@ -46,21 +46,22 @@ pub async fn erase(
     let user_id = auth.user()?;
     let user = accounts::find_user(&state.db, user_id)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     crate::routes::auth::confirm_password(&req, &state, &user, body.password).await?;
     let (membership, _) = accounts::find_membership(&state.db, mid.0)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     if body.confirm != membership.name {
-        return Err(ApiError::InvalidParameter {
+        return Err((AppError::InvalidParameter {
             field: "confirm".into(),
             message: "must be the membership's name, exactly".into(),
-        });
+        })
+        .into());
     }
-    crate::erasure::erase(&state, mid.0, user_id)
+    vitalfarm_app::erasure::erase(&state, mid.0, user_id)
         .await
         .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("membership"),
+            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("membership"),
             other => other.into(),
         })?;
     Ok(HttpResponse::NoContent().finish())

@@ -1,6 +1,6 @@
 //! Exports of a membership: queue one, watch it, download the ZIP, list
-//! them. The archive is built by the job worker (`crate::jobs`,
-//! `crate::export`) and stored in the object store until it expires.
+//! them. The archive is built by the job worker (`vitalfarm_app::jobs`,
+//! `vitalfarm_app::export`) and stored in the object store until it expires.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -17,14 +17,14 @@ use vitalfarm_storage::repo::jobs::{self, JobStatus};
 
 use super::RouteSet;
 use super::farms::{RangeRequest, blob_error, parse_range};
-use crate::audit;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
-use crate::export::{self, ExportResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathExportId, PathMembershipId, Query};
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::authz;
+use vitalfarm_app::export::{self, ExportResult};
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/exports", create);
@@ -36,10 +36,11 @@ pub fn routes(r: &mut RouteSet) {
 /// A malformed `Idempotency-Key` header: a bad parameter (400), like a
 /// bad query parameter.
 fn bad_key() -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: "Idempotency-Key".into(),
         message: "must be 1 to 200 visible ASCII characters".into(),
-    }
+    })
+    .into()
 }
 
 /// What a refused export request suggests waiting: about one small export.
@@ -164,9 +165,10 @@ pub async fn create(
         jobs::Enqueued::New(job) => (job, true),
         jobs::Enqueued::Existing(job) => (job, false),
         jobs::Enqueued::Full => {
-            return Err(ApiError::RateLimited {
+            return Err((AppError::RateLimited {
                 retry_after_secs: FULL_RETRY_AFTER_SECS,
-            });
+            })
+            .into());
         }
     };
     if created {
@@ -216,7 +218,7 @@ async fn find(state: &AppState, auth: &Auth, mid: MembershipId, eid: PathExportI
     authz::authorize(state, &auth.0, mid, Permission::Export).await?;
     jobs::get(&state.db, mid, export::KIND, eid.0)
         .await?
-        .ok_or(ApiError::NotFound("export"))
+        .ok_or(AppError::NotFound("export").into())
 }
 
 /// One export: its progress, and once it succeeded its size, checksum,
@@ -267,13 +269,13 @@ pub async fn download(
     let j = find(&state, &auth, mid.0, eid).await?;
     match JobStatus::parse(&j.status) {
         Some(JobStatus::Succeeded) => {}
-        Some(JobStatus::Failed) => return Err(ApiError::Conflict("the export failed; queue a new one".into())),
-        _ => return Err(ApiError::Conflict("the export is not ready yet".into())),
+        Some(JobStatus::Failed) => return Err(AppError::Conflict("the export failed; queue a new one".into()).into()),
+        _ => return Err(AppError::Conflict("the export is not ready yet".into()).into()),
     }
     let expired = expires_at(&state, &j).is_some_and(|t| t <= Utc::now());
     let result = match result_of(&j) {
         Some(r) if !expired => r,
-        _ => return Err(ApiError::Gone("this export expired; queue a new one".into())),
+        _ => return Err(AppError::Gone("this export expired; queue a new one".into()).into()),
     };
     let tag = format!("\"{}\"", result.sha256);
     let len = result.size;
@@ -284,7 +286,7 @@ pub async fn download(
     let (status, span) = match range {
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Part(a, b) => (StatusCode::PARTIAL_CONTENT, Some((a, b))),
-        RangeRequest::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable { len }),
+        RangeRequest::Unsatisfiable => return Err((AppError::RangeNotSatisfiable { len }).into()),
     };
     let body_len = span.map_or(len, |(a, b)| b - a + 1);
     let key = export::data_key(&state, mid.0).await?;
@@ -293,7 +295,7 @@ pub async fn download(
     // goes out, so a missing or damaged object is a clean error response.
     let first = match body.next().await {
         Some(Ok(bytes)) => bytes,
-        Some(Err(e)) => return Err(blob_error(e)),
+        Some(Err(e)) => return Err(blob_error(e).into()),
         None => Bytes::new(),
     };
     let body = futures_util::stream::once(async move { Ok(first) }).chain(body);
@@ -322,7 +324,7 @@ pub async fn download(
         .insert_header((
             header::CONTENT_DISPOSITION,
             HeaderValue::from_str(&format!("attachment; filename=\"export-{}.zip\"", j.id))
-                .map_err(|e| ApiError::Internal(e.into()))?,
+                .map_err(|e| AppError::Internal(e.into()))?,
         ));
     if let Some((a, b)) = span {
         res.insert_header((header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}")));

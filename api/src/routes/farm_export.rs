@@ -14,11 +14,11 @@ use vitalfarm_storage::entity::farm;
 use vitalfarm_storage::repo::farms;
 
 use super::RouteSet;
-use crate::audit::{self, Event};
 use crate::error::ApiResult;
 use crate::extract::{Auth, PathFarmId};
-use crate::state::AppState;
-use crate::{authz, farm_keys};
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::state::AppState;
+use vitalfarm_app::{authz, farm_keys};
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/farms/{fid}/export", export);

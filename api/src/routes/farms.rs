@@ -20,12 +20,12 @@ use vitalfarm_storage::entity::{farm, farm_file};
 use vitalfarm_storage::repo::farms::{self, Entry, Precondition, WriteError};
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, Json, PathFarmId, Query};
-use crate::sharing::{self, FarmAsk};
-use crate::state::AppState;
 use crate::transfer::{self, LinkSlot, Pace};
-use crate::{authz, farm_keys};
+use vitalfarm_app::sharing::{self, FarmAsk};
+use vitalfarm_app::state::AppState;
+use vitalfarm_app::{authz, farm_keys};
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/farms/{fid}", farm_info);
@@ -71,10 +71,11 @@ pub fn file_dto(f: &farm_file::Model) -> FileInfo {
 }
 
 fn path_error(field: &str, e: farm_path::PathError) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: e.to_string(),
-    }
+    })
+    .into()
 }
 
 /// The `{path}` of `/v1/farms/{fid}/files/{path}`, decoded once from the raw
@@ -89,14 +90,15 @@ fn file_path(req: &HttpRequest) -> ApiResult<FarmPath> {
         .map(|(_, t)| t)
         .ok_or_else(|| path_error("path", farm_path::PathError::Empty))?;
     if tail.to_ascii_lowercase().contains("%2f") {
-        return Err(ApiError::InvalidParameter {
+        return Err((AppError::InvalidParameter {
             field: "path".into(),
             message: "must not contain an encoded '/' (%2F) inside a name; separate folders with a plain '/'".into(),
-        });
+        })
+        .into());
     }
     let decoded = percent_encoding::percent_decode_str(tail)
         .decode_utf8()
-        .map_err(|_| ApiError::InvalidParameter {
+        .map_err(|_| AppError::InvalidParameter {
             field: "path".into(),
             message: "must be valid UTF-8 once percent-decoded".into(),
         })?;
@@ -128,24 +130,24 @@ fn precondition(headers: &HeaderMap) -> Precondition {
     }
 }
 
-fn write_error(e: WriteError) -> ApiError {
+fn write_error(e: WriteError) -> AppError {
     match e {
         WriteError::Precondition => {
-            ApiError::PreconditionFailed("the file does not match the precondition headers".into())
+            AppError::PreconditionFailed("the file does not match the precondition headers".into())
         }
-        WriteError::Quota { quota, used } => ApiError::QuotaExceeded { quota, used },
-        WriteError::NotFound => ApiError::NotFound("file"),
+        WriteError::Quota { quota, used } => AppError::QuotaExceeded { quota, used },
+        WriteError::NotFound => AppError::NotFound("file"),
         WriteError::Exists => {
-            ApiError::Conflict("a file already exists at the destination; set overwrite to replace it".into())
+            AppError::Conflict("a file already exists at the destination; set overwrite to replace it".into())
         }
         WriteError::Storage(e) => e.into(),
     }
 }
 
-pub fn blob_error(e: BlobError) -> ApiError {
+pub fn blob_error(e: BlobError) -> AppError {
     match e {
-        BlobError::Integrity => ApiError::DataIntegrity,
-        other => ApiError::Internal(anyhow::Error::new(other).context("object store")),
+        BlobError::Integrity => AppError::DataIntegrity,
+        other => AppError::Internal(anyhow::Error::new(other).context("object store")),
     }
 }
 
@@ -198,13 +200,13 @@ pub async fn upload(
     let len = match req.headers().get(header::CONTENT_LENGTH) {
         // Without Content-Length, a body is either chunked (length unknown:
         // refused, the encryption header needs it) or empty (RFC 9112 §6.3).
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => return Err(ApiError::LengthRequired),
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => return Err(AppError::LengthRequired.into()),
         None => 0,
         Some(v) => v
             .to_str()
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| ApiError::InvalidParameter {
+            .ok_or_else(|| AppError::InvalidParameter {
                 field: "Content-Length".into(),
                 message: "must be a whole number of bytes".into(),
             })?,
@@ -214,9 +216,10 @@ pub async fn upload(
         .and_then(|m| u64::try_from(m).ok())
         .unwrap_or(state.config.max_file_bytes);
     if len > max {
-        return Err(ApiError::PayloadTooLarge {
+        return Err((AppError::PayloadTooLarge {
             limit: usize::try_from(max).unwrap_or(usize::MAX),
-        });
+        })
+        .into());
     }
     let content_type = match req.headers().get(header::CONTENT_TYPE) {
         None => "application/octet-stream".to_owned(),
@@ -227,22 +230,20 @@ pub async fn upload(
             .filter(|v| {
                 !v.is_empty() && v.len() <= 255 && v.contains('/') && v.bytes().all(|b| (0x20..0x7f).contains(&b))
             })
-            .ok_or_else(|| ApiError::InvalidParameter {
+            .ok_or_else(|| AppError::InvalidParameter {
                 field: "Content-Type".into(),
                 message: "must be a media type such as text/csv, at most 255 printable ASCII characters".into(),
             })?
             .to_owned(),
     };
     let pre = precondition(req.headers());
-    let size = i64::try_from(len).map_err(|_| ApiError::PayloadTooLarge { limit: usize::MAX })?;
+    let size = i64::try_from(len).map_err(|_| AppError::PayloadTooLarge { limit: usize::MAX })?;
 
     // Fail fast on what the commit would refuse anyway; the commit checks
     // again under a lock, so this is an optimisation, not the guarantee.
     let existing = farms::find_file(&state.db, fid.0, &path).await?;
     if !pre.holds(existing.as_ref()) {
-        return Err(ApiError::PreconditionFailed(
-            "the file does not match the precondition headers".into(),
-        ));
+        return Err(AppError::PreconditionFailed("the file does not match the precondition headers".into()).into());
     }
 
     let key = farm_keys::data_key(&state.db, &state.master_key, &farm).await?;
@@ -269,31 +270,40 @@ pub async fn upload(
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                failure = Some(ApiError::InvalidParameter {
-                    field: "body".into(),
-                    message: format!("the upload was interrupted: {e}"),
-                });
+                failure = Some(
+                    (AppError::InvalidParameter {
+                        field: "body".into(),
+                        message: format!("the upload was interrupted: {e}"),
+                    })
+                    .into(),
+                );
                 break;
             }
         };
         received += chunk.len() as u64;
         if received > len {
-            failure = Some(ApiError::InvalidParameter {
-                field: "body".into(),
-                message: "the body is longer than Content-Length".into(),
-            });
+            failure = Some(
+                (AppError::InvalidParameter {
+                    field: "body".into(),
+                    message: "the body is longer than Content-Length".into(),
+                })
+                .into(),
+            );
             break;
         }
         if let Err(e) = writer.write(&chunk).await {
-            failure = Some(blob_error(e));
+            failure = Some(blob_error(e).into());
             break;
         }
     }
     if failure.is_none() && received != len {
-        failure = Some(ApiError::InvalidParameter {
-            field: "body".into(),
-            message: format!("the body ended after {received} of {len} bytes"),
-        });
+        failure = Some(
+            (AppError::InvalidParameter {
+                field: "body".into(),
+                message: format!("the body ended after {received} of {len} bytes"),
+            })
+            .into(),
+        );
     }
     if let Some(err) = failure {
         staged.discard().await;
@@ -307,7 +317,7 @@ pub async fn upload(
         Ok(sha) => sha,
         Err(e) => {
             staged.discard().await;
-            return Err(blob_error(e));
+            return Err(blob_error(e).into());
         }
     };
     let committed = farms::commit_upload(
@@ -328,7 +338,7 @@ pub async fn upload(
         Err(e) => {
             // The bytes are stored but will never be referenced.
             staged.discard().await;
-            return Err(write_error(e));
+            return Err(write_error(e).into());
         }
     };
     staged.settled = true;
@@ -525,7 +535,7 @@ pub async fn serve(
         RangeRequest::Full => (StatusCode::OK, None),
         RangeRequest::Part(a, b) => (StatusCode::PARTIAL_CONTENT, Some((a, b))),
         RangeRequest::Unsatisfiable => {
-            return Err(ApiError::RangeNotSatisfiable { len });
+            return Err((AppError::RangeNotSatisfiable { len }).into());
         }
     };
     let body_len = span.map_or(len, |(a, b)| b - a + 1);
@@ -551,7 +561,7 @@ pub async fn serve(
         .map_err(blob_error)?;
     let first = match body.next().await {
         Some(Ok(bytes)) => bytes,
-        Some(Err(e)) => return Err(blob_error(e)),
+        Some(Err(e)) => return Err(blob_error(e).into()),
         None => Bytes::new(),
     };
     let farm_id = farm.id;
@@ -602,7 +612,7 @@ pub async fn download(
     let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::File(path.as_str())).await?;
     let file = farms::find_file(&state.db, fid.0, &path)
         .await?
-        .ok_or(ApiError::NotFound("file"))?;
+        .ok_or(AppError::NotFound("file"))?;
     let mut response = serve(&state, &req, &read.farm, &file, None).await?;
     if let Some(value) = read.receipt.header()
         && let Ok(value) = HeaderValue::from_str(&value)
@@ -699,14 +709,14 @@ pub async fn list(
         cursor: None,
     }
     .limit()?;
-    let bad_cursor = || ApiError::InvalidParameter {
+    let bad_cursor = || AppError::InvalidParameter {
         field: "cursor".into(),
         message: "is not a cursor this API returned".into(),
     };
     // Any string is a valid lower bound, so any hex decodes to a cursor.
     let after = match &q.cursor {
         None => None,
-        Some(c) if c.is_empty() => return Err(bad_cursor()),
+        Some(c) if c.is_empty() => return Err(bad_cursor().into()),
         Some(c) => Some(String::from_utf8_lossy(&hex::decode(c).map_err(|_| bad_cursor())?).into_owned()),
     };
     let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::Listing(&prefix)).await?;
@@ -731,7 +741,7 @@ pub async fn list(
         .filter(|e| read.shows(&cursor_key_path(e)))
         .map(entry_dto)
         .collect();
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &read.receipt,
         FileList {
             prefix,
@@ -799,7 +809,7 @@ pub async fn move_file(
     let to = errors.check("to", FarmPath::parse(&body.to));
     errors.into_result()?;
     let (Some(from), Some(to)) = (from, to) else {
-        return Err(ApiError::field("from", "is invalid"));
+        return Err(AppError::field("from", "is invalid").into());
     };
     authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     let (file, replaced) = farms::move_file(&state.db, fid.0, &from, &to, body.overwrite)

@@ -12,17 +12,19 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 use vitalfarm_domain::consent::Access as ConsentAccess;
 use vitalfarm_domain::metrics::{self, MetricDef};
-use vitalfarm_domain::{Sex, SubjectId, fhir};
+use vitalfarm_domain::{SubjectId, fhir};
 use vitalfarm_openapi::doc::ForbiddenResponse;
 use vitalfarm_openapi::fhir::FhirBundle;
 use vitalfarm_storage::entity::subject;
 use vitalfarm_storage::repo::readings::{self, MetricWindow, Position};
 
+use vitalfarm_app::views::patient_of;
+
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, PathSubjectId};
-use crate::sharing::{self, Receipt};
-use crate::state::AppState;
+use vitalfarm_app::sharing::{self, Receipt};
+use vitalfarm_app::state::AppState;
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 /// Observations per page unless `_count` says otherwise.
@@ -74,10 +76,11 @@ struct Params {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: message.into(),
-    }
+    })
+    .into()
 }
 
 fn parse_time(field: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
@@ -250,22 +253,13 @@ pub async fn bundle(
         &self_url,
     )
     .await?;
-    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.into()))?;
     let mut response = HttpResponse::Ok();
     response.content_type(FHIR_JSON);
     if let Some(value) = receipt.header() {
         response.insert_header((sharing::CONSENT_HEADER, value));
     }
     Ok(response.body(bytes))
-}
-
-pub fn patient_of(subject: &subject::Model) -> fhir::Patient {
-    fhir::Patient {
-        id: subject.id,
-        display_name: subject.display_name.clone(),
-        birth_date: subject.birth_date.map(|d| d.format("%Y-%m-%d").to_string()),
-        sex: subject.sex.as_deref().and_then(Sex::parse),
-    }
 }
 
 /// One page of `subject`'s observations under `plan`, after the cursor
@@ -376,7 +370,7 @@ mod tests {
     #[test]
     fn params_name_the_bad_field() {
         let field = |q: &str| match parse_params(q) {
-            Err(ApiError::InvalidParameter { field, .. }) => field,
+            Err(ApiError(AppError::InvalidParameter { field, .. })) => field,
             _ => panic!("{q} was accepted"),
         };
         assert_eq!(field("metric=mood"), "metric");

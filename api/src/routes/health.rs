@@ -9,8 +9,8 @@ use vitalfarm_openapi::health::{Health, Jwks, Readiness, ReadinessCheck};
 use super::RouteSet;
 use crate::apidoc;
 use crate::error::ApiResult;
-use crate::state::AppState;
 use crate::telemetry::Metrics;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/healthz", healthz);

@@ -26,12 +26,12 @@ use vitalfarm_storage::repo::{imports as imports_repo, readings, subjects};
 
 use super::RouteSet;
 use super::farms::blob_error;
-use crate::audit;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, PathMembershipId, Query};
-use crate::farm_keys;
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::authz;
+use vitalfarm_app::farm_keys;
+use vitalfarm_app::state::AppState;
 
 /// The largest bundle accepted.
 pub const MAX_BUNDLE_BYTES: usize = 10 * 1024 * 1024;
@@ -86,7 +86,7 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
         .map_err(|e| match e {
             WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
             WriteError::Storage(e) => DocError::Failed(e.into()),
-            other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+            other => DocError::Failed(AppError::Internal(anyhow::Error::new(other)).into()),
         })?;
     let written = async {
         let mut writer = state
@@ -107,7 +107,7 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
                 .await
                 .map_err(|e| DocError::Failed(e.into()))?;
             super::farms::reclaim(state, fid, blob).await;
-            return Err(DocError::Failed(e));
+            return Err(DocError::Failed(e.into()));
         }
     };
     let committed = farms::commit_upload(
@@ -134,7 +134,7 @@ async fn store_document(state: &AppState, farm: &farm::Model, path: &FarmPath, b
             return Err(match e {
                 WriteError::Quota { .. } => DocError::Rejected("resource", "the farm's quota is exceeded".into()),
                 WriteError::Storage(e) => DocError::Failed(e.into()),
-                other => DocError::Failed(ApiError::Internal(anyhow::Error::new(other))),
+                other => DocError::Failed(AppError::Internal(anyhow::Error::new(other)).into()),
             });
         }
     };
@@ -190,14 +190,14 @@ pub async fn import_fhir(
         q.subject_id
             .as_deref()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ApiError::InvalidParameter {
+            .ok_or_else(|| AppError::InvalidParameter {
                 field: "subject_id".into(),
                 message: "the id of the subject the records are about is required".into(),
             })?;
     let subject = subjects::find(&state.db, SubjectId::from_uuid(subject_id))
         .await?
         .filter(|s| s.membership_id == access.membership.as_uuid())
-        .ok_or(ApiError::NotFound("subject"))?;
+        .ok_or(AppError::NotFound("subject"))?;
     let sid = SubjectId::from_uuid(subject.id);
 
     let essence = req
@@ -207,23 +207,25 @@ pub async fn import_fhir(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase());
     if !matches!(essence.as_deref(), Some("application/fhir+json" | "application/json")) {
-        return Err(ApiError::UnsupportedMediaType {
+        return Err((AppError::UnsupportedMediaType {
             expected: "application/fhir+json",
-        });
+        })
+        .into());
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| AppError::InvalidJson(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > MAX_BUNDLE_BYTES {
-            return Err(ApiError::PayloadTooLarge {
+            return Err((AppError::PayloadTooLarge {
                 limit: MAX_BUNDLE_BYTES,
-            });
+            })
+            .into());
         }
         body.extend_from_slice(&chunk);
     }
     let bundle: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(format!("malformed JSON: {e}")))?;
-    let entries = fhir_import::entries(&bundle).map_err(|e| ApiError::InvalidParameter {
+        serde_json::from_slice(&body).map_err(|e| AppError::InvalidJson(format!("malformed JSON: {e}")))?;
+    let entries = fhir_import::entries(&bundle).map_err(|e| AppError::InvalidParameter {
         field: e.field.into(),
         message: e.message.into(),
     })?;
@@ -232,7 +234,7 @@ pub async fn import_fhir(
     let folder = format!("/hospital/{}", Utc::now().format("%Y-%m-%d"));
     let farm = farms::find_by_membership(&state.db, access.membership)
         .await?
-        .ok_or(ApiError::NotFound("farm"))?;
+        .ok_or(AppError::NotFound("farm"))?;
     let mut pending = Vec::new();
     let mut seen: HashSet<(&'static str, i64)> = HashSet::new();
     let (mut imported, mut duplicates) = (0u64, 0u64);
@@ -242,7 +244,7 @@ pub async fn import_fhir(
         match entry {
             Err(r) => rejections.push(rejected(index, r)),
             Ok(Entry::Reading { id, reading }) => {
-                let valid = match super::readings::validate(index, &reading, now_ms) {
+                let valid = match vitalfarm_app::readings::validate(index, &reading, now_ms) {
                     Ok(v) => v,
                     Err(r) => {
                         let first = r.errors.into_iter().next();
@@ -284,7 +286,7 @@ pub async fn import_fhir(
                     rejections.push(reject("id", "cannot name a file".into()));
                     continue;
                 };
-                let bytes = serde_json::to_vec_pretty(&resource).map_err(|e| ApiError::Internal(e.into()))?;
+                let bytes = serde_json::to_vec_pretty(&resource).map_err(|e| AppError::Internal(e.into()))?;
                 match store_document(&state, &farm, &path, &bytes).await {
                     Ok(()) => documents.push(ImportedDocument {
                         path: path.as_str().to_owned(),
@@ -330,9 +332,9 @@ pub async fn import_fhir(
     }
     // What the alert rules judge: the rows about to be stored (earlier
     // imports' readings were left out above, so a re-import alerts nobody).
-    let judged: Vec<crate::alerts::StoredReading> = rows
+    let judged: Vec<vitalfarm_app::alerts::StoredReading> = rows
         .iter()
-        .map(|r| crate::alerts::StoredReading {
+        .map(|r| vitalfarm_app::alerts::StoredReading {
             membership_id: r.membership_id,
             subject_id: r.subject_id,
             metric: r.metric,
@@ -344,7 +346,7 @@ pub async fn import_fhir(
     readings::insert_new(&state.db, rows).await?;
     // Hospital readings count like any other: rules judge them and live
     // streams show them, as for device ingest.
-    crate::alerts::on_readings(&state, &judged).await;
+    vitalfarm_app::alerts::on_readings(&state, &judged).await;
     state.stream.wake();
 
     let event = audit::Event::by(

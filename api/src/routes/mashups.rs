@@ -1,7 +1,7 @@
 //! Mashups (`/v1/mashups`): the catalog of compound services, the elderly
 //! watch of a company's people and the infant monitor of one child. Reads
 //! go through `sharing` (consents, audit, receipts); the decisions are
-//! `vitalfarm_domain::mashups`, the gathering `crate::mashups`.
+//! `vitalfarm_domain::mashups`, the gathering `vitalfarm_app::mashups`.
 
 use std::collections::BTreeMap;
 
@@ -24,11 +24,11 @@ use vitalfarm_openapi::mashups::{
 use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::{Auth, PathSubjectId, Query};
-use crate::mashups::{self, time};
-use crate::sharing::{self, Receipt};
-use crate::state::AppState;
+use vitalfarm_app::mashups::{self, time};
+use vitalfarm_app::sharing::{self, Receipt};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/mashups", catalog);
@@ -40,10 +40,11 @@ pub fn routes(r: &mut RouteSet) {
 const WATCH_CONCURRENCY: usize = 8;
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: message.into(),
-    }
+    })
+    .into()
 }
 
 fn entry(
@@ -92,7 +93,13 @@ pub async fn catalog(_auth: Auth) -> web::Json<MashupCatalog> {
                  from silence longer than the person's own rhythm; with the reasons and the values used.",
                 "POST",
                 "/v1/mashups/elderly-watch/run",
-                &["blood_pressure", "body_temperature", "heart_rate", "spo2", "blood_glucose"],
+                &[
+                    "blood_pressure",
+                    "body_temperature",
+                    "heart_rate",
+                    "spo2",
+                    "blood_glucose",
+                ],
                 &[BP, TEMP, VITALS, NEWS2, NG143, GLUCOSE],
             ),
             entry(
@@ -191,15 +198,16 @@ pub async fn elderly_watch(
     } else {
         let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         if !content_type.is_some_and(crate::extract::json::is_json) {
-            return Err(ApiError::UnsupportedMediaType {
+            return Err((AppError::UnsupportedMediaType {
                 expected: "application/json",
-            });
+            })
+            .into());
         }
         crate::extract::json::parse(&body)?
     };
     let lookback_text = body.lookback.clone().unwrap_or_else(|| "PT24H".to_owned());
     let lookback_ms = parse_lookback(&lookback_text).ok_or_else(|| {
-        ApiError::field(
+        AppError::field(
             "lookback",
             "must be an ISO 8601 duration of hours or minutes up to PT720H",
         )
@@ -209,10 +217,11 @@ pub async fn elderly_watch(
         .as_ref()
         .is_some_and(|s| s.is_empty() || s.len() > mashups::MAX_SUBJECTS)
     {
-        return Err(ApiError::field(
+        return Err(AppError::field(
             "subject_ids",
             format!("must name 1 to {} subjects", mashups::MAX_SUBJECTS),
-        ));
+        )
+        .into());
     }
     let generated_at = Utc::now();
     let at = body.at.unwrap_or(generated_at);
@@ -222,30 +231,31 @@ pub async fn elderly_watch(
     if let Some(only) = &body.subject_ids {
         if let Some(missing) = only.iter().find(|id| !watched.iter().any(|w| w.as_uuid() == **id)) {
             tracing::debug!(subject = %missing, "asked for a subject the company does not watch");
-            return Err(ApiError::NotFound("subject"));
+            return Err(AppError::NotFound("subject").into());
         }
         watched.retain(|w| only.contains(&w.as_uuid()));
     }
     if watched.len() > mashups::MAX_SUBJECTS {
-        return Err(ApiError::field(
+        return Err(AppError::field(
             "subject_ids",
             format!(
                 "the company watches more than {} subjects: name the ones to judge",
                 mashups::MAX_SUBJECTS
             ),
-        ));
+        )
+        .into());
     }
 
     // Subjects are judged a few at a time: each is a handful of short
     // indexed reads, so overlapping them keeps the database busy.
     let (st, principal): (&AppState, _) = (&state, &auth.0);
-    let judged: Vec<ApiResult<Option<_>>> = futures_util::stream::iter(watched)
+    let judged: Vec<AppResult<Option<_>>> = futures_util::stream::iter(watched)
         .map(|sid| async move {
             // A consent can end between the listing and the read: that
             // subject is then simply no longer watched.
             let read = match sharing::subject(st, principal, sid).await {
                 Ok(read) => read,
-                Err(ApiError::NotFound(_) | ApiError::Forbidden(_)) => return Ok(None),
+                Err(AppError::NotFound(_) | AppError::Forbidden(_)) => return Ok(None),
                 Err(e) => return Err(e),
             };
             mashups::watch_subject(st, &read, at_ms, lookback_ms).await.map(Some)
@@ -270,7 +280,7 @@ pub async fn elderly_watch(
         emergency: count(Status::Emergency),
     };
     tracing::info!(membership = %company, subjects = lines.len(), emergency = summary.emergency, "elderly watch run");
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         ElderlyWatchResponse {
             generated_at,
@@ -403,13 +413,14 @@ pub async fn infant_monitor(
         );
     }
     if metrics.values().all(|m| !m.shared) {
-        return Err(ApiError::Forbidden(
+        return Err(AppError::Forbidden(
             "no active consent shares this subject's temperature, SpO2 or heart rate with you".into(),
-        ));
+        )
+        .into());
     }
     read.record(&state, "mashups/infant-monitor", &receipt).await?;
     episodes.sort_by_key(|e| (e.start_ms, e.metric));
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         InfantMonitorResponse {
             subject_id: subject.as_uuid(),

@@ -12,11 +12,11 @@ use vitalfarm_storage::entity::user;
 use vitalfarm_storage::repo::{accounts, oauth};
 
 use super::RouteSet;
-use crate::audit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathAppId, Query};
-use crate::state::AppState;
+use vitalfarm_app::audit;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/me", me);
@@ -46,7 +46,7 @@ pub async fn me(state: web::Data<AppState>, auth: Auth) -> ApiResult<web::Json<M
     let user_id = auth.acting_user()?;
     let user = accounts::find_user(&state.db, user_id)
         .await?
-        .ok_or(ApiError::Unauthorized("the account of this token no longer exists"))?;
+        .ok_or(AppError::Unauthorized("the account of this token no longer exists"))?;
     let memberships = accounts::memberships_of_user(&state.db, user_id)
         .await?
         .into_iter()
@@ -135,7 +135,7 @@ pub async fn revoke_authorization(
     let user = auth.user()?;
     let (app, disabled) = oauth::revoke_authorization(&state.db, user, app_id.0)
         .await?
-        .ok_or(ApiError::NotFound("authorization"))?;
+        .ok_or(AppError::NotFound("authorization"))?;
     tracing::info!(app_id = %app_id.0, "oauth authorization revoked by its user");
     audit::record(
         &state,

@@ -12,14 +12,14 @@ use vitalfarm_openapi::members::{
 use vitalfarm_storage::repo::{accounts, api_keys, members};
 
 use super::RouteSet;
-use crate::audit::{self, Event};
-use crate::auth::secrets;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathUserId, Query};
-use crate::mail::messages;
-use crate::state::AppState;
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::authz;
+use vitalfarm_app::mail::messages;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/members", add_member);
@@ -48,11 +48,9 @@ fn member_dto(m: &members::Member) -> Member {
 pub async fn require_company(state: &AppState, mid: MembershipId) -> ApiResult<()> {
     let (m, _) = accounts::find_membership(&state.db, mid)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     if MembershipKind::parse(&m.kind) != Some(MembershipKind::Company) {
-        return Err(ApiError::Conflict(
-            "only company memberships have staff and API keys".into(),
-        ));
+        return Err(AppError::Conflict("only company memberships have staff and API keys".into()).into());
     }
     Ok(())
 }
@@ -79,7 +77,7 @@ pub async fn add_member(
     mid: PathMembershipId,
     Json(body): Json<AddMemberRequest>,
 ) -> ApiResult<HttpResponse> {
-    let email = Email::parse(&body.email).map_err(|m| ApiError::field("email", m))?;
+    let email = Email::parse(&body.email).map_err(|m| AppError::field("email", m))?;
     let attempt =
         || Event::by(&auth.0, mid.0, "member.added", "members").with_detail(json!({"role": body.role.as_str()}));
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await;
@@ -87,12 +85,12 @@ pub async fn add_member(
     let inviter = audit::guard(&state, attempt(), auth.user()).await?;
     require_company(&state, mid.0).await?;
     if !access.role.may_assign(body.role) {
-        let refused = Err(ApiError::Forbidden(format!(
+        let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
             access.role.as_str(),
             body.role.as_str()
         )));
-        return audit::guard(&state, attempt(), refused).await;
+        return Ok(audit::guard(&state, attempt(), refused).await?);
     }
     let token = secrets::generate(secrets::INVITE_PREFIX)?;
     let expires_at =
@@ -182,18 +180,19 @@ async fn target(
     auth: &Auth,
     mid: MembershipId,
     uid: UserId,
-) -> ApiResult<(authz::Access, members::Member)> {
+) -> AppResult<(authz::Access, members::Member)> {
     let access = authz::authorize(state, &auth.0, mid, Permission::ManageMembers).await?;
     auth.user()?;
     let member = members::get(&state.db, mid, uid)
         .await
-        .map_err(|_| ApiError::NotFound("member"))?;
+        .map_err(|_| AppError::NotFound("member"))?;
     if !access.role.may_assign(member.role) {
-        return Err(ApiError::Forbidden(format!(
+        return Err(AppError::Forbidden(format!(
             "your role ({}) may not change a member with the role {}",
             access.role.as_str(),
             member.role.as_str()
-        )));
+        ))
+        .into());
     }
     Ok((access, member))
 }
@@ -221,12 +220,12 @@ pub async fn update_member(
     };
     let (access, _) = audit::guard(&state, attempt(), target(&state, &auth, mid.0, uid.0).await).await?;
     if !access.role.may_assign(body.role) {
-        let refused = Err(ApiError::Forbidden(format!(
+        let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
             access.role.as_str(),
             body.role.as_str()
         )));
-        return audit::guard(&state, attempt(), refused).await;
+        return Ok(audit::guard(&state, attempt(), refused).await?);
     }
     let member = members::set_role(&state.db, mid.0, uid.0, body.role).await?;
     audit::record(
@@ -257,7 +256,7 @@ pub async fn remove_member(
     uid: PathUserId,
     Query(query): Query<RemoveMemberQuery>,
 ) -> ApiResult<HttpResponse> {
-    let leaving_self = matches!(&auth.0, crate::extract::auth::Principal::User { id } if *id == uid.0);
+    let leaving_self = matches!(&auth.0, vitalfarm_app::principal::Principal::User { id } if *id == uid.0);
     let attempt = || Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0));
     let role = if leaving_self {
         authz::role_in(&state, &auth.0, mid.0).await?
@@ -270,19 +269,19 @@ pub async fn remove_member(
     let keys = match query.reassign_keys_to {
         None => api_keys::OnCreatorLeaving::Revoke,
         Some(_) if role != Role::Owner => {
-            let refused = Err(ApiError::Forbidden(
+            let refused = Err(AppError::Forbidden(
                 "only an owner may hand a leaving member's API keys to someone else".into(),
             ));
-            return audit::guard(&state, attempt(), refused).await;
+            return Ok(audit::guard(&state, attempt(), refused).await?);
         }
         Some(heir) => api_keys::OnCreatorLeaving::ReassignTo(UserId::from_uuid(heir)),
     };
     let keys_touched = members::remove(&state.db, mid.0, uid.0, keys)
         .await
         .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("member"),
+            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("member"),
             vitalfarm_storage::StorageError::Conflict(m @ (api_keys::HEIR_NOT_A_MEMBER | api_keys::HEIR_TOO_WEAK)) => {
-                ApiError::InvalidParameter {
+                AppError::InvalidParameter {
                     field: "reassign_keys_to".into(),
                     message: m.into(),
                 }

@@ -9,10 +9,10 @@ use vitalfarm_storage::entity::membership;
 use vitalfarm_storage::repo::accounts;
 
 use super::RouteSet;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::{Auth, PathMembershipId};
-use crate::state::AppState;
+use vitalfarm_app::authz;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}", get_membership);
@@ -22,7 +22,7 @@ pub fn membership_dto(m: &membership::Model, farm_id: Option<Uuid>) -> ApiResult
     Ok(Membership {
         id: m.id,
         kind: MembershipKind::parse(&m.kind)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("membership {} has unknown kind", m.id)))?,
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("membership {} has unknown kind", m.id)))?,
         name: m.name.clone(),
         farm_id,
         created_at: m.created_at,
@@ -42,6 +42,6 @@ pub async fn get_membership(
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?;
     let (m, farm) = accounts::find_membership(&state.db, mid.0)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     Ok(web::Json(membership_dto(&m, farm.map(|f| f.id))?))
 }

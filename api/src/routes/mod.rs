@@ -6,7 +6,7 @@
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, AppError};
 
 pub mod account;
 pub mod alerts;
@@ -85,7 +85,7 @@ impl RouteSet {
             }
             resource = resource.default_service(web::to(move || {
                 let allow = allow.clone();
-                async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+                async move { Err::<HttpResponse, _>(ApiError(AppError::MethodNotAllowed { allow })) }
             }));
             cfg.service(resource);
         }
@@ -133,7 +133,7 @@ pub fn all() -> RouteSet {
 
 /// For any path no route matches.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::RouteNotFound)
+    Err(AppError::RouteNotFound.into())
 }
 
 /// Where clients reach this service, for absolute URLs (share links, OAuth
@@ -142,7 +142,7 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 /// the address this server is bound to. `Host` and `X-Forwarded-*` come
 /// from the client, and without a proxy vouching for them they could point
 /// links anywhere (`X-Forwarded-Host: evil.example`).
-pub fn public_base(req: &actix_web::HttpRequest, state: &crate::state::AppState) -> String {
+pub fn public_base(req: &actix_web::HttpRequest, state: &vitalfarm_app::state::AppState) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }

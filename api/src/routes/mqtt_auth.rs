@@ -29,9 +29,9 @@ use utoipa::ToSchema;
 use vitalfarm_domain::DeviceStatus;
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
-use crate::mqtt::{Topics, Uplink};
-use crate::state::AppState;
+use crate::error::{ApiError, ApiResult, AppError, AppResult};
+use vitalfarm_app::mqtt::{Topics, Uplink};
+use vitalfarm_app::state::AppState;
 use vitalfarm_storage::repo::rate_limits;
 
 pub fn routes(r: &mut RouteSet) {
@@ -78,7 +78,7 @@ pub const SECRET_HEADER: &str = "x-vitalfarm-hook-secret";
 fn check_secret(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
     let Some(secret) = state.config.mqtt_hook_secret.as_deref() else {
         // Not set up for an external broker: there is no hook to call.
-        return Err(ApiError::NotFound("MQTT hook (no `mqtt_hook_secret` is configured)"));
+        return Err(AppError::NotFound("MQTT hook (no `mqtt_hook_secret` is configured)").into());
     };
     let from_header = req.headers().get(SECRET_HEADER).and_then(|v| v.to_str().ok());
     let from_basic = req
@@ -91,7 +91,7 @@ fn check_secret(req: &HttpRequest, state: &AppState) -> ApiResult<()> {
         .and_then(|pair| pair.split_once(':').map(|(_, p)| p.to_owned()));
     let presented = from_header.map(str::to_owned).or(from_basic);
     match presented {
-        Some(p) if crate::auth::secrets::equal(&p, secret) => Ok(()),
+        Some(p) if vitalfarm_app::auth::secrets::equal(&p, secret) => Ok(()),
         _ => Err(deny("missing or wrong hook secret")),
     }
 }
@@ -100,16 +100,16 @@ fn failure_window(state: &AppState) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(state.config.login_window_secs).unwrap_or(i64::MAX / 1000))
 }
 
-fn parse(req: &HttpRequest, body: &[u8]) -> ApiResult<HookRequest> {
+fn parse(req: &HttpRequest, body: &[u8]) -> AppResult<HookRequest> {
     let json = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
     if json {
-        serde_json::from_slice(body).map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))
+        serde_json::from_slice(body).map_err(|e| AppError::field("body", format!("invalid JSON: {e}")))
     } else {
-        serde_urlencoded::from_bytes(body).map_err(|e| ApiError::field("body", format!("invalid form: {e}")))
+        serde_urlencoded::from_bytes(body).map_err(|e| AppError::field("body", format!("invalid form: {e}")))
     }
 }
 
@@ -122,7 +122,7 @@ fn allow(is_superuser: bool) -> HttpResponse {
 }
 
 fn deny(why: &str) -> ApiError {
-    ApiError::Forbidden(why.to_owned())
+    AppError::Forbidden(why.to_owned()).into()
 }
 
 /// vitalfarm's own broker login, from `mqtt_url`.
@@ -130,15 +130,15 @@ fn is_service(state: &AppState, username: &str, password: Option<&str>) -> bool 
     let Some(url) = state.config.mqtt_url.as_deref() else {
         return false;
     };
-    let Ok(options) = crate::mqtt::external::options(url, "probe") else {
+    let Ok(options) = vitalfarm_app::mqtt::external::options(url, "probe") else {
         return false;
     };
     let Some(login) = options.credentials() else {
         return false;
     };
-    let user_ok = crate::auth::secrets::equal(&login.username, username);
+    let user_ok = vitalfarm_app::auth::secrets::equal(&login.username, username);
     match password {
-        Some(p) => user_ok & crate::auth::secrets::equal(&login.password, p),
+        Some(p) => user_ok & vitalfarm_app::auth::secrets::equal(&login.password, p),
         None => user_ok,
     }
 }
@@ -167,15 +167,16 @@ pub async fn user(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
     if w.count > i32::try_from(state.config.mqtt_hook_max_failures).unwrap_or(i32::MAX) {
         rate_limits::undo(&state.db, &key).await?;
         let secs = (w.resets_at - chrono::Utc::now()).num_seconds().max(1);
-        return Err(ApiError::RateLimited {
+        return Err((AppError::RateLimited {
             retry_after_secs: u64::try_from(secs).unwrap_or(1),
-        });
+        })
+        .into());
     }
     if is_service(&state, &hook.username, Some(&hook.password)) {
         rate_limits::undo(&state.db, &key).await?;
         return Ok(allow(true));
     }
-    let dev = crate::extract::device::verify(&state, &hook.username, &hook.password)
+    let dev = vitalfarm_app::auth::device::verify(&state, &hook.username, &hook.password)
         .await
         .map_err(|_| deny("invalid device credentials"))?;
     rate_limits::undo(&state.db, &key).await?;
@@ -229,10 +230,7 @@ pub async fn acl(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
         (Some(2), _) | (_, Some("publish")) => true,
         (Some(1 | 4), _) | (_, Some("subscribe")) => false,
         _ => {
-            return Err(ApiError::field(
-                "acc",
-                "must be 1, 2 or 4 (or action publish/subscribe)",
-            ));
+            return Err(AppError::field("acc", "must be 1, 2 or 4 (or action publish/subscribe)").into());
         }
     };
     let allowed = if publish {

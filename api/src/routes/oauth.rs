@@ -30,10 +30,10 @@ use vitalfarm_storage::repo::oauth::{self as repo, CodeCheck, Exchange, NewRefre
 
 use super::RouteSet;
 use super::apps::redirect_uris;
-use crate::audit;
-use crate::auth::secrets;
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::error::{ApiError, ApiResult, AppError};
+use vitalfarm_app::audit;
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/oauth/authorize", authorize_page);
@@ -502,7 +502,7 @@ pub async fn authorize_submit(
     }
     let user = match super::auth::check_password(&req, &state, &email, password).await {
         Ok(user) => user,
-        Err(ApiError::InvalidCredentials) => {
+        Err(ApiError(AppError::InvalidCredentials)) => {
             return consent_page(
                 &state,
                 &checked,
@@ -511,7 +511,7 @@ pub async fn authorize_submit(
                 Some("Wrong email or password."),
             );
         }
-        Err(ApiError::RateLimited { retry_after_secs }) => {
+        Err(ApiError(AppError::RateLimited { retry_after_secs })) => {
             let mut res = consent_page(
                 &state,
                 &checked,

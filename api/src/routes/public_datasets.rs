@@ -11,7 +11,7 @@ use vitalfarm_openapi::datasets::{DatasetDetail, DatasetList, DatasetSummary};
 use vitalfarm_openapi::doc::InsufficientScopeResponse;
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::Auth;
 
 pub fn routes(r: &mut RouteSet) {
@@ -47,6 +47,6 @@ pub async fn list(_auth: Auth) -> ApiResult<web::Json<DatasetList>> {
     ))]
 pub async fn get(_auth: Auth, req: HttpRequest) -> ApiResult<web::Json<DatasetDetail>> {
     let name = req.match_info().get("name").unwrap_or_default();
-    let (meta, records) = datasets::find(name).ok_or(ApiError::NotFound("dataset"))?;
+    let (meta, records) = datasets::find(name).ok_or(AppError::NotFound("dataset"))?;
     Ok(web::Json(DatasetDetail::new(meta, records)))
 }

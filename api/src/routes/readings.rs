@@ -13,99 +13,27 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 use vitalfarm_domain::consent::Access as ConsentAccess;
 use vitalfarm_domain::metrics;
-use vitalfarm_openapi::FieldError;
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::readings::{
     AggregateBucket, AggregateResponse, BucketWidth, IngestRequest, IngestResponse, LatestValue, MetricSummary,
-    Reading, ReadingIn, ReadingPage, Rejected, SummaryResponse,
+    Reading, ReadingPage, SummaryResponse,
 };
 use vitalfarm_storage::repo::{devices, readings};
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError};
 use crate::extract::device::DeviceAuth;
 use crate::extract::query::check_period;
 use crate::extract::{Auth, Json, PathSubjectId, Query};
-use crate::sharing::{self, Receipt, Standing};
-use crate::state::AppState;
-
-/// Most readings in one request.
-pub const MAX_BATCH: usize = 5000;
+use vitalfarm_app::readings::MAX_BATCH;
+use vitalfarm_app::sharing::{self, Receipt, Standing};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/ingest/readings", ingest);
     r.add(Method::GET, "/v1/subjects/{sid}/readings", list);
     r.add(Method::GET, "/v1/subjects/{sid}/readings/aggregate", aggregate);
     r.add(Method::GET, "/v1/subjects/{sid}/summary", summary);
-}
-
-/// A reading that passed validation, in canonical units.
-pub struct Valid {
-    pub index: usize,
-    pub ts_ms: i64,
-    pub seq: Option<i64>,
-    pub normalized: metrics::Normalized,
-}
-
-/// Validates one reading of a batch: its shape, time and value.
-pub fn validate(index: usize, raw: &serde_json::Value, now_ms: i64) -> Result<Valid, Rejected> {
-    let reject = |errors: Vec<FieldError>| Rejected { index, errors };
-    let reading: ReadingIn = serde_path_to_error::deserialize(raw).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        let field = match message
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next())
-        {
-            Some(name) => name.to_owned(),
-            None if path == "." => "reading".to_owned(),
-            None => path,
-        };
-        reject(vec![FieldError { field, message }])
-    })?;
-    let mut errors = Vec::new();
-    let ts_ms = match DateTime::parse_from_rfc3339(&reading.ts) {
-        Ok(t) => {
-            let ms = t.with_timezone(&Utc).timestamp_millis();
-            if let Err(e) = metrics::check_reading_time(ms, now_ms) {
-                errors.push(FieldError {
-                    field: "ts".into(),
-                    message: e.to_string(),
-                });
-            }
-            ms
-        }
-        Err(_) => {
-            errors.push(FieldError {
-                field: "ts".into(),
-                message: "must be an RFC 3339 timestamp such as 2026-11-21T08:00:00Z".into(),
-            });
-            0
-        }
-    };
-    let components: Option<Vec<(String, f64)>> = reading.components.map(|c| c.into_iter().collect());
-    let normalized = metrics::normalize(
-        &reading.metric,
-        reading.value,
-        components.as_deref(),
-        reading.unit.as_deref(),
-    );
-    match normalized {
-        Ok(n) if errors.is_empty() => Ok(Valid {
-            index,
-            ts_ms,
-            seq: reading.seq,
-            normalized: n,
-        }),
-        Ok(_) => Err(reject(errors)),
-        Err(e) => {
-            errors.extend(e.into_errors().into_iter().map(|f| FieldError {
-                field: f.field,
-                message: f.message,
-            }));
-            Err(reject(errors))
-        }
-    }
 }
 
 /// Receives readings from a device: up to 5,000 per request, each
@@ -129,22 +57,19 @@ pub async fn ingest(
     let items = body
         .get("readings")
         .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| ApiError::field("readings", "must be an array of readings"))?;
+        .ok_or_else(|| AppError::field("readings", "must be an array of readings"))?;
     if let Some(extra) = body.as_object().and_then(|o| o.keys().find(|k| *k != "readings")) {
-        return Err(ApiError::field(extra.clone(), "unknown field"));
+        return Err(AppError::field(extra.clone(), "unknown field").into());
     }
     if items.len() > MAX_BATCH {
-        return Err(ApiError::field(
-            "readings",
-            format!("at most {MAX_BATCH} readings per request"),
-        ));
+        return Err(AppError::field("readings", format!("at most {MAX_BATCH} readings per request")).into());
     }
     let outcome = state
         .ingest
         .ingest(&device.0, items)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or_else(|| ApiError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
+        .map_err(|e| AppError::Internal(e.into()))?
+        .ok_or_else(|| AppError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
     devices::touch(&state.db, &device.0, state.config.device_offline_after()).await?;
     state.stream.wake();
     Ok(web::Json(outcome))
@@ -226,7 +151,7 @@ pub async fn list(
     sid: PathSubjectId,
     Query(q): Query<ReadingQuery>,
 ) -> ApiResult<CustomizeResponder<web::Json<ReadingPage>>> {
-    let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
+    let metric = metrics::find(&q.metric).ok_or_else(|| AppError::InvalidParameter {
         field: "metric".into(),
         message: "unknown metric; see GET /v1/metrics".into(),
     })?;
@@ -237,7 +162,7 @@ pub async fn list(
     .limit()?;
     let after = match &q.cursor {
         None => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::InvalidParameter {
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| AppError::InvalidParameter {
             field: "cursor".into(),
             message: "is not a cursor this API returned".into(),
         })?),
@@ -276,7 +201,7 @@ pub async fn list(
     } else {
         None
     };
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         ReadingPage {
             items,
@@ -315,7 +240,7 @@ pub async fn aggregate(
     sid: PathSubjectId,
     Query(q): Query<AggregateQuery>,
 ) -> ApiResult<CustomizeResponder<web::Json<AggregateResponse>>> {
-    let metric = metrics::find(&q.metric).ok_or_else(|| ApiError::InvalidParameter {
+    let metric = metrics::find(&q.metric).ok_or_else(|| AppError::InvalidParameter {
         field: "metric".into(),
         message: "unknown metric; see GET /v1/metrics".into(),
     })?;
@@ -325,12 +250,13 @@ pub async fn aggregate(
     check_period(Some(from), Some(to))?;
     let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
     if (to_ms - from_ms) / bucket.millis() > MAX_BUCKETS {
-        return Err(ApiError::InvalidParameter {
+        return Err((AppError::InvalidParameter {
             field: "bucket".into(),
             message: format!(
                 "the period spans more than {MAX_BUCKETS} buckets; use a wider bucket or a shorter period"
             ),
-        });
+        })
+        .into());
     }
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
     let window = read
@@ -343,7 +269,7 @@ pub async fn aggregate(
     } else {
         readings::aggregate(&state.db, sid.0, metric.code, window.from, window.to, bucket.millis()).await?
     };
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         AggregateResponse {
             metric: metric.code.to_owned(),
@@ -416,7 +342,7 @@ pub async fn summary(
             all
         }
     };
-    Ok(sharing::json(
+    Ok(crate::receipts::json(
         &receipt,
         SummaryResponse {
             subject_id: sid.0.as_uuid(),

@@ -15,15 +15,15 @@ use vitalfarm_storage::repo::{farms, share_links};
 
 use super::RouteSet;
 use super::auth::client_ip;
-use crate::audit::{self, Actor, Event, Outcome};
-use crate::auth::secrets;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathFarmId, PathShareLinkId, Query};
-use crate::state::AppState;
 use crate::transfer::LinkSlot;
+use vitalfarm_app::audit::{self, Actor, Event, Outcome};
+use vitalfarm_app::auth::secrets;
+use vitalfarm_app::authz;
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::state::AppState;
 
 pub const SHARE_PREFIX: &str = "vf_share_";
 
@@ -76,12 +76,12 @@ pub async fn create(
     }
     errors.into_result()?;
     let Some(path) = path else {
-        return Err(ApiError::field("path", "is invalid"));
+        return Err(AppError::field("path", "is invalid").into());
     };
     let (_, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
     let file = farms::find_file(&state.db, fid.0, &path)
         .await?
-        .ok_or(ApiError::NotFound("file"))?;
+        .ok_or(AppError::NotFound("file"))?;
     let token = secrets::generate(SHARE_PREFIX)?;
     let expires_at = Utc::now() + Duration::seconds(i64::from(body.expires_in));
     let created_by = match &auth.0 {
@@ -154,7 +154,7 @@ pub async fn revoke(
     share_links::revoke(&state.db, fid.0, lid.0)
         .await
         .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("share link"),
+            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("share link"),
             other => other.into(),
         })?;
     audit::record(
@@ -187,7 +187,7 @@ pub async fn uses(
     let page = share_links::uses(&state.db, fid.0, lid.0, after, limit)
         .await
         .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => ApiError::NotFound("share link"),
+            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("share link"),
             other => other.into(),
         })?;
     Ok(web::Json(ShareLinkUsePage {
@@ -230,37 +230,35 @@ pub async fn download(req: HttpRequest, state: web::Data<AppState>) -> ApiResult
     };
     let link = link
         .filter(|l| secrets::equal(&l.token_hash, &secrets::digest(token)))
-        .ok_or(ApiError::NotFound("share link"))?;
+        .ok_or(AppError::NotFound("share link"))?;
     let ip = client_ip(&req, &state);
     if link.revoked_at.is_some() {
         share_links::record_use(&state.db, link.id, &ip, "revoked").await?;
         record_use(&state, &link, Outcome::Denied, "revoked").await?;
-        return Err(ApiError::Gone("this share link was revoked".into()));
+        return Err(AppError::Gone("this share link was revoked".into()).into());
     }
     if link.expires_at <= Utc::now() {
         share_links::record_use(&state.db, link.id, &ip, "expired").await?;
         record_use(&state, &link, Outcome::Denied, "expired").await?;
-        return Err(ApiError::Gone(format!(
-            "this share link expired at {}",
-            link.expires_at.to_rfc3339()
-        )));
+        return Err(AppError::Gone(format!("this share link expired at {}", link.expires_at.to_rfc3339())).into());
     }
     let farm_id = FarmId::from_uuid(link.farm_id);
     let farm = farms::find(&state.db, farm_id)
         .await?
-        .ok_or(ApiError::NotFound("share link"))?;
+        .ok_or(AppError::NotFound("share link"))?;
     let file = farms::find_file_by_id(&state.db, farm_id, link.file_id)
         .await?
-        .ok_or(ApiError::NotFound("share link"))?;
+        .ok_or(AppError::NotFound("share link"))?;
     // A link is for handing a file to someone, not a public mirror: a
     // few downloads at once, so one leaked link cannot hold every
     // connection.
     let Some(slot) = LinkSlot::acquire(link.id, state.config.share_link_max_concurrent_downloads) else {
         share_links::record_use(&state.db, link.id, &ip, "busy").await?;
         record_use(&state, &link, Outcome::Denied, "busy").await?;
-        return Err(ApiError::RateLimited {
+        return Err((AppError::RateLimited {
             retry_after_secs: BUSY_RETRY_AFTER_SECS,
-        });
+        })
+        .into());
     };
     share_links::record_use(&state.db, link.id, &ip, "served").await?;
     tracing::info!(link_id = %link.id, farm_id = %farm.id, "share link used");
@@ -273,7 +271,7 @@ const BUSY_RETRY_AFTER_SECS: u64 = 10;
 
 /// A use of `link`, in the log of the membership whose farm it opens. The
 /// holder of a link is anonymous.
-async fn record_use(state: &AppState, link: &share_link::Model, outcome: Outcome, result: &str) -> ApiResult<()> {
+async fn record_use(state: &AppState, link: &share_link::Model, outcome: Outcome, result: &str) -> AppResult<()> {
     let Some(farm) = farms::find(&state.db, FarmId::from_uuid(link.farm_id)).await? else {
         return Ok(());
     };

@@ -33,13 +33,13 @@ use vitalfarm_storage::entity::{event, reading};
 use vitalfarm_storage::repo::{api_keys, consents, events, oauth, stream as repo};
 
 use super::RouteSet;
-use crate::audit;
-use crate::authz;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::auth::Principal;
+use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, PathMembershipId, Query};
-use crate::state::AppState;
-use crate::stream::{Batch, EVENT_KINDS, Position, Slot};
+use vitalfarm_app::audit;
+use vitalfarm_app::authz;
+use vitalfarm_app::principal::Principal;
+use vitalfarm_app::state::AppState;
+use vitalfarm_app::stream::{Batch, EVENT_KINDS, Position, Slot};
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/stream", stream);
@@ -114,17 +114,18 @@ pub async fn stream(
     if let Some(s) = q.max_seconds
         && !(1..=MAX_SECONDS).contains(&s)
     {
-        return Err(ApiError::InvalidParameter {
+        return Err((AppError::InvalidParameter {
             field: "max_seconds".into(),
             message: "must be between 1 and 86400".into(),
-        });
+        })
+        .into());
     }
     let resume = match req.headers().get("last-event-id") {
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(Position::parse)
-                .ok_or_else(|| ApiError::InvalidParameter {
+                .ok_or_else(|| AppError::InvalidParameter {
                     field: "Last-Event-ID".into(),
                     message: "must be an `id` this stream sent".into(),
                 })?,
@@ -135,7 +136,7 @@ pub async fn stream(
     let slot = state
         .stream
         .admit(mid, state.config.stream_max_per_membership)
-        .ok_or(ApiError::RateLimited { retry_after_secs: 5 })?;
+        .ok_or(AppError::RateLimited { retry_after_secs: 5 })?;
     let now = Instant::now();
     let mut ends = q.max_seconds.map(|s| now + Duration::from_secs(s));
     if let Some(exp) = token_expiry(&state, &req) {
@@ -249,9 +250,15 @@ struct Connection {
 /// the database failed.
 struct Stop;
 
+impl From<AppError> for Stop {
+    fn from(e: AppError) -> Self {
+        Stop::from(ApiError(e))
+    }
+}
+
 impl From<ApiError> for Stop {
     fn from(e: ApiError) -> Self {
-        if let ApiError::Internal(cause) = &e {
+        if let ApiError(AppError::Internal(cause)) = &e {
             tracing::warn!(error = %cause, "stream stopped on an internal error");
         }
         Stop

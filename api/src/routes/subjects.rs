@@ -6,39 +6,26 @@ use actix_web::{HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use vitalfarm_domain::{MembershipId, MembershipKind, Permission, Sex, SubjectId, SubjectKind, ValidationErrors};
+use vitalfarm_domain::{MembershipId, MembershipKind, Permission, SubjectId, SubjectKind, ValidationErrors};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::subjects::{CreateSubjectRequest, NewSubjectKind, Subject, SubjectPage, UpdateSubjectRequest};
 use vitalfarm_storage::entity::subject;
 use vitalfarm_storage::repo::{accounts, subjects};
 
+use vitalfarm_app::views::subject_dto;
+
 use super::RouteSet;
-use crate::authz::{self, Access};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathSubjectId, Query};
-use crate::state::AppState;
+use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/subjects", create);
     r.add(Method::GET, "/v1/memberships/{mid}/subjects", list);
     r.add(Method::GET, "/v1/subjects/{sid}", get);
     r.add(Method::PATCH, "/v1/subjects/{sid}", update);
-}
-
-pub fn subject_dto(s: &subject::Model) -> ApiResult<Subject> {
-    Ok(Subject {
-        id: s.id,
-        membership_id: s.membership_id,
-        kind: SubjectKind::parse(&s.kind)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("subject {} has unknown kind", s.id)))?,
-        display_name: s.display_name.clone(),
-        birth_date: s.birth_date,
-        sex: s.sex.as_deref().and_then(Sex::parse),
-        external_ref: s.external_ref.clone(),
-        created_at: s.created_at,
-        updated_at: s.updated_at,
-    })
 }
 
 fn check_name(errors: &mut ValidationErrors, value: &str) {
@@ -72,16 +59,13 @@ pub(crate) async fn subject_access(
 ) -> ApiResult<(subject::Model, Access)> {
     let subject = subjects::find(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("subject"))?;
+        .ok_or(AppError::NotFound("subject"))?;
     let membership = MembershipId::from_uuid(subject.membership_id);
     let role = authz::role_in(state, &auth.0, membership)
         .await
-        .map_err(|_| ApiError::NotFound("subject"))?;
+        .map_err(|_| AppError::NotFound("subject"))?;
     if !role.allows(permission) {
-        return Err(ApiError::Forbidden(format!(
-            "your role ({}) does not allow this",
-            role.as_str()
-        )));
+        return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
     }
     Ok((subject, Access { membership, role }))
 }
@@ -111,17 +95,18 @@ pub async fn create(
     authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await?;
     let (membership, _) = accounts::find_membership(&state.db, mid.0)
         .await?
-        .ok_or(ApiError::NotFound("membership"))?;
+        .ok_or(AppError::NotFound("membership"))?;
     let expected = match MembershipKind::parse(&membership.kind) {
         Some(MembershipKind::Individual) => NewSubjectKind::Dependent,
         _ => NewSubjectKind::Enrollee,
     };
     if body.kind != expected {
-        return Err(ApiError::Conflict(format!(
+        return Err(AppError::Conflict(format!(
             "a {} membership records {} subjects",
             membership.kind,
             SubjectKind::from(expected).as_str()
-        )));
+        ))
+        .into());
     }
     let created = subjects::create(
         &state.db,
@@ -170,7 +155,7 @@ pub async fn list(
     authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
     let page = subjects::list(&state.db, mid.0, q.kind, after, limit).await?;
     Ok(web::Json(SubjectPage {
-        items: page.items.iter().map(subject_dto).collect::<ApiResult<_>>()?,
+        items: page.items.iter().map(subject_dto).collect::<AppResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }
@@ -185,8 +170,8 @@ pub async fn get(
     auth: Auth,
     sid: PathSubjectId,
 ) -> ApiResult<actix_web::CustomizeResponder<web::Json<Subject>>> {
-    let read = crate::sharing::subject(&state, &auth.0, sid.0).await?;
-    Ok(crate::sharing::json(
+    let read = vitalfarm_app::sharing::subject(&state, &auth.0, sid.0).await?;
+    Ok(crate::receipts::json(
         &read.subject_receipt(),
         subject_dto(&read.subject)?,
     ))

@@ -1,6 +1,6 @@
 //! A membership's webhook endpoints: registration (the secret is shown
 //! once), listing, removal, secret rotation, delivery history and a test
-//! ping. Sending is `crate::webhooks`' business.
+//! ping. Sending is `vitalfarm_app::webhooks`' business.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -19,14 +19,14 @@ use vitalfarm_storage::entity::{webhook, webhook_delivery};
 use vitalfarm_storage::repo::webhooks as repo;
 
 use super::RouteSet;
-use crate::audit::{self, Event};
-use crate::authz::{self, Access};
-use crate::error::{ApiError, ApiResult};
-use crate::events::EventKind;
+use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathWebhookId, Query};
-use crate::state::AppState;
-use crate::webhooks::{self as hooks, TEST_KIND};
+use vitalfarm_app::audit::{self, Event};
+use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::events::EventKind;
+use vitalfarm_app::state::AppState;
+use vitalfarm_app::webhooks::{self as hooks, TEST_KIND};
 
 /// A webhook sends the membership's events (alert values included) out of
 /// vitalfarm, as an export does: the same people decide (owners, admins).
@@ -85,7 +85,7 @@ fn delivery_dto(d: &webhook_delivery::Model) -> Delivery {
     }
 }
 
-async fn access(state: &AppState, auth: &Auth, mid: MembershipId, attempt: Option<Event>) -> ApiResult<Access> {
+async fn access(state: &AppState, auth: &Auth, mid: MembershipId, attempt: Option<Event>) -> AppResult<Access> {
     let authorized = authz::authorize(state, &auth.0, mid, PERMISSION).await;
     match attempt {
         Some(attempt) => audit::guard(state, attempt, authorized).await,
@@ -96,14 +96,15 @@ async fn access(state: &AppState, auth: &Auth, mid: MembershipId, attempt: Optio
 async fn find(state: &AppState, mid: MembershipId, wid: Uuid) -> ApiResult<webhook::Model> {
     repo::find_in(&state.db, mid, wid)
         .await?
-        .ok_or(ApiError::NotFound("webhook"))
+        .ok_or(AppError::NotFound("webhook").into())
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidParameter {
+    (AppError::InvalidParameter {
         field: field.into(),
         message: message.into(),
-    }
+    })
+    .into()
 }
 
 /// Registers an endpoint for some of the membership's events. Deliveries
@@ -238,7 +239,7 @@ pub async fn delete(
     let attempt = Event::by(&auth.0, mid.0, "webhook.deleted", format!("webhook/{}", wid.0));
     access(&state, &auth, mid.0, Some(attempt)).await?;
     if !repo::delete(&state.db, mid.0, wid.0).await? {
-        return Err(ApiError::NotFound("webhook"));
+        return Err(AppError::NotFound("webhook").into());
     }
     tracing::info!(membership_id = %mid.0, webhook_id = %wid.0, "webhook removed");
     audit::record(
@@ -269,7 +270,7 @@ pub async fn rotate_secret(
     find(&state, mid.0, wid.0).await?;
     let (secret, sealed) = hooks::new_secret(&state.master_key, wid.0)?;
     if !repo::set_secret(&state.db, mid.0, wid.0, sealed).await? {
-        return Err(ApiError::NotFound("webhook"));
+        return Err(AppError::NotFound("webhook").into());
     }
     tracing::info!(membership_id = %mid.0, webhook_id = %wid.0, "webhook secret rotated");
     audit::record(
@@ -349,9 +350,10 @@ pub async fn test(
     access(&state, &auth, mid.0, None).await?;
     let hook = find(&state, mid.0, wid.0).await?;
     if !hook.enabled {
-        return Err(ApiError::Conflict(
+        return Err(AppError::Conflict(
             "the endpoint is disabled: the app that registered it is no longer authorized".into(),
-        ));
+        )
+        .into());
     }
     let event_id = Uuid::now_v7();
     let body = hooks::body_of(TEST_KIND, Utc::now(), json!({"webhook_id": hook.id}));
