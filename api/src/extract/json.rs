@@ -28,14 +28,16 @@ pub fn is_json(content_type: &str) -> bool {
 /// Deserialises `bytes`, naming the offending field on failure.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(AppError::InvalidJson("the request body is empty; a JSON object is expected".into()).into());
+        return Err(AppError::InvalidJson(
+            "the request body is empty; a JSON object is expected".into(),
+        ));
     }
     // Every request body of this API is an object. serde would happily read a
     // struct from an array by position, so anything else is refused here.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-            Ok(_) => Err(AppError::field("body", "must be a JSON object").into()),
-            Err(e) => Err(AppError::InvalidJson(format!("malformed JSON: {e}")).into()),
+            Ok(_) => Err(AppError::field("body", "must be a JSON object")),
+            Err(e) => Err(AppError::InvalidJson(format!("malformed JSON: {e}"))),
         };
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -47,12 +49,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
             return match inner.classify() {
                 serde_json::error::Category::Syntax
                 | serde_json::error::Category::Eof
-                | serde_json::error::Category::Io => {
-                    Err(AppError::InvalidJson(format!("malformed JSON: {inner}")).into())
-                }
+                | serde_json::error::Category::Io => Err(AppError::InvalidJson(format!("malformed JSON: {inner}"))),
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
-                    Err(AppError::field(field_of(&path, &message), message).into())
+                    Err(AppError::field(field_of(&path, &message), message))
                 }
             };
         }

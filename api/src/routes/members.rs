@@ -191,8 +191,7 @@ async fn target(
             "your role ({}) may not change a member with the role {}",
             access.role.as_str(),
             member.role.as_str()
-        ))
-        .into());
+        )));
     }
     Ok((access, member))
 }
