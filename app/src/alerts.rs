@@ -15,7 +15,6 @@
 //! ingest: errors are logged (ids and counts only) and dropped.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -31,7 +30,6 @@ use vitalfarm_storage::repo::consents;
 use vitalfarm_storage::{Database, StorageError};
 
 use crate::events::{self, EventKind};
-use crate::state::AppState;
 
 /// A reading just stored, as evaluation needs it. Metric and component
 /// codes come from the catalog (`domain::metrics`).
@@ -48,12 +46,8 @@ pub struct StoredReading {
 }
 
 /// Evaluates newly stored readings against the rules watching their
-/// subjects. For any write path (device ingest, imports).
-pub async fn on_readings(state: &AppState, readings: &[StoredReading]) {
-    evaluate(&state.db, readings).await;
-}
-
-/// `on_readings` for the ingest writer, which holds only the database.
+/// subjects. The ingest writer calls it for every batch it stored, so
+/// every source of readings is judged the same way.
 pub async fn evaluate(db: &Database, readings: &[StoredReading]) {
     if readings.is_empty() {
         return;
@@ -382,10 +376,9 @@ async fn announce(conn: &impl ConnectionTrait, kind: EventKind, a: &alert::Model
 }
 
 /// Opens silence alerts whose time has come, until shutdown (`stop`).
-pub async fn due_loop(state: Arc<AppState>, stop: tokio_util::sync::CancellationToken) {
-    let every = Duration::from_millis(state.config.alert_due_interval_ms);
+pub async fn due_loop(db: Database, every: Duration, stop: tokio_util::sync::CancellationToken) {
     while crate::workers::idle(&stop, every).await {
-        match run_due(&state.db).await {
+        match run_due(&db).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(opened = n, "silence rules came due"),
             Err(e) => tracing::warn!(error = %e, "checking due silence rules failed"),

@@ -18,7 +18,7 @@ use vitalfarm_domain::{CommandId, CommandStatus, DeviceId};
 use vitalfarm_storage::entity::device_command;
 use vitalfarm_storage::repo::commands::{self, Completion, Outcome};
 
-use crate::mqtt::MqttLink;
+use crate::mqtt::link::MqttLink;
 use crate::state::AppState;
 
 /// Largest result message accepted from a device; a bigger one is dropped

@@ -28,7 +28,7 @@ pub const HISTORY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
 /// (the latest ones): four metrics a minute for 4 days.
 pub const RHYTHM_TIMES: u64 = 25_000;
 /// The source of heart rates derived from ECG recordings (`routes::ecg`).
-pub const ECG_SOURCE: &str = "ecg";
+pub const ECG_SOURCE: &str = crate::readings::Source::Ecg.as_str();
 /// Most subjects one run judges.
 pub const MAX_SUBJECTS: usize = 5_000;
 /// The sources whose readings show the person is active at home: their

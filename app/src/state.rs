@@ -12,7 +12,7 @@ use vitalfarm_storage::farm_crypto::MasterKey;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::farm_keys;
-use crate::mqtt::MqttLink;
+use crate::mqtt::link::MqttLink;
 
 pub struct AppState {
     pub config: Config,

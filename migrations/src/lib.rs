@@ -25,6 +25,7 @@ mod m20261202_000018_device_last_error;
 mod m20261202_000019_app_grants;
 mod m20261202_000020_disk_accounting;
 mod m20261202_000021_audit_heads_and_scrubs;
+mod m20261207_000022_sourceless_readings_key;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000019_app_grants::Migration),
             Box::new(m20261202_000020_disk_accounting::Migration),
             Box::new(m20261202_000021_audit_heads_and_scrubs::Migration),
+            Box::new(m20261207_000022_sourceless_readings_key::Migration),
         ]
     }
 }

@@ -227,8 +227,8 @@ mod tests {
     #[test]
     fn copy_lines_have_every_column_and_null_markers() {
         let row = NewRow {
-            membership_id: Uuid::nil(),
-            subject_id: Uuid::nil(),
+            membership_id: vitalfarm_domain::MembershipId::from_uuid(Uuid::nil()),
+            subject_id: vitalfarm_domain::SubjectId::from_uuid(Uuid::nil()),
             device_id: None,
             metric: "heart_rate",
             component: "",

@@ -321,8 +321,8 @@ async fn pages_split_inside_one_millisecond_without_loss() {
     // be), in the same millisecond, straight into the store.
     let subject: uuid::Uuid = d.subject.parse().unwrap();
     let row = |metric: &'static str, component: &'static str, value: f64| readings::NewRow {
-        membership_id: care.membership_id,
-        subject_id: subject,
+        membership_id: vitalfarm_domain::MembershipId::from_uuid(care.membership_id),
+        subject_id: vitalfarm_domain::SubjectId::from_uuid(subject),
         device_id: None,
         metric,
         component,

@@ -506,8 +506,8 @@ async fn elderly_watch_judges_a_heart_rate_from_an_ecg_apart() {
     vitalfarm_storage::repo::readings::insert_new(
         app.db(),
         vec![vitalfarm_storage::repo::readings::NewRow {
-            membership_id: home.membership_id,
-            subject_id: subject,
+            membership_id: vitalfarm_domain::MembershipId::from_uuid(home.membership_id),
+            subject_id: vitalfarm_domain::SubjectId::from_uuid(subject),
             device_id: None,
             metric: "heart_rate",
             component: "",

@@ -13,7 +13,9 @@ use vitalfarm_domain::oauth::Scope;
 use vitalfarm_domain::{FarmId, FarmPath, MembershipId, Permission, metrics};
 use vitalfarm_openapi::doc::ForbiddenResponse;
 use vitalfarm_openapi::ecg::{EcgAnalysis, EcgAnalyzeRequest, RPeak};
-use vitalfarm_storage::repo::{farms, readings};
+use vitalfarm_storage::repo::farms;
+
+use vitalfarm_app::readings::{Origin, Source};
 
 use super::RouteSet;
 use super::farms::blob_error;
@@ -27,8 +29,6 @@ use vitalfarm_app::{authz, farm_keys};
 /// The largest recording read: ten minutes at 1000 Hz with a time column
 /// fits with room to spare.
 const MAX_FILE_BYTES: i64 = 24 * 1024 * 1024;
-/// The source of readings derived from a recording.
-const SOURCE: &str = "ecg";
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/subjects/{sid}/ecg/analyze", analyze);
@@ -217,27 +217,22 @@ async fn store(
             format!("the detected heart rate cannot be stored: {message}"),
         )
     })?;
-    let sid = vitalfarm_domain::SubjectId::from_uuid(subject.id);
-    let existing = readings::list(&state.db, sid, "heart_rate", ts_ms, ts_ms + 1, None, 100).await?;
-    if existing.iter().any(|r| r.source == SOURCE && r.device_id.is_none()) {
-        return Ok(false);
-    }
-    let rows = normalized
-        .values
-        .iter()
-        .map(|(component, value)| readings::NewRow {
-            membership_id: subject.membership_id,
-            subject_id: subject.id,
-            device_id: None,
-            metric: normalized.metric.code,
-            component,
-            ts_ms,
-            value: *value,
-            unit: normalized.unit,
-            source: SOURCE,
-            seq: None,
-        })
-        .collect();
-    readings::insert_new(&state.db, rows).await?;
-    Ok(true)
+    let reading = vitalfarm_app::readings::Valid {
+        index: 0,
+        ts_ms,
+        seq: None,
+        normalized,
+    };
+    // A heart rate without a device is one per subject and time: an
+    // analysis repeated over the same recording stores nothing new.
+    let new = vitalfarm_app::readings::store(
+        state,
+        Origin::Elsewhere {
+            subject,
+            source: Source::Ecg,
+        },
+        vec![reading],
+    )
+    .await?;
+    Ok(new.first().copied().unwrap_or(false))
 }

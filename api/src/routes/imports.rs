@@ -6,8 +6,6 @@
 //! quota-charged, versioned write as an upload. Entries that cannot be used
 //! are reported one by one and do not stop the others.
 
-use std::collections::{BTreeMap, HashSet};
-
 use actix_web::http::Method;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, web};
@@ -22,7 +20,9 @@ use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse, PayloadTooLarg
 use vitalfarm_openapi::imports::{FhirImportResponse, ImportedDocument, ImportedReadings, RejectedEntry};
 use vitalfarm_storage::entity::farm;
 use vitalfarm_storage::repo::farms::{self, WriteError};
-use vitalfarm_storage::repo::{imports as imports_repo, readings, subjects};
+use vitalfarm_storage::repo::subjects;
+
+use vitalfarm_app::readings::{Origin, Source};
 
 use super::RouteSet;
 use super::farms::blob_error;
@@ -35,8 +35,6 @@ use vitalfarm_app::state::AppState;
 
 /// The largest bundle accepted.
 pub const MAX_BUNDLE_BYTES: usize = 10 * 1024 * 1024;
-/// The source of imported readings.
-const SOURCE: &str = "hospital";
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/memberships/{mid}/imports/fhir", import_fhir);
@@ -198,7 +196,7 @@ pub async fn import_fhir(
         .await?
         .filter(|s| s.membership_id == access.membership.as_uuid())
         .ok_or(AppError::NotFound("subject"))?;
-    let sid = SubjectId::from_uuid(subject.id);
+    let _sid = SubjectId::from_uuid(subject.id);
 
     let essence = req
         .headers()
@@ -236,8 +234,7 @@ pub async fn import_fhir(
         .await?
         .ok_or(AppError::NotFound("farm"))?;
     let mut pending = Vec::new();
-    let mut seen: HashSet<(&'static str, i64)> = HashSet::new();
-    let (mut imported, mut duplicates) = (0u64, 0u64);
+    let mut duplicates = 0u64;
     let mut documents = Vec::new();
     let mut rejections = Vec::new();
     for (index, entry) in entries.into_iter().enumerate() {
@@ -260,11 +257,7 @@ pub async fn import_fhir(
                         continue;
                     }
                 };
-                if seen.insert((valid.normalized.metric.code, valid.ts_ms)) {
-                    pending.push(valid);
-                } else {
-                    duplicates += 1;
-                }
+                pending.push(valid);
             }
             Ok(Entry::Document {
                 resource_type,
@@ -298,56 +291,21 @@ pub async fn import_fhir(
             }
         }
     }
-    // Readings stored by an earlier import of the same records.
-    let mut times: BTreeMap<&'static str, Vec<i64>> = BTreeMap::new();
-    for v in &pending {
-        times.entry(v.normalized.metric.code).or_default().push(v.ts_ms);
-    }
-    let mut stored: HashSet<(&'static str, i64)> = HashSet::new();
-    for (metric, ts) in times {
-        for t in imports_repo::stored_times(&state.db, sid, metric, SOURCE, &ts).await? {
-            stored.insert((metric, t));
-        }
-    }
-    let mut rows = Vec::new();
-    for v in pending {
-        let n = v.normalized;
-        if stored.contains(&(n.metric.code, v.ts_ms)) {
-            duplicates += 1;
-            continue;
-        }
-        imported += 1;
-        rows.extend(n.values.iter().map(|(component, value)| readings::NewRow {
-            membership_id: subject.membership_id,
-            subject_id: subject.id,
-            device_id: None,
-            metric: n.metric.code,
-            component,
-            ts_ms: v.ts_ms,
-            value: *value,
-            unit: n.unit,
-            source: SOURCE,
-            seq: None,
-        }));
-    }
-    // What the alert rules judge: the rows about to be stored (earlier
-    // imports' readings were left out above, so a re-import alerts nobody).
-    let judged: Vec<vitalfarm_app::alerts::StoredReading> = rows
-        .iter()
-        .map(|r| vitalfarm_app::alerts::StoredReading {
-            membership_id: r.membership_id,
-            subject_id: r.subject_id,
-            metric: r.metric,
-            component: r.component,
-            ts_ms: r.ts_ms,
-            value: r.value,
-        })
-        .collect();
-    readings::insert_new(&state.db, rows).await?;
-    // Hospital readings count like any other: rules judge them and live
-    // streams show them, as for device ingest.
-    vitalfarm_app::alerts::on_readings(&state, &judged).await;
-    state.stream.wake();
+    // The one write path: a reading stored by an earlier import of the
+    // same records (or by a concurrent one) is a duplicate; alert rules
+    // judge the new ones and live streams show them, as for device ingest.
+    let valid = pending.len() as u64;
+    let new = vitalfarm_app::readings::store(
+        &state,
+        Origin::Elsewhere {
+            subject: &subject,
+            source: Source::Hospital,
+        },
+        pending,
+    )
+    .await?;
+    let imported = new.iter().filter(|n| **n).count() as u64;
+    duplicates += valid - imported;
 
     let event = audit::Event::by(
         &auth.0,

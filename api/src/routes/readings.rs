@@ -18,14 +18,13 @@ use vitalfarm_openapi::readings::{
     AggregateBucket, AggregateResponse, BucketWidth, IngestRequest, IngestResponse, LatestValue, MetricSummary,
     Reading, ReadingPage, SummaryResponse,
 };
-use vitalfarm_storage::repo::{devices, readings};
+use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
 use crate::error::{ApiResult, AppError};
 use crate::extract::device::DeviceAuth;
 use crate::extract::query::check_period;
 use crate::extract::{Auth, Json, PathSubjectId, Query};
-use vitalfarm_app::readings::MAX_BATCH;
 use vitalfarm_app::sharing::{self, Receipt, Standing};
 use vitalfarm_app::state::AppState;
 
@@ -61,17 +60,7 @@ pub async fn ingest(
     if let Some(extra) = body.as_object().and_then(|o| o.keys().find(|k| *k != "readings")) {
         return Err(AppError::field(extra.clone(), "unknown field").into());
     }
-    if items.len() > MAX_BATCH {
-        return Err(AppError::field("readings", format!("at most {MAX_BATCH} readings per request")).into());
-    }
-    let outcome = state
-        .ingest
-        .ingest(&device.0, items)
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .ok_or_else(|| AppError::Conflict("this device is not claimed or assigned to a subject yet".into()))?;
-    devices::touch(&state.db, &device.0, state.config.device_offline_after()).await?;
-    state.stream.wake();
+    let outcome = vitalfarm_app::readings::ingest_device_batch(&state, &device.0, items).await?;
     Ok(web::Json(outcome))
 }
 

@@ -7,13 +7,16 @@
 //!   device inside its own topics, and acknowledges a reading only after it
 //!   is committed.
 //! - External (`mqtt_url`): the broker authenticates devices through
-//!   vitalfarm's HTTP hooks ([`crate::routes::mqtt_auth`]); vitalfarm
+//!   vitalfarm's HTTP hooks (`routes::mqtt_auth` in the api crate); vitalfarm
 //!   subscribes with a persistent session and acknowledges each message
 //!   after its readings are committed ([`external`]).
 
 pub mod embedded;
 pub mod external;
 pub mod front;
+pub mod link;
+
+pub use link::{MqttLink, Topics, Uplink};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,93 +27,11 @@ use vitalfarm_domain::{DeviceId, DeviceStatus};
 use vitalfarm_storage::entity::device;
 use vitalfarm_storage::repo::devices;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// Most bytes in one MQTT message (a batch of 5,000 readings fits).
 pub const MAX_PACKET: usize = 4 * 1024 * 1024;
-
-/// vitalfarm's own connection to the broker, used to send commands.
-pub struct MqttLink {
-    client: rumqttc::AsyncClient,
-    topics: Topics,
-}
-
-impl MqttLink {
-    /// Publishes a command to `device` (QoS 1). Returns once the message is
-    /// handed to the link; the broker queues it in the device's session.
-    pub async fn publish_command(&self, device: Uuid, payload: Vec<u8>) -> anyhow::Result<()> {
-        self.client
-            .publish(self.topics.commands(device), rumqttc::QoS::AtLeastOnce, false, payload)
-            .await?;
-        Ok(())
-    }
-}
-
-/// The topic names, under an optional mount point.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    root: String,
-}
-
-/// What a device published to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Uplink {
-    Readings(Uuid),
-    CommandResult { device: Uuid, command: Uuid },
-}
-
-impl Topics {
-    pub fn new(mountpoint: &str) -> Self {
-        Self {
-            root: format!("{mountpoint}vitalfarm/v1/devices"),
-        }
-    }
-
-    pub fn readings(&self, device: Uuid) -> String {
-        format!("{}/{device}/readings", self.root)
-    }
-
-    pub fn commands(&self, device: Uuid) -> String {
-        format!("{}/{device}/commands", self.root)
-    }
-
-    /// The filters vitalfarm subscribes to at an external broker.
-    pub fn uplink_filters(&self) -> [String; 2] {
-        [
-            format!("{}/+/readings", self.root),
-            format!("{}/+/commands/+/result", self.root),
-        ]
-    }
-
-    /// Parses an uplink topic: `…/devices/{did}/readings` or
-    /// `…/devices/{did}/commands/{cid}/result`.
-    pub fn parse_uplink(&self, topic: &str) -> Option<Uplink> {
-        let rest = topic.strip_prefix(&self.root)?.strip_prefix('/')?;
-        let mut parts = rest.split('/');
-        let device = parts.next()?.parse().ok()?;
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("readings"), None, None, None) => Some(Uplink::Readings(device)),
-            (Some("commands"), Some(cid), Some("result"), None) => Some(Uplink::CommandResult {
-                device,
-                command: cid.parse().ok()?,
-            }),
-            _ => None,
-        }
-    }
-
-    /// Whether `device` may subscribe to `filter`: its own commands only.
-    pub fn may_subscribe(&self, device: Uuid, filter: &str) -> bool {
-        let own = self.commands(device);
-        filter == own || filter.strip_prefix(own.as_str()) == Some("/#")
-    }
-
-    /// Whether a last will may go to `topic`: inside the device's own tree.
-    pub fn may_will(&self, device: Uuid, topic: &str) -> bool {
-        topic
-            .strip_prefix(&format!("{}/{device}/", self.root))
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains(['+', '#']))
-    }
-}
 
 /// Device records as MQTT ingest sees them, cached for a second: a busy
 /// device sends many messages a second, and a suspension still takes
@@ -209,18 +130,18 @@ pub async fn handle_uplink(
                     return Ok(Handled::Done);
                 }
             };
-            match state.ingest.ingest(&dev, &items).await? {
-                Some(outcome) => {
+            match crate::readings::ingest_device_batch(state, &dev, &items).await {
+                Ok(outcome) => {
                     if !outcome.rejected.is_empty() {
                         tracing::debug!(device = %device_id, rejected = outcome.rejected.len(), "readings rejected");
                     }
-                    if let Err(e) = devices::touch(&state.db, &dev, state.config.device_offline_after()).await {
-                        tracing::warn!(error = %e, "recording last_seen_at failed");
-                    }
                 }
-                None => {
+                Err(AppError::Conflict(_)) => {
                     tracing::warn!(device = %device_id, "dropped readings of a device bound to no subject");
                 }
+                // Nothing was stored: no acknowledgement, so the message
+                // comes again.
+                Err(e) => return Err(anyhow::Error::new(e).context("storing an MQTT readings message")),
             }
             Ok(Handled::Done)
         }

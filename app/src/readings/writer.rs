@@ -1,7 +1,8 @@
-//! The write path of readings, shared by HTTP and MQTT ingest.
+//! The coalescing writer behind the one write path of readings
+//! ([`super::store`]).
 //!
-//! Every ingest request (an HTTP batch, an MQTT message) validates its
-//! readings and hands them to the writer as one job. Writer tasks take as
+//! Every write (an HTTP batch, an MQTT message, an import) hands its
+//! validated readings to the writer as one job. Writer tasks take as
 //! many waiting jobs as fit in one batch and store them in one statement
 //! (PostgreSQL) or one transaction (SQLite), so many devices sending a
 //! reading each cost one round trip, not thousands. The queue in front of
@@ -13,22 +14,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vitalfarm_openapi::readings::{IngestResponse, Rejected};
 use vitalfarm_storage::Database;
-use vitalfarm_storage::entity::device;
 use vitalfarm_storage::repo::readings::{self, NewRow, ReadingKey};
 
 use crate::alerts::StoredReading;
-use crate::readings::validate;
 
-/// A validated reading, ready to store for its device's subject.
-struct Pending {
-    key: ReadingKey,
-    rows: Vec<NewRow>,
+/// A validated reading, ready to store: its rows (one per component) and
+/// their common identity.
+pub(super) struct Pending {
+    pub(super) key: ReadingKey,
+    pub(super) rows: Vec<NewRow>,
 }
 
 /// Where a job's outcome goes: per reading, whether it was new.
@@ -92,8 +90,9 @@ impl Writer {
     }
 
     /// Stores what is new among `readings` and returns, per reading, whether
-    /// it was new (false: stored before, or twice in this job).
-    async fn write(&self, readings: Vec<Pending>) -> Result<Vec<bool>, WriteError> {
+    /// it was new (false: stored before, or twice in this job). Only
+    /// [`super::store`] calls it: the write path's other steps come with it.
+    pub(super) async fn write(&self, readings: Vec<Pending>) -> Result<Vec<bool>, WriteError> {
         if readings.is_empty() {
             return Ok(Vec::new());
         }
@@ -106,58 +105,6 @@ impl Writer {
             .await
             .map_err(|_| WriteError::Stopped)?
             .map_err(WriteError::Storage)
-    }
-
-    /// Validates a device's batch and stores its valid readings with the
-    /// subject the device is bound to: the answer an HTTP client or the
-    /// MQTT front reports. Fails (nothing stored) only when storage fails.
-    pub async fn ingest(
-        &self,
-        dev: &device::Model,
-        items: &[serde_json::Value],
-    ) -> Result<Option<IngestResponse>, WriteError> {
-        let (Some(subject), Some(membership)) = (dev.subject_id, dev.bound_membership_id) else {
-            return Ok(None);
-        };
-        let now_ms = Utc::now().timestamp_millis();
-        let mut rejected: Vec<Rejected> = Vec::new();
-        let mut pending = Vec::with_capacity(items.len());
-        for (i, raw) in items.iter().enumerate() {
-            match validate(i, raw, now_ms) {
-                Ok(v) => {
-                    let rows = v
-                        .normalized
-                        .values
-                        .iter()
-                        .map(|(component, value)| NewRow {
-                            membership_id: membership,
-                            subject_id: subject,
-                            device_id: Some(dev.id),
-                            metric: v.normalized.metric.code,
-                            component,
-                            ts_ms: v.ts_ms,
-                            value: *value,
-                            unit: v.normalized.unit,
-                            source: "device",
-                            seq: v.seq,
-                        })
-                        .collect();
-                    pending.push(Pending {
-                        key: (dev.id, v.normalized.metric.code, v.ts_ms),
-                        rows,
-                    });
-                }
-                Err(r) => rejected.push(r),
-            }
-        }
-        let valid = pending.len() as u64;
-        let new = self.write(pending).await?;
-        let accepted = new.iter().filter(|n| **n).count() as u64;
-        Ok(Some(IngestResponse {
-            accepted,
-            duplicates: valid - accepted,
-            rejected,
-        }))
     }
 }
 
@@ -214,16 +161,16 @@ async fn write_batch(db: &Database, jobs: Vec<Job>) {
     // to storage; only the new ones are evaluated.
     let stored: Vec<(ReadingKey, StoredReading)> = rows
         .iter()
-        .filter_map(|r| {
+        .map(|r| {
             let reading = StoredReading {
-                membership_id: r.membership_id,
-                subject_id: r.subject_id,
+                membership_id: r.membership_id.as_uuid(),
+                subject_id: r.subject_id.as_uuid(),
                 metric: r.metric,
                 component: r.component,
                 ts_ms: r.ts_ms,
                 value: r.value,
             };
-            Some(((r.device_id?, r.metric, r.ts_ms), reading))
+            (r.key(), reading)
         })
         .collect();
     match readings::insert_new(db, rows).await {

@@ -13,15 +13,15 @@
 //! No actix type appears here: the module only needs tokio.
 
 pub mod maintenance;
+pub mod start;
+
+pub use start::start_all;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-use crate::state::AppState;
 
 /// The first restart waits this long; each further one twice as long.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -176,33 +176,10 @@ pub async fn tick(stop: &CancellationToken, tick: &mut tokio::time::Interval) ->
     }
 }
 
-/// Starts every background loop under one supervisor.
-pub fn start_all(state: &Arc<AppState>) -> Supervisor {
-    let mut workers = Supervisor::new();
-    let db = state.db.clone();
-    workers.spawn("janitor", move |stop| maintenance::janitor(db.clone(), stop));
-    let s = state.clone();
-    workers.spawn("blob-sweeper", move |stop| maintenance::sweeper(s.clone(), stop));
-    let s = state.clone();
-    workers.spawn("command-expirer", move |stop| maintenance::expirer(s.clone(), stop));
-    if !state.config.no_jobs {
-        let s = state.clone();
-        workers.spawn("jobs", move |stop| crate::jobs::worker(s.clone(), stop));
-    }
-    let s = state.clone();
-    workers.spawn("export-sweeper", move |stop| {
-        crate::jobs::export_sweeper(s.clone(), stop)
-    });
-    let s = state.clone();
-    workers.spawn("webhooks", move |stop| crate::webhooks::run(s.clone(), stop));
-    let s = state.clone();
-    workers.spawn("alert-due", move |stop| crate::alerts::due_loop(s.clone(), stop));
-    workers
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;

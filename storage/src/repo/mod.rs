@@ -13,7 +13,6 @@ pub mod email_tokens;
 pub mod erasure;
 pub mod events;
 pub mod farms;
-pub mod imports;
 pub mod jobs;
 pub mod members;
 pub mod mqtt_sessions;

@@ -6,15 +6,19 @@ use chrono::Utc;
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
-use vitalfarm_domain::SubjectId;
+use vitalfarm_domain::{DeviceId, MembershipId, SubjectId};
 
 use crate::entity::reading;
 use crate::{Database, StorageError};
 
+/// A reading's row about to be stored: one per component of a reading
+/// (blood pressure has two), in the metric's canonical unit.
 pub struct NewRow {
-    pub membership_id: Uuid,
-    pub subject_id: Uuid,
-    pub device_id: Option<Uuid>,
+    pub membership_id: MembershipId,
+    pub subject_id: SubjectId,
+    /// The device that measured it; `None` for readings from elsewhere (a
+    /// FHIR import, an ECG analysis, a manual entry), which `source` names.
+    pub device_id: Option<DeviceId>,
     pub metric: &'static str,
     pub component: &'static str,
     pub ts_ms: i64,
@@ -24,14 +28,27 @@ pub struct NewRow {
     pub seq: Option<i64>,
 }
 
-/// A stored reading's identity: device, metric, time.
+/// A stored reading's identity: its origin, metric and time. The origin is
+/// the device for a device's reading and the subject for a reading without
+/// a device; ids are UUIDv7s, unique across both tables, so the two never
+/// meet. The unique indexes behind it: `(device_id, metric, component,
+/// ts_ms)`, and `(subject_id, metric, component, ts_ms)` where `device_id`
+/// is NULL.
 pub type ReadingKey = (Uuid, &'static str, i64);
+
+impl NewRow {
+    /// The identity of the reading this row belongs to.
+    pub fn key(&self) -> ReadingKey {
+        let origin = self.device_id.map_or(self.subject_id.as_uuid(), |d| d.as_uuid());
+        (origin, self.metric, self.ts_ms)
+    }
+}
 
 /// Rows per SQLite INSERT: 12 parameters each, well under SQLite's 32,766.
 const SQLITE_ROWS: usize = 2000;
 
 /// Stores `rows` in one transaction, skipping every row whose identity
-/// (device, metric, component, time) is already stored, so that replays of
+/// (origin, metric, component, time: see [`ReadingKey`]) is already stored, so that replays of
 /// a batch, or two nodes handling the same message, never store a value
 /// twice. Returns the identities of the readings that were new.
 ///
@@ -41,9 +58,7 @@ pub async fn insert_new(db: &Database, mut rows: Vec<NewRow>) -> Result<HashSet<
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
-    rows.sort_unstable_by(|a, b| {
-        (a.device_id, a.metric, a.component, a.ts_ms).cmp(&(b.device_id, b.metric, b.component, b.ts_ms))
-    });
+    rows.sort_unstable_by(|a, b| (a.key(), a.component).cmp(&(b.key(), b.component)));
     match db.kind() {
         crate::DatabaseKind::Postgres => insert_new_pg(db, &rows).await,
         crate::DatabaseKind::Sqlite => insert_new_sqlite(db, &rows).await,
@@ -74,9 +89,9 @@ async fn insert_new_pg(db: &Database, rows: &[NewRow]) -> Result<HashSet<Reading
     );
     for r in rows {
         ids.push(Uuid::now_v7());
-        memberships.push(r.membership_id);
-        subjects.push(r.subject_id);
-        devices.push(r.device_id);
+        memberships.push(r.membership_id.as_uuid());
+        subjects.push(r.subject_id.as_uuid());
+        devices.push(r.device_id.map(|d| d.as_uuid()));
         metrics.push(r.metric);
         components.push(r.component);
         times.push(r.ts_ms);
@@ -85,11 +100,13 @@ async fn insert_new_pg(db: &Database, rows: &[NewRow]) -> Result<HashSet<Reading
         sources.push(r.source);
         seqs.push(r.seq);
     }
-    let returned: Vec<(Option<Uuid>, String, i64)> = sqlx::query_as(
+    // No conflict target: a row is skipped when it collides with either
+    // unique index (a device's reading, or one without a device).
+    let returned: Vec<(Uuid, String, i64)> = sqlx::query_as(
         "INSERT INTO readings (id, membership_id, subject_id, device_id, metric, component, ts_ms, value, unit, source, seq, received_at) \
          SELECT u.*, $12 FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::float8[], $9::text[], $10::text[], $11::int8[]) AS u \
-         ON CONFLICT (device_id, metric, component, ts_ms) DO NOTHING \
-         RETURNING device_id, metric, ts_ms",
+         ON CONFLICT DO NOTHING \
+         RETURNING COALESCE(device_id, subject_id), metric, ts_ms",
     )
     .bind(ids)
     .bind(memberships)
@@ -108,7 +125,7 @@ async fn insert_new_pg(db: &Database, rows: &[NewRow]) -> Result<HashSet<Reading
     .map_err(|e| StorageError::Db(sea_orm::DbErr::Custom(format!("inserting readings: {e}"))))?;
     Ok(returned
         .into_iter()
-        .filter_map(|(device, metric, ts)| Some((device?, intern(rows, &metric)?, ts)))
+        .filter_map(|(origin, metric, ts)| Some((origin, intern(rows, &metric)?, ts)))
         .collect())
 }
 
@@ -130,9 +147,9 @@ async fn insert_new_sqlite(db: &Database, rows: &[NewRow]) -> Result<HashSet<Rea
             });
             values.extend([
                 Uuid::now_v7().into(),
-                r.membership_id.into(),
-                r.subject_id.into(),
-                r.device_id.into(),
+                r.membership_id.as_uuid().into(),
+                r.subject_id.as_uuid().into(),
+                r.device_id.map(|d| d.as_uuid()).into(),
                 r.metric.into(),
                 r.component.into(),
                 r.ts_ms.into(),
@@ -143,16 +160,14 @@ async fn insert_new_sqlite(db: &Database, rows: &[NewRow]) -> Result<HashSet<Rea
                 now.into(),
             ]);
         }
-        sql.push_str(
-            " ON CONFLICT (device_id, metric, component, ts_ms) DO NOTHING RETURNING device_id, metric, ts_ms",
-        );
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING COALESCE(device_id, subject_id) AS origin, metric, ts_ms");
         let stmt = sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values);
         for row in txn.query_all_raw(stmt).await? {
-            let device: Option<Uuid> = row.try_get("", "device_id")?;
+            let origin: Uuid = row.try_get("", "origin")?;
             let metric: String = row.try_get("", "metric")?;
             let ts: i64 = row.try_get("", "ts_ms")?;
-            if let (Some(device), Some(metric)) = (device, intern(chunk, &metric)) {
-                new.insert((device, metric, ts));
+            if let Some(metric) = intern(chunk, &metric) {
+                new.insert((origin, metric, ts));
             }
         }
     }

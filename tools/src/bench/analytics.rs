@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, SecondsFormat, Utc};
-use vitalfarm_domain::{MembershipId, Sex, SubjectKind};
+use vitalfarm_domain::{DeviceId, MembershipId, Sex, SubjectId, SubjectKind};
 use vitalfarm_storage::repo::readings::NewRow;
 use vitalfarm_storage::repo::subjects;
 use vitalfarm_storage::{Database, bulk};
@@ -273,9 +273,9 @@ async fn fill(
                     value += 70.0;
                 }
                 chunk.push(NewRow {
-                    membership_id: membership.as_uuid(),
-                    subject_id: *sid,
-                    device_id: Some(device),
+                    membership_id: membership,
+                    subject_id: SubjectId::from_uuid(*sid),
+                    device_id: Some(DeviceId::from_uuid(device)),
                     metric,
                     component,
                     ts_ms,

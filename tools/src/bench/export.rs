@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use vitalfarm_domain::{MembershipId, SubjectKind};
+use vitalfarm_domain::{DeviceId, MembershipId, SubjectId, SubjectKind};
 use vitalfarm_storage::repo::{readings, subjects};
 
 use vitalfarm_api::server;
@@ -101,9 +101,9 @@ pub async fn export(opts: ExportBench) -> anyhow::Result<()> {
             let n = (per_subject - k).min(20_000).min(opts.readings - written);
             let rows = (k..k + n)
                 .map(|j| readings::NewRow {
-                    membership_id: mid,
-                    subject_id: s.id,
-                    device_id: Some(device),
+                    membership_id: MembershipId::from_uuid(mid),
+                    subject_id: SubjectId::from_uuid(s.id),
+                    device_id: Some(DeviceId::from_uuid(device)),
                     metric: "heart_rate",
                     component: "",
                     ts_ms: start_ms + i64::try_from(j).unwrap_or(0) * 1000,

@@ -21,6 +21,7 @@ use reqwest::header::HeaderValue;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::Barrier;
 use uuid::Uuid;
+use vitalfarm_domain::{DeviceId, MembershipId, SubjectId};
 use vitalfarm_openapi::readings::{AggregateResponse, IngestResponse, ReadingPage};
 use vitalfarm_storage::repo::readings::{self, NewRow};
 use vitalfarm_storage::{Database, DatabaseKind, bulk};
@@ -324,9 +325,9 @@ async fn copy_baseline(db: &Database, fleet: &Fleet, total: usize, start: i64, t
             let device = &fleet.devices[i % n];
             let k = i / n;
             NewRow {
-                membership_id: fleet.membership_id,
-                subject_id: device.subject_id,
-                device_id: Some(device.id),
+                membership_id: MembershipId::from_uuid(fleet.membership_id),
+                subject_id: SubjectId::from_uuid(device.subject_id),
+                device_id: Some(DeviceId::from_uuid(device.id)),
                 metric: "heart_rate",
                 component: "",
                 ts_ms: start + k as i64 * 1000,
@@ -797,9 +798,9 @@ async fn fill_store(db: &Database, fleet: &Fleet, rows: u64, end: i64) -> anyhow
                 // A slow daily rhythm, different per subject and metric.
                 let phase = ((m as usize + d * 37 + j * 11) % 1440) as f64 / 1440.0;
                 chunk.push(NewRow {
-                    membership_id: fleet.membership_id,
-                    subject_id: device.subject_id,
-                    device_id: Some(device.id),
+                    membership_id: MembershipId::from_uuid(fleet.membership_id),
+                    subject_id: SubjectId::from_uuid(device.subject_id),
+                    device_id: Some(DeviceId::from_uuid(device.id)),
                     metric,
                     component: "",
                     ts_ms: start + m * MINUTE_MS,
