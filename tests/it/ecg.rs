@@ -367,3 +367,48 @@ async fn an_app_needs_files_read_and_errors_never_echo_the_recording() {
         assert!(!res.text.contains(leak), "the error echoes the file: {}", res.text);
     }
 }
+
+/// Issue 14: the heart rate an ECG analysis stores goes through the one
+/// write path, so the alert rules judge it like a device's reading. The
+/// recording speeds up to 120 bpm; a rule on a heart rate over 80 opens.
+#[tokio::test]
+async fn a_stored_ecg_heart_rate_is_judged_by_the_alert_rules() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let me = self_subject(&app, &ann).await;
+    let rule = app
+        .post(
+            &format!("/v1/memberships/{}/alert-rules", ann.membership_id),
+            Some(&ann.token),
+            json!({"name": "Fast heart", "metric": "heart_rate",
+                "condition": {"kind": "threshold", "op": "gt", "value": 80}, "severity": "warning"}),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.text);
+    let (_, csv) = recording(Utc::now() - Duration::hours(1));
+    let up = app
+        .upload(&ann.token, ann.farm_id, "ecg/run.csv", csv.into_bytes(), &[])
+        .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let stored = app
+        .post(
+            &analyze_path(&me),
+            Some(&ann.token),
+            json!({"farm_path": "ecg/run.csv", "store_heart_rate": true}),
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+    assert_eq!(stored.body["stored_heart_rate"], json!(true));
+    assert!(
+        stored.body["heart_rate_bpm"].as_f64().unwrap() > 80.0,
+        "{}",
+        stored.text
+    );
+    let alerts = app
+        .get(&format!("/v1/memberships/{}/alerts", ann.membership_id), &ann.token)
+        .await;
+    let items = alerts.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", alerts.text);
+    assert_eq!(items[0]["rule_id"], rule.body["id"]);
+    assert_eq!(items[0]["subject_id"], me.as_str());
+}

@@ -292,3 +292,50 @@ async fn strangers_foreign_subjects_and_non_bundles_are_refused() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+/// Issue 14: readings without a device have a unique key of their own, so
+/// the same bundle imported several times at once stores each reading
+/// exactly once, and the answers together count each once as imported.
+#[tokio::test]
+async fn concurrent_imports_of_one_bundle_store_each_reading_once() {
+    let app = TestApp::spawn().await;
+    let ann = app.individual("ann@example.org").await;
+    let me = self_subject(&app, &ann).await;
+    let t = base();
+    // Readings only: documents would race for the same farm paths, which
+    // is another matter.
+    let body = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        observation("hr-1", "8867-4", t, 72.0, "/min"),
+        observation("hr-2", "8867-4", t + Duration::minutes(10), 80.0, "/min"),
+        observation("hr-3", "8867-4", t + Duration::minutes(20), 76.0, "/min"),
+        observation("temp-1", "8310-5", t, 98.6, "[degF]"),
+    ]});
+    let query = format!("?subject_id={me}");
+    let answers =
+        futures_util::future::join_all((0..6).map(|_| import(&app, &ann.token, ann.membership_id, &query, &body)))
+            .await;
+    let mut imported = 0;
+    for res in &answers {
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        let r = &res.body["readings"];
+        assert_eq!(
+            r["imported"].as_u64().unwrap() + r["duplicates"].as_u64().unwrap(),
+            4,
+            "{}",
+            res.text
+        );
+        imported += r["imported"].as_u64().unwrap();
+    }
+    assert_eq!(imported, 4);
+    let from = ts(t - Duration::minutes(1));
+    for (metric, count) in [("heart_rate", 3), ("body_temperature", 1)] {
+        let list = app
+            .get(
+                &format!("/v1/subjects/{me}/readings?metric={metric}&from={from}"),
+                &ann.token,
+            )
+            .await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+        assert_eq!(list.body["items"].as_array().unwrap().len(), count, "{}", list.text);
+    }
+}
