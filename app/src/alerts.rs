@@ -1,6 +1,7 @@
 //! Alert evaluation: readings are judged against the rules that watch their
-//! subjects as they are stored (`on_readings`, called by the ingest writer
-//! after each committed batch), and silences by the due loop (`due_loop`),
+//! subjects as they are stored (`evaluate`, called by the ingest writer
+//! after each committed batch of the one write path, whatever the
+//! source), and silences by the due loop (`due_loop`),
 //! which reads only the `alert_due` rows whose time has come.
 //!
 //! A rule watches a subject when the subject belongs to the rule's
