@@ -98,7 +98,7 @@ pub const BYTES_BODY_LIMIT: usize = 256 * 1024;
 /// The problem for an error response that actix produced without one (its
 /// extractors answer with an empty or plain-text body): chosen by status,
 /// so clients get `application/problem+json` from every error.
-fn problem_for_status(status: StatusCode) -> Option<ApiError> {
+pub(crate) fn problem_for_status(status: StatusCode) -> Option<ApiError> {
     Some(ApiError(match status.as_u16() {
         400 => AppError::MalformedRequest("the request is malformed (a header, the URI or the body framing)".into()),
         404 => AppError::RouteNotFound,

@@ -7,6 +7,7 @@
 pub mod apidoc;
 pub mod error;
 pub mod extract;
+pub mod parser_errors;
 pub mod receipts;
 pub mod routes;
 pub mod scopes;

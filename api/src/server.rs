@@ -3,12 +3,18 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use actix_http::error::DispatchError;
+use actix_http::{HttpService, KeepAlive, Protocol};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
 use actix_web::dev::ServerHandle;
+use actix_web::dev::{AppConfig, Extensions};
 use actix_web::middleware::{DefaultHeaders, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
 use anyhow::Context;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::parser_errors::ProblemHeads;
 use crate::routes;
 use crate::telemetry::{self};
 use vitalfarm_app::config::Config;
@@ -70,26 +76,59 @@ pub async fn start(state: AppState, listener: TcpListener, install_signals: bool
     let state = web::Data::new(state);
     let metrics = web::Data::new(state.metrics.clone());
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(metrics.clone())
-            .app_data(web::PayloadConfig::new(crate::error::BYTES_BODY_LIMIT))
-            .wrap(from_fn(crate::transfer::limit_request_body))
-            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
-            .wrap(from_fn(crate::error::problem_bodies))
-            .wrap(from_fn(telemetry::observe))
-            .configure(|cfg| routes::all().register(cfg))
-            .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
-            .default_service(web::to(routes::not_found))
-    })
-    .on_connect(crate::transfer::on_connect(&state.config))
-    .workers(workers)
-    .shutdown_timeout(state.config.shutdown_timeout_secs)
-    // actix stops at once on SIGINT; Ctrl-C must be as graceful as SIGTERM,
-    // so the signals are handled below instead.
-    .disable_signals()
-    .listen(listener)?;
+    let on_connect = crate::transfer::on_connect(&state.config);
+    let on_connect = std::sync::Arc::new(on_connect);
+    let builder = actix_server::Server::build();
+    // Keep-alive connections close once their request in flight is
+    // answered when the server stops gracefully, as actix-web's own
+    // `HttpServer` arranges.
+    let graceful = builder.graceful_shutdown_signal();
+    let server = builder
+        .workers(workers)
+        .shutdown_timeout(state.config.shutdown_timeout_secs)
+        // actix stops at once on SIGINT; Ctrl-C must be as graceful as
+        // SIGTERM, so the signals are handled below instead.
+        .disable_signals()
+        .listen("vitalfarm-http", listener, move || {
+            let app = App::new()
+                .app_data(app_state.clone())
+                .app_data(metrics.clone())
+                .app_data(routes::ServedAt(addr))
+                .app_data(web::PayloadConfig::new(crate::error::BYTES_BODY_LIMIT))
+                .wrap(from_fn(crate::transfer::limit_request_body))
+                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .wrap(from_fn(crate::error::problem_bodies))
+                .wrap(from_fn(telemetry::observe))
+                .configure(|cfg| routes::all().register(cfg))
+                .service(SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
+                .default_service(web::to(routes::not_found));
+            let app = app.into_factory().map_err(|e| e.error_response());
+            let graceful = graceful.clone();
+            let on_connect = on_connect.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let signal = graceful.clone();
+                    async move { signal.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(addr)
+                .on_connect_ext(move |io: &ProblemHeads<TcpStream>, ext: &mut Extensions| {
+                    on_connect(io.get_ref() as &dyn std::any::Any, ext)
+                })
+                // The bound address reaches handlers as `routes::ServedAt`;
+                // actix-web's own config has no public constructor.
+                .finish(map_config(app, |()| AppConfig::default()));
+            // Every connection goes through `ProblemHeads`, so the parser's
+            // own rejections leave with a problem document too.
+            fn_service(|io: TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                Ok::<_, DispatchError>((ProblemHeads::new(io), Protocol::Http1, peer))
+            })
+            .and_then(http)
+        })?;
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);

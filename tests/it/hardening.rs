@@ -466,13 +466,11 @@ async fn protocol_rejections_are_problem_documents() {
 
 /// Bad input: rejections that actix's HTTP/1 parser makes before any route
 /// or middleware runs (a malformed `Content-Length`, a URI the `http` crate
-/// cannot hold, a head beyond the parser's buffer) come back with an empty
-/// body. actix-http writes those responses itself and offers no hook; the
-/// fix is to serve through `actix_http::HttpService` over a connection type
-/// that rewrites them, which changes how the server is started. Kept as the
-/// reproduction until then.
+/// cannot hold, a head beyond the parser's buffer) came back with an empty
+/// body: actix-http writes those itself. Every connection now passes
+/// through `api::parser_errors::ProblemHeads`, which gives them their
+/// problem document.
 #[tokio::test]
-#[ignore = "actix-http answers parser errors itself, before any middleware; see the doc comment"]
 async fn parser_rejections_are_problem_documents() {
     let app = TestApp::spawn().await;
     let addr = app.running.addr;

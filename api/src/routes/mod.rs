@@ -150,7 +150,14 @@ pub fn public_base(req: &actix_web::HttpRequest, state: &vitalfarm_app::state::A
         let info = req.connection_info();
         return format!("{}://{}", info.scheme(), info.host());
     }
-    let app = req.app_config();
-    let scheme = if app.secure() { "https" } else { "http" };
-    format!("{scheme}://{}", app.local_addr())
+    // vitalfarm serves plain HTTP itself; TLS ends at a proxy.
+    match req.app_data::<ServedAt>() {
+        Some(ServedAt(addr)) => format!("http://{addr}"),
+        None => format!("http://{}", req.app_config().local_addr()),
+    }
 }
+
+/// The address this server is bound to, for links when nothing else names
+/// the public one.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedAt(pub std::net::SocketAddr);
