@@ -137,9 +137,7 @@ pub async fn farm(
     id: Claimed<FarmId>,
     permission: Permission,
 ) -> AppResult<(farm::Model, Access)> {
-    let farm = farms::find(&state.db, id.0)
-        .await?
-        .ok_or(AppError::NotFound("farm"))?;
+    let farm = farms::find(&state.db, id.0).await?.ok_or(AppError::NotFound("farm"))?;
     let membership = MembershipId::from_uuid(farm.membership_id);
     let role = role_in(state, principal, membership)
         .await

@@ -622,7 +622,11 @@ impl ExportGrant {
 
 /// The consents given to `grantee` that allow export and are in force at
 /// `now_ms`, oldest first.
-pub async fn export_grants(db: &Database, grantee: MembershipId, now_ms: i64) -> Result<Vec<ExportGrant>, StorageError> {
+pub async fn export_grants(
+    db: &Database,
+    grantee: MembershipId,
+    now_ms: i64,
+) -> Result<Vec<ExportGrant>, StorageError> {
     let rows = consents::live_for_grantees(db, &[grantee], now_ms).await?;
     Ok(rows
         .iter()
