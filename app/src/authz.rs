@@ -58,6 +58,14 @@ impl<T: Copy> Claimed<T> {
 /// Proof that the principal may act in `membership` with `role`. Its
 /// fields are private and only this module makes one, so holding an
 /// `Access` means the question was asked.
+///
+/// ```compile_fail
+/// use vitalfarm_app::authz::Access;
+/// use vitalfarm_domain::{MembershipId, Role};
+///
+/// // Nobody outside `authz` forges the proof.
+/// let _forged = Access { membership: MembershipId::new(), role: Role::Owner };
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access {
     membership: MembershipId,
