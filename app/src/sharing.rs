@@ -314,8 +314,9 @@ async fn own(state: &AppState, principal: &Principal, owner: MembershipId) -> Ap
     }
 }
 
-/// The subject `id` for reading: the principal's own (any role reads), or
-/// another membership's shared with it by an active consent; 404 otherwise.
+/// The subject `id` a client claims, for reading: the principal's own (any
+/// role reads), or another membership's shared with it by an active
+/// consent; 404 otherwise.
 pub async fn subject(state: &AppState, principal: &Principal, id: Claimed<SubjectId>) -> AppResult<SubjectRead> {
     let subject = subjects::find(&state.db, id.to_decide())
         .await?
@@ -398,7 +399,7 @@ impl FarmRead {
     }
 }
 
-/// The farm `id` for reading `ask`: the principal's own, or another
+/// The farm `id` a client claims, for reading `ask`: the principal's own, or another
 /// membership's where an active consent shares the path; 404 otherwise
 /// (and 403 when the farm is shared but not that path).
 pub async fn farm(
@@ -484,10 +485,12 @@ impl Received {
         })
     }
 
+    /// The consents' ids, to tell which started or ended between loads.
     pub fn ids(&self) -> HashSet<ConsentId> {
         self.consents.iter().map(|(id, _)| *id).collect()
     }
 
+    /// The membership that gave consent `id`, if it is one of these.
     pub fn grantor_of(&self, id: ConsentId) -> Option<MembershipId> {
         self.consents.iter().find(|(c, _)| *c == id).map(|(_, c)| c.grantor)
     }
