@@ -22,15 +22,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 use vitalfarm_domain::alerts::{self as rules, Condition, Rule, Verdict};
-use vitalfarm_domain::consent::{self, Access, Consent, Request};
 use vitalfarm_domain::{MembershipId, SubjectId};
 use vitalfarm_openapi::alerts::{Alert, AlertRule};
 use vitalfarm_storage::entity::{alert, alert_due, alert_rule};
 use vitalfarm_storage::repo::alerts as repo;
-use vitalfarm_storage::repo::consents;
 use vitalfarm_storage::{Database, StorageError};
 
 use crate::events::{self, EventKind};
+use crate::sharing::given::Given;
 
 /// A reading just stored, as evaluation needs it. Metric and component
 /// codes come from the catalog (`domain::metrics`).
@@ -86,58 +85,13 @@ fn parse_row(row: &alert_rule::Model) -> Option<Rule> {
     parsed.ok()
 }
 
-/// The active consents of a batch: grantor, grantee, terms.
-struct Consents {
-    items: Vec<Consent>,
-    now_ms: i64,
-}
-
-impl Consents {
-    /// Whether `grantee` may read `metric` of `subject` (of `grantor`) at
-    /// `ts_ms` now; with no metric, whether the subject is shared at all.
-    fn permit(&self, grantor: Uuid, grantee: Uuid, subject: Uuid, metric: Option<&str>, ts_ms: i64) -> bool {
-        let subject = SubjectId::from_uuid(subject);
-        self.items
-            .iter()
-            .filter(|c| c.grantor.as_uuid() == grantor && c.grantee.as_uuid() == grantee)
-            .any(|c| {
-                let request = match metric {
-                    Some(metric) => Request::Readings {
-                        subject,
-                        metric,
-                        from: ts_ms,
-                        to: ts_ms.saturating_add(1),
-                        access: Access::Read,
-                    },
-                    None => Request::Subject { subject },
-                };
-                match consent::evaluate(c, &request, self.now_ms) {
-                    Ok(p) => p.window.is_none_or(|(f, t)| f < t),
-                    Err(_) => false,
-                }
-            })
-    }
-
-    async fn load(db: &Database, grantors: &[Uuid], now_ms: i64) -> Result<Self, StorageError> {
-        let rows = repo::consents_granted_by(db, grantors).await?;
-        Ok(Consents {
-            items: rows
-                .iter()
-                .filter_map(consents::to_domain)
-                .filter(|c| c.state(now_ms) == consent::State::Active)
-                .collect(),
-            now_ms,
-        })
-    }
-}
-
 /// Whether `rule` watches this reading (subject visible, metric matching).
-fn watches(l: &Loaded, r: &StoredReading, consents: &Consents) -> bool {
+fn watches(l: &Loaded, r: &StoredReading, consents: &Given) -> bool {
     if !l.rule.watches(r.metric, r.component) || !l.rule.covers_subject(SubjectId::from_uuid(r.subject_id)) {
         return false;
     }
     l.row.membership_id == r.membership_id
-        || consents.permit(
+        || consents.permits(
             r.membership_id,
             l.row.membership_id,
             r.subject_id,
@@ -156,13 +110,9 @@ async fn evaluate_batch(db: &Database, readings: &[StoredReading]) -> Result<(),
         .collect();
     let subjects: BTreeSet<SubjectId> = readings.iter().map(|r| SubjectId::from_uuid(r.subject_id)).collect();
     // Query 1: who else may see these subjects.
-    let consents = Consents::load(db, &owners, now_ms).await?;
+    let consents = Given::load(db, &owners, now_ms).await?;
     let mut watchers: BTreeSet<Uuid> = owners.iter().copied().collect();
-    for c in &consents.items {
-        if c.subjects.iter().any(|s| subjects.contains(s)) {
-            watchers.insert(c.grantee.as_uuid());
-        }
-    }
+    watchers.extend(consents.grantees_sharing(&subjects));
     // Query 2: their rules. With none, the batch costs nothing more.
     let watchers: Vec<Uuid> = watchers.into_iter().collect();
     let loaded: Vec<Loaded> = repo::rules_of(db, &watchers)
@@ -426,8 +376,8 @@ async fn fire_due(db: &Database, due: &alert_due::Model, now_ms: i64) -> Result<
         return Ok(false);
     };
     if subject.membership_id != row.membership_id {
-        let consents = Consents::load(db, &[subject.membership_id], now_ms).await?;
-        if !consents.permit(
+        let consents = Given::load(db, &[subject.membership_id], now_ms).await?;
+        if !consents.permits(
             subject.membership_id,
             row.membership_id,
             subject.id,

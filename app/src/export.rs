@@ -20,9 +20,8 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
-use vitalfarm_domain::consent::{self, Access as ConsentAccess};
 use vitalfarm_domain::zip::{Timestamp, ZipEncoder};
-use vitalfarm_domain::{ConsentId, FarmId, MembershipId, fhir, metrics};
+use vitalfarm_domain::{FarmId, MembershipId, fhir, metrics};
 use vitalfarm_storage::entity::{membership, reading};
 use vitalfarm_storage::export_objects::{self, ExportWriter};
 use vitalfarm_storage::farm_crypto::DataKey;
@@ -745,35 +744,23 @@ async fn write_audit(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()>
 
 /// `shared/<grantor>/<subject>.ndjson`: readings individuals shared with
 /// this membership, only under consents in force whose access is
-/// `read_export`, and only what `domain::consent::evaluate` permits for
-/// export (the consent's metrics and data period), each reading asked
-/// about at its own time. Each export of shared data is written to the
+/// `read_export`, and only what such a consent permits for export (its
+/// metrics and data period; decided in `sharing::export_grants`), each
+/// reading asked about at its own time. Each export of shared data is written to the
 /// grantor's audit log with the consent used.
 async fn write_shared(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()> {
     let now = Utc::now().timestamp_millis();
-    let rows = consents::live_for_grantees(&ctx.state.db, &[ctx.membership_id()], now).await?;
+    let grants = crate::sharing::export_grants(&ctx.state.db, ctx.membership_id(), now).await?;
     let mut n = 0u64;
-    for row in &rows {
-        let Some(c) = consents::to_domain(row) else { continue };
-        if c.access != ConsentAccess::ReadExport || c.state(now) != consent::State::Active {
-            continue;
-        }
-        for subject in &c.subjects {
+    for grant in &grants {
+        for subject in grant.subjects() {
             archive
-                .begin(&format!("shared/{}/{}.ndjson", row.grantor_membership_id, subject))
+                .begin(&format!("shared/{}/{}.ndjson", grant.grantor, subject))
                 .await?;
-            let mut cursor = ReadingCursor::of(ctx, row.grantor_membership_id, subject.as_uuid());
+            let mut cursor = ReadingCursor::of(ctx, grant.grantor.as_uuid(), subject.as_uuid());
             while let Some(group) = cursor.next().await? {
                 let Some(first) = group.first() else { continue };
-                let request = consent::Request::Readings {
-                    subject: *subject,
-                    metric: &first.metric,
-                    from: first.ts_ms,
-                    to: first.ts_ms.saturating_add(1),
-                    access: ConsentAccess::ReadExport,
-                };
-                let permitted = consent::evaluate(&c, &request, now).is_ok_and(|p| p.window.is_none_or(|(f, t)| f < t));
-                if !permitted {
+                if !grant.permits(subject, &first.metric, first.ts_ms) {
                     continue;
                 }
                 let mut line = serde_json::to_vec(&ndjson_line(&group))?;
@@ -783,12 +770,12 @@ async fn write_shared(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()
             }
             archive.end().await?;
             let mut event = crate::audit::Event::new(
-                c.grantor,
+                grant.grantor,
                 crate::audit::Actor::System,
                 "data.exported",
                 format!("subject/{subject}/readings"),
             );
-            event.consent = Some(ConsentId::from_uuid(row.id));
+            event.consent = Some(grant.id);
             event.actor_membership = Some(ctx.membership_id());
             crate::audit::record(ctx.state, event)
                 .await

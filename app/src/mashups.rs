@@ -10,13 +10,13 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
-use vitalfarm_domain::consent::{Access as ConsentAccess, Purpose, State};
+use vitalfarm_domain::consent::Access as ConsentAccess;
 use vitalfarm_domain::mashups::elderly::{self, Inputs, Pressure, Timed};
 use vitalfarm_domain::mashups::{Status, age_days};
 use vitalfarm_domain::{MembershipId, SubjectId, SubjectKind};
 use vitalfarm_openapi::mashups::{DatasetUse, PressureValue, TimedValue, WatchInputs, WatchReason, WatchedSubject};
 use vitalfarm_storage::entity::reading;
-use vitalfarm_storage::repo::{consents, subjects};
+use vitalfarm_storage::repo::subjects;
 
 use crate::error::{AppError, AppResult};
 use crate::sharing::{Receipt, Standing, SubjectRead};
@@ -180,15 +180,9 @@ pub async fn watched_subjects(state: &AppState, company: MembershipId, now_ms: i
             _ => break,
         }
     }
-    for row in consents::live_for_grantees(&state.db, &[company], now_ms).await? {
-        let Some(c) = consents::to_domain(&row) else { continue };
-        if c.purpose != Purpose::Care || c.state(now_ms) != State::Active {
-            continue;
-        }
-        for s in c.subjects {
-            if seen.insert(s.as_uuid()) {
-                out.push(s);
-            }
+    for s in crate::sharing::care_subjects(&state.db, company, now_ms).await? {
+        if seen.insert(s.as_uuid()) {
+            out.push(s);
         }
     }
     Ok(out)

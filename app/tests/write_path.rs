@@ -1,6 +1,9 @@
 //! The one write path of readings, exercised without an HTTP server: the
 //! application layer on a fresh SQLite database in a temporary directory.
 
+// Set-up helpers may fail loudly too: a panic here is a failed test.
+#![allow(clippy::expect_used)]
+
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::json;
 use vitalfarm_app::AppState;

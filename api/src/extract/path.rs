@@ -1,5 +1,12 @@
 //! Typed path parameters. Each knows the name of its segment, so a malformed
 //! id is reported as that parameter (`mid: must be a UUID`).
+//!
+//! The ids of tenant resources (membership, farm, subject, device) arrive
+//! as `Claimed` ids, which only `authz` and `sharing` can open: a handler
+//! reaches the resource through the proof they return, so a route that
+//! skips the check has no id to use and does not compile. Other ids are
+//! looked up inside a resource authorized already (`find_in(membership,
+//! id)`), and stay plain.
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
@@ -8,12 +15,17 @@ use vitalfarm_domain::{
     ApiKeyId, CommandId, ConsentId, ConsentRequestId, DeviceId, FarmId, MembershipId, ShareLinkId, SubjectId, UserId,
 };
 
+use vitalfarm_app::authz::Claimed;
+
 use crate::error::{ApiError, AppError};
 
 macro_rules! path_id {
     ($name:ident, $id:ty, $segment:literal) => {
+        path_id!($name, $id, $id, $segment, std::convert::identity);
+    };
+    ($name:ident, $id:ty, $held:ty, $segment:literal, $wrap:expr) => {
         #[doc = concat!("The `{", $segment, "}` path segment.")]
-        pub struct $name(pub $id);
+        pub struct $name(pub $held);
 
         impl FromRequest for $name {
             type Error = ApiError;
@@ -24,7 +36,7 @@ macro_rules! path_id {
                     req.match_info()
                         .get($segment)
                         .and_then(|s| s.parse::<$id>().ok())
-                        .map($name)
+                        .map(|id| $name($wrap(id)))
                         .ok_or_else(|| {
                             ApiError(AppError::InvalidParameter {
                                 field: $segment.into(),
@@ -37,13 +49,20 @@ macro_rules! path_id {
     };
 }
 
-path_id!(PathMembershipId, MembershipId, "mid");
+/// A tenant resource's id, claimed until `authz` or `sharing` checks it.
+macro_rules! claimed_path_id {
+    ($name:ident, $id:ty, $segment:literal) => {
+        path_id!($name, $id, Claimed<$id>, $segment, Claimed::new);
+    };
+}
+
+claimed_path_id!(PathMembershipId, MembershipId, "mid");
 path_id!(PathUserId, UserId, "uid");
 path_id!(PathApiKeyId, ApiKeyId, "kid");
-path_id!(PathFarmId, FarmId, "fid");
+claimed_path_id!(PathFarmId, FarmId, "fid");
 path_id!(PathShareLinkId, ShareLinkId, "lid");
-path_id!(PathSubjectId, SubjectId, "sid");
-path_id!(PathDeviceId, DeviceId, "did");
+claimed_path_id!(PathSubjectId, SubjectId, "sid");
+claimed_path_id!(PathDeviceId, DeviceId, "did");
 path_id!(PathCommandId, CommandId, "cid");
 path_id!(PathConsentId, ConsentId, "id");
 path_id!(PathConsentRequestId, ConsentRequestId, "id");

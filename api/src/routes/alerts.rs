@@ -11,13 +11,11 @@ use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 use vitalfarm_domain::alerts::{Condition, Rule, RuleInput};
-use vitalfarm_domain::consent::{self, Access, Request};
-use vitalfarm_domain::{MembershipId, Permission, SubjectId, ValidationErrors};
+use vitalfarm_domain::{MembershipId, Permission, ValidationErrors};
 use vitalfarm_openapi::alerts::{Alert, AlertPage, AlertRule, AlertRulePage, CreateAlertRuleRequest};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse, NotFoundResponse};
 use vitalfarm_storage::entity::alert_rule;
 use vitalfarm_storage::repo::alerts::{self as repo, AlertFilter};
-use vitalfarm_storage::repo::{consents, subjects};
 
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult, AppError};
@@ -25,8 +23,9 @@ use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, Query};
 use vitalfarm_app::alerts::{alert_dto, resolve_all_of_rule, rule_dto, start_clocks};
 use vitalfarm_app::audit::{self, Event};
-use vitalfarm_app::authz;
+use vitalfarm_app::authz::{self, Claimed};
 use vitalfarm_app::principal::Principal;
+use vitalfarm_app::sharing;
 use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
@@ -69,35 +68,6 @@ macro_rules! uuid_segment {
 uuid_segment!(PathRuleId, "rid");
 uuid_segment!(PathAlertId, "aid");
 
-/// Whether `mid` may watch `subject` for `metric` (its own subject, or one
-/// shared with it now by an active consent covering the metric).
-async fn may_watch(state: &AppState, mid: MembershipId, subject: Uuid, metric: Option<&str>) -> ApiResult<bool> {
-    let Some(row) = subjects::find(&state.db, SubjectId::from_uuid(subject)).await? else {
-        return Ok(false);
-    };
-    if row.membership_id == mid.as_uuid() {
-        return Ok(true);
-    }
-    let now = Utc::now().timestamp_millis();
-    let grantor = MembershipId::from_uuid(row.membership_id);
-    let sid = SubjectId::from_uuid(subject);
-    let request = match metric {
-        Some(metric) => Request::Readings {
-            subject: sid,
-            metric,
-            from: i64::MIN,
-            to: i64::MAX,
-            access: Access::Read,
-        },
-        None => Request::Subject { subject: sid },
-    };
-    Ok(consents::between(&state.db, grantor, &[mid])
-        .await?
-        .iter()
-        .filter_map(consents::to_domain)
-        .any(|c| consent::evaluate(&c, &request, now).is_ok()))
-}
-
 /// The user, key or app that acted, as `acknowledged_by` shows it.
 fn actor_id(p: &Principal) -> Uuid {
     match p {
@@ -136,13 +106,14 @@ pub async fn create_rule(
         condition: &body.condition,
         severity: &body.severity,
     })?;
-    let attempt = || Event::by(&auth.0, mid.0, "alert_rule.created", "alert_rules");
+    let attempt = || Event::by(&auth.0, mid.0.for_audit(), "alert_rule.created", "alert_rules");
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await;
-    audit::guard(&state, attempt(), authorized).await?;
+    let access = audit::guard(&state, attempt(), authorized).await?;
+    let mid = access.membership();
     if let Some(subjects) = &rule.subjects {
         let mut errors = ValidationErrors::new();
         for (i, s) in subjects.iter().enumerate() {
-            if !may_watch(&state, mid.0, s.as_uuid(), rule.metric).await? {
+            if !sharing::watchable(&state, &access, s.as_uuid(), rule.metric).await? {
                 // The same answer for a subject that does not exist.
                 errors.add(
                     format!("subject_ids[{i}]"),
@@ -161,7 +132,7 @@ pub async fn create_rule(
         &state.db,
         alert_rule::Model {
             id: Uuid::now_v7(),
-            membership_id: mid.0.as_uuid(),
+            membership_id: mid.as_uuid(),
             name: rule.name.clone(),
             metric: rule.metric.map(str::to_owned),
             component: rule.component.to_owned(),
@@ -179,14 +150,14 @@ pub async fn create_rule(
     if let Condition::NoData { for_ms } = rule.condition {
         let watched = match subject_ids {
             Some(ids) => ids,
-            None => repo::subject_ids_of(&state.db, mid.0).await?,
+            None => repo::subject_ids_of(&state.db, mid).await?,
         };
         start_clocks(&state.db, &row, for_ms, &watched, now_ms).await?;
     }
-    tracing::info!(membership_id = %mid.0, rule_id = %row.id, "alert rule created");
+    tracing::info!(membership_id = %mid, rule_id = %row.id, "alert rule created");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "alert_rule.created", format!("alert_rule/{}", row.id))
+        Event::by(&auth.0, mid, "alert_rule.created", format!("alert_rule/{}", row.id))
             .with_detail(json!({"kind": rule.condition.kind(), "severity": rule.severity.as_str()})),
     )
     .await?;
@@ -208,8 +179,10 @@ pub async fn list_rules(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<AlertRulePage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
-    let page = repo::list_rules(&state.db, mid.0, after, limit).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData)
+        .await?
+        .membership();
+    let page = repo::list_rules(&state.db, mid, after, limit).await?;
     Ok(web::Json(AlertRulePage {
         items: page.items.iter().map(rule_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -230,8 +203,10 @@ pub async fn get_rule(
     mid: PathMembershipId,
     rid: PathRuleId,
 ) -> ApiResult<web::Json<AlertRule>> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
-    let row = repo::find_rule_in(&state.db, mid.0, rid.0)
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData)
+        .await?
+        .membership();
+    let row = repo::find_rule_in(&state.db, mid, rid.0)
         .await?
         .ok_or(AppError::NotFound("alert rule"))?;
     Ok(web::Json(rule_dto(&row)))
@@ -253,20 +228,27 @@ pub async fn delete_rule(
     mid: PathMembershipId,
     rid: PathRuleId,
 ) -> ApiResult<HttpResponse> {
-    let attempt = || Event::by(&auth.0, mid.0, "alert_rule.deleted", format!("alert_rule/{}", rid.0));
+    let attempt = || {
+        Event::by(
+            &auth.0,
+            mid.0.for_audit(),
+            "alert_rule.deleted",
+            format!("alert_rule/{}", rid.0),
+        )
+    };
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await;
-    audit::guard(&state, attempt(), authorized).await?;
+    let mid = audit::guard(&state, attempt(), authorized).await?.membership();
     let txn = state
         .db
         .begin_write()
         .await
         .map_err(vitalfarm_storage::StorageError::from)?;
-    if !repo::delete_rule(&txn, mid.0, rid.0).await? {
+    if !repo::delete_rule(&txn, mid, rid.0).await? {
         return Err(AppError::NotFound("alert rule").into());
     }
     let resolved = resolve_all_of_rule(&txn, rid.0).await?;
     txn.commit().await.map_err(vitalfarm_storage::StorageError::from)?;
-    tracing::info!(membership_id = %mid.0, rule_id = %rid.0, resolved, "alert rule deleted");
+    tracing::info!(membership_id = %mid, rule_id = %rid.0, resolved, "alert rule deleted");
     audit::record(&state, attempt().with_detail(json!({"alerts_resolved": resolved}))).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -319,13 +301,15 @@ pub async fn list_alerts(
                 })?,
         ),
     };
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData)
+        .await?
+        .membership();
     let filter = AlertFilter {
         status,
         subject: q.subject_id,
         rule: q.rule_id,
     };
-    let page = repo::list_alerts(&state.db, mid.0, &filter, after, limit).await?;
+    let page = repo::list_alerts(&state.db, mid, &filter, after, limit).await?;
     Ok(web::Json(AlertPage {
         items: page.items.iter().map(alert_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -349,9 +333,17 @@ pub async fn ack(state: web::Data<AppState>, auth: Auth, aid: PathAlertId) -> Ap
     let found = repo::find_alert(&state.db, aid.0)
         .await?
         .ok_or(AppError::NotFound("alert"))?;
-    let mid = MembershipId::from_uuid(found.membership_id);
-    // No standing in the alert's membership: 404, like no alert at all.
-    let attempt = || Event::by(&auth.0, mid, "alert.acknowledged", format!("alert/{}", aid.0));
+    // The alert names its membership, which the caller must stand in: no
+    // standing there is 404, like no alert at all.
+    let mid = Claimed::new(MembershipId::from_uuid(found.membership_id));
+    let attempt = || {
+        Event::by(
+            &auth.0,
+            mid.for_audit(),
+            "alert.acknowledged",
+            format!("alert/{}", aid.0),
+        )
+    };
     let authorized = authz::authorize(&state, &auth.0, mid, Permission::WriteData).await;
     audit::guard(&state, attempt(), authorized).await?;
     let now_ms = Utc::now().timestamp_millis();

@@ -18,6 +18,7 @@ use vitalfarm_storage::repo::readings;
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, Query};
+use vitalfarm_app::authz::Claimed;
 use vitalfarm_app::sharing::{self, Receipt, SubjectRead};
 use vitalfarm_app::state::AppState;
 
@@ -125,8 +126,9 @@ pub async fn correlation(
             format!("the period spans more than {MAX_WINDOWS} windows; use a wider window or a shorter period"),
         ));
     }
-    let sid = SubjectId::from_uuid(q.subject_id);
-    let read: SubjectRead = sharing::subject(&state, &auth.0, sid).await?;
+    // A subject named in the query is a claim like one in a path.
+    let read: SubjectRead = sharing::subject(&state, &auth.0, Claimed::new(SubjectId::from_uuid(q.subject_id))).await?;
+    let sid = read.subject_id();
     let wx = read
         .readings(&state, x.metric.code, from_ms, to_ms, ConsentAccess::Read)
         .await?;

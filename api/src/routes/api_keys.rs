@@ -69,25 +69,27 @@ pub async fn create_key(
         errors.add("expires_in_days", "must be between 1 and 3650");
     }
     errors.into_result()?;
-    let attempt =
-        || Event::by(&auth.0, mid.0, "api_key.created", "api_keys").with_detail(json!({"role": role.as_str()}));
+    let attempt = || {
+        Event::by(&auth.0, mid.0.for_audit(), "api_key.created", "api_keys").with_detail(json!({"role": role.as_str()}))
+    };
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
     let access = audit::guard(&state, attempt(), authorized).await?;
     let creator = audit::guard(&state, attempt(), auth.user()).await?;
-    require_company(&state, mid.0).await?;
+    let membership = access.membership();
+    require_company(&state, membership).await?;
     // Roles order from most to least powerful.
-    if role < access.role {
+    if role < access.role() {
         let refused = Err(AppError::Forbidden(format!(
             "a key cannot have more power ({}) than its creator ({})",
             role.as_str(),
-            access.role.as_str()
+            access.role().as_str()
         )));
         return Ok(audit::guard(&state, attempt(), refused).await?);
     }
     let secret = secrets::generate(secrets::API_KEY_PREFIX)?;
     let key = api_keys::create(
         &state.db,
-        mid.0,
+        membership,
         api_keys::NewApiKey {
             id: ApiKeyId::new(),
             name,
@@ -99,10 +101,10 @@ pub async fn create_key(
         },
     )
     .await?;
-    tracing::info!(membership_id = %mid.0, key_id = %key.id, "api key created");
+    tracing::info!(membership_id = %membership, key_id = %key.id, "api key created");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "api_key.created", format!("api_key/{}", key.id))
+        Event::by(&auth.0, membership, "api_key.created", format!("api_key/{}", key.id))
             .with_detail(json!({"role": role.as_str()})),
     )
     .await?;
@@ -132,8 +134,8 @@ pub async fn list_keys(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<ApiKeyPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
-    let page = api_keys::list(&state.db, mid.0, after, limit).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await?;
+    let page = api_keys::list(&state.db, access.membership(), after, limit).await?;
     let emails = api_keys::creator_emails(&state.db, &page.items).await?;
     Ok(web::Json(ApiKeyPage {
         items: page
@@ -159,31 +161,41 @@ pub async fn revoke_key(
     mid: PathMembershipId,
     kid: PathApiKeyId,
 ) -> ApiResult<HttpResponse> {
-    let attempt = || Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0));
+    let attempt = || {
+        Event::by(
+            &auth.0,
+            mid.0.for_audit(),
+            "api_key.revoked",
+            format!("api_key/{}", kid.0),
+        )
+    };
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApiKeys).await;
     let access = audit::guard(&state, attempt(), authorized).await?;
-    let key = api_keys::find_in(&state.db, mid.0, kid.0)
+    let membership = access.membership();
+    let key = api_keys::find_in(&state.db, membership, kid.0)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     let key_role = Role::parse(&key.role).unwrap_or(Role::Admin);
     // The same rule as creation: nobody disarms a key stronger than
     // themself (a developer cannot revoke the admins' keys).
-    if key_role < access.role {
+    if key_role < access.role() {
         let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not revoke a key with the role {}",
-            access.role.as_str(),
+            access.role().as_str(),
             key_role.as_str()
         )));
         return Ok(audit::guard(&state, attempt(), refused).await?);
     }
-    api_keys::revoke(&state.db, mid.0, kid.0).await.map_err(|e| match e {
-        vitalfarm_storage::StorageError::NotFound => AppError::NotFound("API key"),
-        other => other.into(),
-    })?;
-    tracing::info!(membership_id = %mid.0, key_id = %kid.0, "api key revoked");
+    api_keys::revoke(&state.db, membership, kid.0)
+        .await
+        .map_err(|e| match e {
+            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("API key"),
+            other => other.into(),
+        })?;
+    tracing::info!(membership_id = %membership, key_id = %kid.0, "api key revoked");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "api_key.revoked", format!("api_key/{}", kid.0)),
+        Event::by(&auth.0, membership, "api_key.revoked", format!("api_key/{}", kid.0)),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -98,7 +98,9 @@ pub async fn create_app(
         }
     }
     errors.into_result()?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps)
+        .await?
+        .membership();
     let creator = auth.user()?;
     let secret = match body.client_type {
         ClientType::Confidential => Some(secrets::generate(secrets::CLIENT_SECRET_PREFIX)?),
@@ -112,7 +114,7 @@ pub async fn create_app(
     }
     let app = oauth::create_app(
         &state.db,
-        mid.0,
+        mid,
         oauth::NewApp {
             id: AppId::new(),
             name,
@@ -124,10 +126,10 @@ pub async fn create_app(
         },
     )
     .await?;
-    tracing::info!(membership_id = %mid.0, app_id = %app.id, "oauth app registered");
+    tracing::info!(membership_id = %mid, app_id = %app.id, "oauth app registered");
     audit::record(
         &state,
-        audit::Event::by(&auth.0, mid.0, "app.registered", format!("app/{}", app.id))
+        audit::Event::by(&auth.0, mid, "app.registered", format!("app/{}", app.id))
             .with_detail(serde_json::json!({"client_type": app.client_type, "scopes": app.scopes})),
     )
     .await?;
@@ -152,8 +154,10 @@ pub async fn list_apps(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<AppPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
-    let page = oauth::list_apps(&state.db, mid.0, after, limit).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps)
+        .await?
+        .membership();
+    let page = oauth::list_apps(&state.db, mid, after, limit).await?;
     Ok(web::Json(AppPage {
         items: page.items.iter().map(app_dto).collect::<ApiResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
@@ -174,8 +178,10 @@ pub async fn get_app(
     mid: PathMembershipId,
     app_id: PathAppId,
 ) -> ApiResult<web::Json<App>> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
-    let app = oauth::find_app_in(&state.db, mid.0, app_id.0)
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps)
+        .await?
+        .membership();
+    let app = oauth::find_app_in(&state.db, mid, app_id.0)
         .await?
         .ok_or(AppError::NotFound("app"))?;
     Ok(web::Json(app_dto(&app)?))
@@ -197,17 +203,17 @@ pub async fn delete_app(
     mid: PathMembershipId,
     app_id: PathAppId,
 ) -> ApiResult<HttpResponse> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
-    let disabled = oauth::delete_app(&state.db, mid.0, app_id.0)
-        .await
-        .map_err(|e| match e {
-            StorageError::NotFound => AppError::NotFound("app"),
-            other => other.into(),
-        })?;
-    tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app deleted");
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps)
+        .await?
+        .membership();
+    let disabled = oauth::delete_app(&state.db, mid, app_id.0).await.map_err(|e| match e {
+        StorageError::NotFound => AppError::NotFound("app"),
+        other => other.into(),
+    })?;
+    tracing::info!(membership_id = %mid, app_id = %app_id.0, "oauth app deleted");
     audit::record(
         &state,
-        audit::Event::by(&auth.0, mid.0, "app.deleted", format!("app/{}", app_id.0)),
+        audit::Event::by(&auth.0, mid, "app.deleted", format!("app/{}", app_id.0)),
     )
     .await?;
     record_disabled(&state, audit::Actor::of(&auth.0), app_id.0, &disabled).await?;
@@ -261,25 +267,27 @@ pub async fn rotate_secret(
     mid: PathMembershipId,
     app_id: PathAppId,
 ) -> ApiResult<web::Json<CreatedApp>> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ManageApps)
+        .await?
+        .membership();
     auth.user()?;
-    let app = oauth::find_app_in(&state.db, mid.0, app_id.0)
+    let app = oauth::find_app_in(&state.db, mid, app_id.0)
         .await?
         .ok_or(AppError::NotFound("app"))?;
     if ClientType::parse(&app.client_type) != Some(ClientType::Confidential) {
         return Err(AppError::Conflict("a public client has no secret to rotate".into()).into());
     }
     let secret = secrets::generate(secrets::CLIENT_SECRET_PREFIX)?;
-    oauth::set_secret(&state.db, mid.0, app_id.0, secrets::digest(&secret))
+    oauth::set_secret(&state.db, mid, app_id.0, secrets::digest(&secret))
         .await
         .map_err(|e| match e {
             StorageError::NotFound => AppError::NotFound("app"),
             other => other.into(),
         })?;
-    tracing::info!(membership_id = %mid.0, app_id = %app_id.0, "oauth app secret rotated");
+    tracing::info!(membership_id = %mid, app_id = %app_id.0, "oauth app secret rotated");
     audit::record(
         &state,
-        audit::Event::by(&auth.0, mid.0, "app.secret_rotated", format!("app/{}", app_id.0)),
+        audit::Event::by(&auth.0, mid, "app.secret_rotated", format!("app/{}", app_id.0)),
     )
     .await?;
     Ok(web::Json(CreatedApp {

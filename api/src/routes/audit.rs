@@ -117,7 +117,9 @@ pub async fn list(
         .into());
     }
     crate::extract::query::check_period(q.from, q.to)?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit)
+        .await?
+        .membership();
     let filter = audit::Filter {
         action_prefix: q.action,
         actor_id: q.actor_id,
@@ -126,7 +128,7 @@ pub async fn list(
         from_ms: q.from.map(|t| t.timestamp_millis()),
         to_ms: q.to.map(|t| t.timestamp_millis()),
     };
-    let page = audit::list(&state.db, mid.0, &filter, after, limit)
+    let page = audit::list(&state.db, mid, &filter, after, limit)
         .await
         .map_err(|e| match e {
             StorageError::NotFound => AppError::InvalidParameter {
@@ -157,14 +159,16 @@ pub async fn verify(
     auth: Auth,
     mid: PathMembershipId,
 ) -> ApiResult<web::Json<AuditVerification>> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadAudit)
+        .await?
+        .membership();
     // Read before the events: an append landing during the walk then only
     // adds events past the head, which the walk may also see; the check
     // below accepts a chain that reached its head and went on.
-    let head = audit::head(&state.db, mid.0).await?;
+    let head = audit::head(&state.db, mid).await?;
     let mut verifier = Verifier::new();
     let broken = loop {
-        let rows = audit::all_in_order(&state.db, mid.0, verifier.last_seq(), VERIFY_PAGE).await?;
+        let rows = audit::all_in_order(&state.db, mid, verifier.last_seq(), VERIFY_PAGE).await?;
         let Some(broken) = rows.iter().find_map(|row| verifier.push(&audit::as_event(row)).err()) else {
             if (rows.len() as u64) < VERIFY_PAGE {
                 break None;

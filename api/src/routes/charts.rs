@@ -90,7 +90,7 @@ pub async fn chart_svg(
     let buckets = if window.is_empty() {
         Vec::new()
     } else {
-        readings::aggregate(&state.db, sid.0, metric.code, window.from, window.to, width).await?
+        readings::aggregate(&state.db, read.subject_id(), metric.code, window.from, window.to, width).await?
     };
     let components: Vec<&str> = if metric.components.is_empty() {
         vec![""]

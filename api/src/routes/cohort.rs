@@ -3,34 +3,32 @@
 //! and sex, with groups of fewer than k subjects suppressed (the privacy
 //! reasoning is in `vitalfarm_domain::cohort`).
 //!
-//! Shared subjects are evaluated with the consent machinery exactly like a
-//! single shared read (`vitalfarm_domain::consent::evaluate_any`: the
-//! consent with the widest data window for the metric wins, and only that
-//! window is read), and each consent used is written once to its grantor's
-//! audit log as a `data.read`.
+//! Shared subjects are evaluated by `sharing::cohort_shares` exactly like a
+//! single shared read (the consent with the widest data window for the
+//! metric wins, and only that window is read), and each consent used is
+//! written once to its grantor's audit log as a `data.read`.
 
 use std::collections::{BTreeMap, HashSet};
 
 use actix_web::http::Method;
 use actix_web::{CustomizeResponder, web};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use uuid::Uuid;
 use vitalfarm_domain::cohort::{self, Contribution, GroupKey, Grouping};
-use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Request};
 use vitalfarm_domain::metrics::{self, MetricKind};
 use vitalfarm_domain::subject::Sex;
-use vitalfarm_domain::{ConsentId, MembershipId, Permission, SubjectId};
+use vitalfarm_domain::{ConsentId, MembershipId, Permission};
 use vitalfarm_openapi::cohort::{CohortGroup, CohortRequest, CohortResponse, CohortTotals, SuppressedGroup};
 use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse};
 use vitalfarm_storage::entity::subject;
-use vitalfarm_storage::repo::{cohort as cohort_repo, consents, subjects};
+use vitalfarm_storage::repo::{cohort as cohort_repo, subjects};
 
 use super::RouteSet;
 use super::analytics::MAX_PERIOD_MS;
 use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, Json};
 use vitalfarm_app::audit;
-use vitalfarm_app::authz;
+use vitalfarm_app::authz::{self, Access, Claimed};
 use vitalfarm_app::principal::Principal;
 use vitalfarm_app::sharing::{self, Receipt};
 use vitalfarm_app::state::AppState;
@@ -59,19 +57,26 @@ struct Member {
     to: i64,
 }
 
-/// The membership the caller acts for: the one named, or its only one.
-async fn acting(state: &AppState, principal: &Principal, named: Option<Uuid>) -> ApiResult<MembershipId> {
+/// The caller's access to the membership it acts for: the one named, or
+/// its only one.
+async fn acting(state: &AppState, principal: &Principal, named: Option<Uuid>) -> ApiResult<Access> {
     let mine = sharing::acting_memberships(state, principal, Permission::ReadData).await?;
     match named.map(MembershipId::from_uuid) {
-        Some(m) if mine.contains(&m) => Ok(m),
         // A member whose role does not read data is told so; anyone else
         // cannot tell the membership exists.
-        Some(m) => match authz::role_in(state, principal, m).await {
-            Ok(role) => Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into()),
-            Err(_) => Err(AppError::NotFound("membership").into()),
-        },
+        Some(m) => {
+            let access = authz::authorize(state, principal, Claimed::new(m), Permission::ReadData).await?;
+            if !mine.contains(&access.membership()) {
+                return Err(
+                    AppError::Forbidden(format!("your role ({}) does not allow this", access.role().as_str())).into(),
+                );
+            }
+            Ok(access)
+        }
         None => match mine.as_slice() {
-            [one] => Ok(*one),
+            // Derived from the principal's own memberships; asked all the
+            // same, for the proof.
+            [one] => Ok(authz::authorize(state, principal, Claimed::new(*one), Permission::ReadData).await?),
             [] => Err(AppError::Forbidden("you read data for no membership".into()).into()),
             _ => Err(bad("membership_id", "you read data for several memberships: name one")),
         },
@@ -98,68 +103,6 @@ async fn own_subjects(
             None => return Ok(out),
         }
     }
-}
-
-/// The subjects shared with `grantee` by active consents covering
-/// `metric`, each with the consent that gives the widest window of
-/// `[from, to)`. Subjects whose consents cover only other metrics, or none
-/// of the period, are left out.
-async fn shared_subjects(
-    state: &AppState,
-    grantee: MembershipId,
-    metric: &str,
-    (from, to): (i64, i64),
-    only: Option<&HashSet<Uuid>>,
-) -> ApiResult<Vec<(Member, ConsentId, MembershipId)>> {
-    let now = Utc::now().timestamp_millis();
-    let rows = consents::live_for_grantees(&state.db, &[grantee], now).await?;
-    let mut by_grantor: BTreeMap<MembershipId, Vec<(ConsentId, Consent)>> = BTreeMap::new();
-    for row in &rows {
-        if let Some(c) = consents::to_domain(row)
-            && c.grantor != grantee
-            && c.state(now) == consent::State::Active
-        {
-            by_grantor
-                .entry(c.grantor)
-                .or_default()
-                .push((ConsentId::from_uuid(row.id), c));
-        }
-    }
-    let mut out = Vec::new();
-    for (grantor, list) in by_grantor {
-        let wanted: Vec<Uuid> = list
-            .iter()
-            .flat_map(|(_, c)| c.subjects.iter().map(|s| s.as_uuid()))
-            .filter(|s| only.is_none_or(|o| o.contains(s)))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        // Only subjects the grantor still owns.
-        for subject in cohort_repo::subjects_of(&state.db, grantor, &wanted).await? {
-            let request = Request::Readings {
-                subject: SubjectId::from_uuid(subject.id),
-                metric,
-                from,
-                to,
-                access: ConsentAccess::Read,
-            };
-            if let Some(Ok((i, permit))) = consent::evaluate_any(list.iter().map(|(_, c)| c), &request, now) {
-                let (lo, hi) = permit.window.unwrap_or((from, to));
-                if lo < hi {
-                    out.push((
-                        Member {
-                            subject,
-                            from: lo,
-                            to: hi,
-                        },
-                        list[i].0,
-                        grantor,
-                    ));
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Aggregates one metric over the subjects a membership owns and those
@@ -223,7 +166,8 @@ pub async fn cohort_stats(
     }
     let only: Option<HashSet<Uuid>> = body.subject_ids.as_ref().map(|s| s.iter().copied().collect());
 
-    let membership = acting(&state, &auth.0, body.membership_id).await?;
+    let access = acting(&state, &auth.0, body.membership_id).await?;
+    let membership = access.membership();
     let mut members: Vec<Member> = own_subjects(&state, membership, only.as_ref())
         .await?
         .into_iter()
@@ -231,13 +175,17 @@ pub async fn cohort_stats(
         .collect();
     let mut receipt = Receipt::default();
     if body.include_shared.unwrap_or(true) {
-        let shared = shared_subjects(&state, membership, def.code, (from, to), only.as_ref()).await?;
+        let shared = sharing::cohort_shares(&state.db, &access, def.code, (from, to), only.as_ref()).await?;
         // One audit record per consent used, however many subjects it
         // covers; written before anything is answered.
         let mut used: BTreeMap<ConsentId, (MembershipId, u64)> = BTreeMap::new();
-        for (member, consent_id, grantor) in shared {
-            used.entry(consent_id).or_insert((grantor, 0)).1 += 1;
-            members.push(member);
+        for share in shared {
+            used.entry(share.consent).or_insert((share.grantor, 0)).1 += 1;
+            members.push(Member {
+                subject: share.subject,
+                from: share.from,
+                to: share.to,
+            });
         }
         for (consent_id, (grantor, n)) in used {
             let mut event = audit::Event::by(&auth.0, grantor, "data.read", format!("cohort/readings/{}", def.code))

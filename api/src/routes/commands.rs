@@ -4,7 +4,11 @@
 //! the one that claimed it (or the owner itself, for an enrollee). That
 //! membership commands it; the fleet owner does so only while nobody else
 //! has claimed it, since a `MEASURE` result is the claimant's health data.
-//! Each membership sees only the commands it issued.
+//! Each membership sees only the commands it issued. Which membership the
+//! caller acts for is decided by `authz::device` with
+//! `DeviceSide::Recorder`: the one the device records for when the caller
+//! belongs to it, else the fleet owner; 404 for anyone with standing in
+//! neither, exactly as the device's own routes answer.
 
 use actix_web::http::Method;
 use actix_web::http::header::LOCATION;
@@ -12,18 +16,17 @@ use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use serde_json::{Map, Value};
 use vitalfarm_domain::command::{DEFAULT_TTL_SECS, MAX_TTL_SECS};
-use vitalfarm_domain::{CommandId, CommandName, DeviceId, DeviceStatus, MembershipId, Permission, ValidationErrors};
+use vitalfarm_domain::{CommandId, CommandName, DeviceId, DeviceStatus, Permission, ValidationErrors};
 use vitalfarm_openapi::commands::{Command, CommandPage, CreateCommand};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
-use vitalfarm_storage::entity::{device, device_command};
+use vitalfarm_storage::entity::device_command;
 use vitalfarm_storage::repo::commands::{self as repo, NewCommand};
-use vitalfarm_storage::repo::devices;
 
 use super::RouteSet;
 use crate::error::{ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathCommandId, PathDeviceId, Query};
-use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::authz::{self, DeviceSide};
 use vitalfarm_app::commands;
 use vitalfarm_app::principal::Principal;
 use vitalfarm_app::state::AppState;
@@ -56,32 +59,6 @@ fn command_dto(c: &device_command::Model) -> Command {
         result: c.result.as_deref().map(object),
         error: c.error.clone(),
     }
-}
-
-/// The device and the membership the caller acts for on its commands: the
-/// one the device records for when the caller belongs to it, else the
-/// fleet owner; 404 for anyone with standing in neither, exactly as the
-/// device's own routes answer.
-async fn command_access(
-    state: &AppState,
-    auth: &Auth,
-    id: DeviceId,
-    permission: Permission,
-) -> ApiResult<(device::Model, Access)> {
-    let dev = devices::find(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound("device"))?;
-    let candidates = [dev.bound_membership_id, Some(dev.owner_membership_id)];
-    for membership in candidates.into_iter().flatten() {
-        let membership = MembershipId::from_uuid(membership);
-        if let Ok(role) = authz::role_in(state, &auth.0, membership).await {
-            if !role.allows(permission) {
-                return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
-            }
-            return Ok((dev, Access { membership, role }));
-        }
-    }
-    Err(AppError::NotFound("device").into())
 }
 
 /// Sends a command to the device over MQTT (`vitalfarm/v1/devices/{did}/commands`).
@@ -120,10 +97,11 @@ pub async fn create(
         return Err(AppError::field("name", "is invalid").into());
     };
 
-    let (dev, access) = command_access(&state, &auth, did.0, Permission::ManageDevices).await?;
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ManageDevices, DeviceSide::Recorder).await?;
+    let device = DeviceId::from_uuid(dev.id);
     if dev
         .bound_membership_id
-        .is_some_and(|b| b != access.membership.as_uuid())
+        .is_some_and(|b| b != access.membership().as_uuid())
     {
         return Err(
             AppError::Conflict("the device was claimed by its buyer; only they send it commands".into()).into(),
@@ -142,8 +120,8 @@ pub async fn create(
         &state.db,
         NewCommand {
             id: CommandId::new(),
-            device: did.0,
-            membership: access.membership,
+            device,
+            membership: access.membership(),
             name,
             params,
             created_by: Some(created_by),
@@ -157,7 +135,7 @@ pub async fn create(
     if let Err(e) = commands::dispatch(&state, &cmd).await {
         tracing::warn!(command_id = %cmd.id, error = format!("{e:#}"), "command not sent yet");
     }
-    let cmd = repo::find_in(&state.db, access.membership, did.0, CommandId::from_uuid(cmd.id))
+    let cmd = repo::find_in(&state.db, access.membership(), device, CommandId::from_uuid(cmd.id))
         .await?
         .unwrap_or(cmd);
     Ok(HttpResponse::Created()
@@ -177,8 +155,15 @@ pub async fn list(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<CommandPage>> {
     let (limit, before) = (page.limit()?, page.after()?);
-    let (_, access) = command_access(&state, &auth, did.0, Permission::ReadData).await?;
-    let page = repo::list_in(&state.db, access.membership, did.0, before, limit).await?;
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ReadData, DeviceSide::Recorder).await?;
+    let page = repo::list_in(
+        &state.db,
+        access.membership(),
+        DeviceId::from_uuid(dev.id),
+        before,
+        limit,
+    )
+    .await?;
     Ok(web::Json(CommandPage {
         items: page.items.iter().map(command_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -197,8 +182,8 @@ pub async fn get(
     did: PathDeviceId,
     cid: PathCommandId,
 ) -> ApiResult<web::Json<Command>> {
-    let (_, access) = command_access(&state, &auth, did.0, Permission::ReadData).await?;
-    let cmd = repo::find_in(&state.db, access.membership, did.0, cid.0)
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ReadData, DeviceSide::Recorder).await?;
+    let cmd = repo::find_in(&state.db, access.membership(), DeviceId::from_uuid(dev.id), cid.0)
         .await?
         .ok_or(AppError::NotFound("command"))?;
     Ok(web::Json(command_dto(&cmd)))

@@ -17,7 +17,7 @@ use vitalfarm_openapi::devices::{
 use vitalfarm_openapi::doc::{
     ConflictResponse, ForbiddenResponse, GoneResponse, NotFoundResponse, PayloadTooLargeResponse,
 };
-use vitalfarm_storage::entity::{device, device_model};
+use vitalfarm_storage::entity::device_model;
 use vitalfarm_storage::repo::{devices, subjects};
 
 use vitalfarm_app::views::device_dto;
@@ -29,7 +29,7 @@ use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathDeviceId, PathMembershipId, Query};
 use vitalfarm_app::audit::{self, Event};
 use vitalfarm_app::auth::secrets;
-use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::authz::{self, Claimed, DeviceSide};
 use vitalfarm_app::state::AppState;
 
 pub const DEVICE_SECRET_PREFIX: &str = "vf_dev_";
@@ -57,30 +57,6 @@ fn model_dto(m: &device_model::Model) -> DeviceModel {
         metrics: serde_json::from_str(&m.metrics).unwrap_or_default(),
         created_at: m.created_at,
     }
-}
-
-/// The device and the caller's access, through its fleet owner or the
-/// membership it records for; 404 for anyone else.
-async fn device_access(
-    state: &AppState,
-    auth: &Auth,
-    id: DeviceId,
-    permission: Permission,
-) -> ApiResult<(device::Model, Access)> {
-    let dev = devices::find(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound("device"))?;
-    let candidates = [Some(dev.owner_membership_id), dev.bound_membership_id];
-    for membership in candidates.into_iter().flatten() {
-        let membership = MembershipId::from_uuid(membership);
-        if let Ok(role) = authz::role_in(state, &auth.0, membership).await {
-            if !role.allows(permission) {
-                return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
-            }
-            return Ok((dev, Access { membership, role }));
-        }
-    }
-    Err(AppError::NotFound("device").into())
 }
 
 fn check_text(errors: &mut ValidationErrors, field: &str, value: &str) {
@@ -114,10 +90,17 @@ pub async fn create_model(
         }
     }
     errors.into_result()?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await?;
     let mut codes = body.metrics.clone();
     codes.dedup();
-    let m = devices::create_model(&state.db, mid.0, body.name.trim(), body.manufacturer.trim(), &codes).await?;
+    let m = devices::create_model(
+        &state.db,
+        access.membership(),
+        body.name.trim(),
+        body.manufacturer.trim(),
+        &codes,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(model_dto(&m)))
 }
 
@@ -133,8 +116,8 @@ pub async fn list_models(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<DeviceModelPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
-    let page = devices::list_models(&state.db, mid.0, after, limit).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let page = devices::list_models(&state.db, access.membership(), after, limit).await?;
     Ok(web::Json(DeviceModelPage {
         items: page.items.iter().map(model_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -307,8 +290,9 @@ pub async fn register(
     }
     errors.into_result()?;
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageDevices).await;
-    let attempt = Event::by(&auth.0, mid.0, "device.registered", "devices").with_detail(json!({"count": rows.len()}));
-    audit::guard(&state, attempt, authorized).await?;
+    let attempt =
+        Event::by(&auth.0, mid.0.for_audit(), "device.registered", "devices").with_detail(json!({"count": rows.len()}));
+    let membership = audit::guard(&state, attempt, authorized).await?.membership();
     let mut errors = ValidationErrors::new();
     let mut model_ok = std::collections::HashMap::new();
     for (i, d) in rows.iter().enumerate() {
@@ -316,7 +300,7 @@ pub async fn register(
             let ok = match model_ok.get(&model) {
                 Some(ok) => *ok,
                 None => {
-                    let ok = devices::find_model_in(&state.db, mid.0, model).await?.is_some();
+                    let ok = devices::find_model_in(&state.db, membership, model).await?.is_some();
                     model_ok.insert(model, ok);
                     ok
                 }
@@ -349,7 +333,7 @@ pub async fn register(
         });
         issued.push((id, d.serial, secret, code));
     }
-    match devices::register(&state.db, mid.0, new_rows).await? {
+    match devices::register(&state.db, membership, new_rows).await? {
         Err(clashes) => Err(AppError::Validation(
             clashes
                 .into_iter()
@@ -361,10 +345,11 @@ pub async fn register(
         )
         .into()),
         Ok(_) => {
-            tracing::info!(membership_id = %mid.0, count = issued.len(), "devices registered");
+            tracing::info!(membership_id = %membership, count = issued.len(), "devices registered");
             audit::record(
                 &state,
-                Event::by(&auth.0, mid.0, "device.registered", "devices").with_detail(json!({"count": issued.len()})),
+                Event::by(&auth.0, membership, "device.registered", "devices")
+                    .with_detail(json!({"count": issued.len()})),
             )
             .await?;
             let devices: Vec<RegisteredDevice> = issued
@@ -414,15 +399,17 @@ pub async fn list(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let membership = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData)
+        .await?
+        .membership();
     let filter = devices::DeviceFilter {
         status: q.status,
         model_id: q.model_id,
         subject_id: q.subject_id,
     };
-    let page = devices::list(&state.db, mid.0, filter, after, limit).await?;
+    let page = devices::list(&state.db, membership, filter, after, limit).await?;
     Ok(web::Json(DevicePage {
-        items: page.items.iter().map(|d| device_dto(d, mid.0)).collect(),
+        items: page.items.iter().map(|d| device_dto(d, membership)).collect(),
         next_cursor: page.next.map(encode_cursor),
     }))
 }
@@ -433,8 +420,8 @@ pub async fn list(
     security(("bearer_jwt" = []), ("api_key" = [])),
     responses((status = 200, description = "The device.", body = Device)))]
 pub async fn get(state: web::Data<AppState>, auth: Auth, did: PathDeviceId) -> ApiResult<web::Json<Device>> {
-    let (dev, access) = device_access(&state, &auth, did.0, Permission::ReadData).await?;
-    Ok(web::Json(device_dto(&dev, access.membership)))
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ReadData, DeviceSide::Fleet).await?;
+    Ok(web::Json(device_dto(&dev, access.membership())))
 }
 
 /// Changes a device's status: `active`, `suspended` (refused at ingest
@@ -450,7 +437,7 @@ pub async fn update(
     did: PathDeviceId,
     Json(body): Json<UpdateDeviceRequest>,
 ) -> ApiResult<web::Json<Device>> {
-    let (dev, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ManageDevices, DeviceSide::Fleet).await?;
     let current = DeviceStatus::parse(&dev.status).unwrap_or(DeviceStatus::Retired);
     if !current.may_become(body.status) {
         return Err(AppError::Conflict(format!(
@@ -460,20 +447,20 @@ pub async fn update(
         ))
         .into());
     }
-    let dev = devices::set_status(&state.db, did.0, body.status).await?;
+    let dev = devices::set_status(&state.db, DeviceId::from_uuid(dev.id), body.status).await?;
     tracing::info!(device_id = %dev.id, status = body.status.as_str(), "device status changed");
     audit::record(
         &state,
         Event::by(
             &auth.0,
-            access.membership,
+            access.membership(),
             "device.updated",
             format!("device/{}", dev.id),
         )
         .with_detail(json!({"status": body.status.as_str()})),
     )
     .await?;
-    Ok(web::Json(device_dto(&dev, access.membership)))
+    Ok(web::Json(device_dto(&dev, access.membership())))
 }
 
 /// Issues a new secret; the old one stops working at once.
@@ -486,22 +473,23 @@ pub async fn rotate_secret(
     auth: Auth,
     did: PathDeviceId,
 ) -> ApiResult<web::Json<RotatedSecret>> {
-    let (_, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ManageDevices, DeviceSide::Fleet).await?;
+    let id = DeviceId::from_uuid(dev.id);
     let secret = secrets::generate(DEVICE_SECRET_PREFIX)?;
-    devices::set_secret(&state.db, did.0, secrets::digest(&secret)).await?;
-    tracing::info!(device_id = %did.0, "device secret rotated");
+    devices::set_secret(&state.db, id, secrets::digest(&secret)).await?;
+    tracing::info!(device_id = %id, "device secret rotated");
     audit::record(
         &state,
         Event::by(
             &auth.0,
-            access.membership,
+            access.membership(),
             "device.secret_rotated",
-            format!("device/{}", did.0),
+            format!("device/{id}"),
         ),
     )
     .await?;
     Ok(web::Json(RotatedSecret {
-        device_id: did.0.as_uuid(),
+        device_id: id.as_uuid(),
         secret,
     }))
 }
@@ -530,13 +518,20 @@ pub async fn claim(
     let subject = subjects::find(&state.db, SubjectId::from_uuid(body.subject_id))
         .await?
         .ok_or_else(|| AppError::field("subject_id", "no such subject"))?;
-    let membership = MembershipId::from_uuid(subject.membership_id);
-    let role = authz::role_in(&state, &auth.0, membership)
-        .await
-        .map_err(|_| AppError::field("subject_id", "no such subject"))?;
-    if !role.allows(Permission::WriteData) {
-        return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
-    }
+    // The subject was named in the body: its membership is a claim like
+    // any other, and someone with no standing there is told no such subject.
+    let membership = authz::authorize(
+        &state,
+        &auth.0,
+        Claimed::new(MembershipId::from_uuid(subject.membership_id)),
+        Permission::WriteData,
+    )
+    .await
+    .map_err(|e| match e {
+        AppError::NotFound(_) => AppError::field("subject_id", "no such subject"),
+        other => other,
+    })?
+    .membership();
     match devices::claim(
         &state.db,
         &secrets::digest(&code),
@@ -577,9 +572,9 @@ pub async fn assign(
     did: PathDeviceId,
     Json(body): Json<AssignRequest>,
 ) -> ApiResult<web::Json<Device>> {
-    let (dev, access) = device_access(&state, &auth, did.0, Permission::ManageDevices).await?;
+    let (dev, access) = authz::device(&state, &auth.0, did.0, Permission::ManageDevices, DeviceSide::Fleet).await?;
     let owner = MembershipId::from_uuid(dev.owner_membership_id);
-    if access.membership != owner {
+    if access.membership() != owner {
         return Err(AppError::Forbidden("only the fleet's owner assigns its devices".into()).into());
     }
     if dev.bound_membership_id.is_some_and(|b| b != owner.as_uuid()) {
@@ -592,7 +587,13 @@ pub async fn assign(
         .await?
         .filter(|s| s.membership_id == owner.as_uuid())
         .ok_or_else(|| AppError::field("subject_id", "no such subject in this company"))?;
-    let dev = devices::assign(&state.db, did.0, owner, SubjectId::from_uuid(subject.id)).await?;
+    let dev = devices::assign(
+        &state.db,
+        DeviceId::from_uuid(dev.id),
+        owner,
+        SubjectId::from_uuid(subject.id),
+    )
+    .await?;
     audit::record(
         &state,
         Event::by(&auth.0, owner, "device.assigned", format!("device/{}", dev.id))

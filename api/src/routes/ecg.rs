@@ -21,6 +21,7 @@ use super::RouteSet;
 use super::farms::blob_error;
 use crate::error::{ApiResult, AppError};
 use crate::extract::{Auth, Json, PathSubjectId};
+use vitalfarm_app::authz::Claimed;
 use vitalfarm_app::principal::Principal;
 use vitalfarm_app::sharing::{self, FarmAsk, Receipt, Standing};
 use vitalfarm_app::state::AppState;
@@ -82,7 +83,7 @@ pub async fn analyze(
     let farm_id = FarmId::from_uuid(farm.id);
     // The subject is shared, so its membership's farm is no secret: a
     // consent without folders refuses the file like one with other folders.
-    let farm_read = match sharing::farm(&state, &auth.0, farm_id, FarmAsk::File(path.as_str())).await {
+    let farm_read = match sharing::farm(&state, &auth.0, Claimed::new(farm_id), FarmAsk::File(path.as_str())).await {
         Err(AppError::NotFound("farm")) if matches!(read.standing, Standing::Shared(_)) => {
             return Err(AppError::Forbidden("no active consent shares this recording's folder with you".into()).into());
         }
@@ -193,7 +194,13 @@ async fn may_store(state: &AppState, principal: &Principal, standing: &Standing)
     {
         return Err(AppError::Forbidden("storing a heart rate needs the readings.write scope".into()).into());
     }
-    authz::authorize(state, principal, access.membership, Permission::WriteData).await?;
+    authz::authorize(
+        state,
+        principal,
+        Claimed::new(access.membership()),
+        Permission::WriteData,
+    )
+    .await?;
     Ok(())
 }
 

@@ -42,13 +42,15 @@ pub async fn erase(
     mid: PathMembershipId,
     Json(body): Json<EraseMembershipRequest>,
 ) -> ApiResult<HttpResponse> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::Administer).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::Administer)
+        .await?
+        .membership();
     let user_id = auth.user()?;
     let user = accounts::find_user(&state.db, user_id)
         .await?
         .ok_or(AppError::NotFound("membership"))?;
     crate::routes::auth::confirm_password(&req, &state, &user, body.password).await?;
-    let (membership, _) = accounts::find_membership(&state.db, mid.0)
+    let (membership, _) = accounts::find_membership(&state.db, mid)
         .await?
         .ok_or(AppError::NotFound("membership"))?;
     if body.confirm != membership.name {
@@ -58,7 +60,7 @@ pub async fn erase(
         })
         .into());
     }
-    vitalfarm_app::erasure::erase(&state, mid.0, user_id)
+    vitalfarm_app::erasure::erase(&state, mid, user_id)
         .await
         .map_err(|e| match e {
             vitalfarm_storage::StorageError::NotFound => AppError::NotFound("membership"),

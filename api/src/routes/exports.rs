@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathExportId, PathMembershipId, Query};
 use vitalfarm_app::audit;
-use vitalfarm_app::authz;
+use vitalfarm_app::authz::{self, Access, Claimed};
 use vitalfarm_app::export::{self, ExportResult};
 use vitalfarm_app::principal::Principal;
 use vitalfarm_app::state::AppState;
@@ -145,7 +145,9 @@ pub async fn create(
             Some(v.to_owned())
         }
     };
-    authz::authorize(&state, &auth.0, mid.0, Permission::Export).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::Export)
+        .await?
+        .membership();
     // One export runs per membership and a few wait behind it: a tenant
     // queueing exports in a loop gets 429, not a share of everyone's disk
     // and worker time.
@@ -153,7 +155,7 @@ pub async fn create(
         &state.db,
         jobs::NewJob {
             kind: export::KIND,
-            membership: mid.0,
+            membership: mid,
             requested_by: Some(principal_id(&auth.0)),
             idempotency_key: key.as_deref(),
             payload: "{}".into(),
@@ -172,15 +174,15 @@ pub async fn create(
         }
     };
     if created {
-        tracing::info!(membership_id = %mid.0, job_id = %job.id, "export queued");
+        tracing::info!(membership_id = %mid, job_id = %job.id, "export queued");
         audit::record(
             &state,
-            audit::Event::by(&auth.0, mid.0, "export.requested", format!("export/{}", job.id)),
+            audit::Event::by(&auth.0, mid, "export.requested", format!("export/{}", job.id)),
         )
         .await?;
         state.jobs_wake.notify_one();
     }
-    let location = format!("/v1/memberships/{}/exports/{}", mid.0, job.id);
+    let location = format!("/v1/memberships/{}/exports/{}", mid, job.id);
     let mut res = if created {
         HttpResponse::Accepted()
     } else {
@@ -206,19 +208,29 @@ pub async fn list(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<ExportPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::Export).await?;
-    let page = jobs::list(&state.db, mid.0, export::KIND, after, limit).await?;
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::Export)
+        .await?
+        .membership();
+    let page = jobs::list(&state.db, mid, export::KIND, after, limit).await?;
     Ok(web::Json(ExportPage {
         items: page.items.iter().map(|j| export_dto(&state, j)).collect(),
         next_cursor: page.next.map(encode_cursor),
     }))
 }
 
-async fn find(state: &AppState, auth: &Auth, mid: MembershipId, eid: PathExportId) -> ApiResult<job::Model> {
-    authz::authorize(state, &auth.0, mid, Permission::Export).await?;
-    jobs::get(&state.db, mid, export::KIND, eid.0)
+/// The export `eid` of the membership the caller claims, with the caller's
+/// access there.
+async fn find(
+    state: &AppState,
+    auth: &Auth,
+    mid: Claimed<MembershipId>,
+    eid: PathExportId,
+) -> ApiResult<(job::Model, Access)> {
+    let access = authz::authorize(state, &auth.0, mid, Permission::Export).await?;
+    let job = jobs::get(&state.db, access.membership(), export::KIND, eid.0)
         .await?
-        .ok_or(AppError::NotFound("export").into())
+        .ok_or(AppError::NotFound("export"))?;
+    Ok((job, access))
 }
 
 /// One export: its progress, and once it succeeded its size, checksum,
@@ -236,7 +248,7 @@ pub async fn get(
     mid: PathMembershipId,
     eid: PathExportId,
 ) -> ApiResult<web::Json<Export>> {
-    let j = find(&state, &auth, mid.0, eid).await?;
+    let (j, _) = find(&state, &auth, mid.0, eid).await?;
     Ok(web::Json(export_dto(&state, &j)))
 }
 
@@ -266,7 +278,8 @@ pub async fn download(
     mid: PathMembershipId,
     eid: PathExportId,
 ) -> ApiResult<HttpResponse> {
-    let j = find(&state, &auth, mid.0, eid).await?;
+    let (j, access) = find(&state, &auth, mid.0, eid).await?;
+    let mid = access.membership();
     match JobStatus::parse(&j.status) {
         Some(JobStatus::Succeeded) => {}
         Some(JobStatus::Failed) => return Err(AppError::Conflict("the export failed; queue a new one".into()).into()),
@@ -289,7 +302,7 @@ pub async fn download(
         RangeRequest::Unsatisfiable => return Err((AppError::RangeNotSatisfiable { len }).into()),
     };
     let body_len = span.map_or(len, |(a, b)| b - a + 1);
-    let key = export::data_key(&state, mid.0).await?;
+    let key = export::data_key(&state, mid).await?;
     let mut body = export_objects::read(&state.blobs, &result.object_key, key, j.id, len, span).map_err(blob_error)?;
     // The first segment is fetched and authenticated before the status line
     // goes out, so a missing or damaged object is a clean error response.
@@ -304,7 +317,7 @@ pub async fn download(
     if span.is_none_or(|(a, _)| a == 0) {
         audit::record(
             &state,
-            audit::Event::by(&auth.0, mid.0, "export.downloaded", format!("export/{}", j.id))
+            audit::Event::by(&auth.0, mid, "export.downloaded", format!("export/{}", j.id))
                 .with_detail(serde_json::json!({"bytes": body_len})),
         )
         .await?;

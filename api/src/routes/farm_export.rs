@@ -38,14 +38,14 @@ const BATCH: u64 = 200;
     ))]
 pub async fn export(state: web::Data<AppState>, auth: Auth, fid: PathFarmId) -> ApiResult<HttpResponse> {
     let (farm, access) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let farm_id = FarmId::from_uuid(farm.id);
     audit::record(
         &state,
-        Event::by(&auth.0, access.membership, "farm.exported", format!("farm/{}", fid.0)),
+        Event::by(&auth.0, access.membership(), "farm.exported", format!("farm/{farm_id}")),
     )
     .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let state = state.into_inner();
-    let farm_id = fid.0;
     tokio::spawn(async move {
         if let Err(e) = produce(&state, &farm, &tx).await {
             tracing::error!(farm_id = %farm_id, error = format!("{e:#}"), "export aborted");

@@ -197,6 +197,7 @@ pub async fn upload(
 ) -> ApiResult<HttpResponse> {
     let path = file_path(&req)?;
     let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let fid = FarmId::from_uuid(farm.id);
     let len = match req.headers().get(header::CONTENT_LENGTH) {
         // Without Content-Length, a body is either chunked (length unknown:
         // refused, the encryption header needs it) or empty (RFC 9112 §6.3).
@@ -241,7 +242,7 @@ pub async fn upload(
 
     // Fail fast on what the commit would refuse anyway; the commit checks
     // again under a lock, so this is an optimisation, not the guarantee.
-    let existing = farms::find_file(&state.db, fid.0, &path).await?;
+    let existing = farms::find_file(&state.db, fid, &path).await?;
     if !pre.holds(existing.as_ref()) {
         return Err(AppError::PreconditionFailed("the file does not match the precondition headers".into()).into());
     }
@@ -251,19 +252,19 @@ pub async fn upload(
     // Reserves the bytes against the quota before any is read: the new
     // copy is charged in full, beside the one it replaces, because both are
     // on disk until the commit.
-    farms::begin_blob(&state.db, fid.0, blob, size)
+    farms::begin_blob(&state.db, fid, blob, size)
         .await
         .map_err(write_error)?;
     let mut staged = Staged {
         state: state.clone(),
-        farm: fid.0,
+        farm: fid,
         blob,
         writer: None,
         settled: false,
     };
     let writer = staged
         .writer
-        .insert(state.blobs.writer(fid.0, blob, &key, len).map_err(blob_error)?);
+        .insert(state.blobs.writer(fid, blob, &key, len).map_err(blob_error)?);
     let mut received: u64 = 0;
     let mut failure: Option<ApiError> = None;
     while let Some(chunk) = payload.next().await {
@@ -322,7 +323,7 @@ pub async fn upload(
     };
     let committed = farms::commit_upload(
         &state.db,
-        fid.0,
+        fid,
         farms::NewFile {
             path: &path,
             blob,
@@ -343,7 +344,7 @@ pub async fn upload(
     };
     staged.settled = true;
     if let Some(replaced) = committed.replaced_blob {
-        reclaim(&state, fid.0, replaced).await;
+        reclaim(&state, fid, replaced).await;
     }
     let file = committed.file;
     let mut res = if committed.created {
@@ -610,7 +611,8 @@ pub async fn download(
 ) -> ApiResult<HttpResponse> {
     let path = file_path(&req)?;
     let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::File(path.as_str())).await?;
-    let file = farms::find_file(&state.db, fid.0, &path)
+    let fid = FarmId::from_uuid(read.farm.id);
+    let file = farms::find_file(&state.db, fid, &path)
         .await?
         .ok_or(AppError::NotFound("file"))?;
     let mut response = serve(&state, &req, &read.farm, &file, None).await?;
@@ -665,12 +667,13 @@ pub async fn delete(
     fid: PathFarmId,
 ) -> ApiResult<HttpResponse> {
     let path = file_path(&req)?;
-    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let fid = FarmId::from_uuid(farm.id);
     let pre = precondition(req.headers());
-    let blob = farms::delete_file(&state.db, fid.0, &path, &pre)
+    let blob = farms::delete_file(&state.db, fid, &path, &pre)
         .await
         .map_err(write_error)?;
-    reclaim(&state, fid.0, blob).await;
+    reclaim(&state, fid, blob).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -720,9 +723,10 @@ pub async fn list(
         Some(c) => Some(String::from_utf8_lossy(&hex::decode(c).map_err(|_| bad_cursor())?).into_owned()),
     };
     let read = sharing::farm(&state, &auth.0, fid.0, FarmAsk::Listing(&prefix)).await?;
+    let fid = FarmId::from_uuid(read.farm.id);
     let (entries, more) = farms::list(
         &state.db,
-        fid.0,
+        fid,
         &prefix,
         after.as_deref(),
         limit,
@@ -811,12 +815,13 @@ pub async fn move_file(
     let (Some(from), Some(to)) = (from, to) else {
         return Err(AppError::field("from", "is invalid").into());
     };
-    authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
-    let (file, replaced) = farms::move_file(&state.db, fid.0, &from, &to, body.overwrite)
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let fid = FarmId::from_uuid(farm.id);
+    let (file, replaced) = farms::move_file(&state.db, fid, &from, &to, body.overwrite)
         .await
         .map_err(write_error)?;
     if let Some(blob) = replaced {
-        reclaim(&state, fid.0, blob).await;
+        reclaim(&state, fid, blob).await;
     }
     Ok(web::Json(file_dto(&file)))
 }

@@ -243,7 +243,7 @@ pub async fn bundle(
         read.record(&state, "fhir", &receipt).await?;
     }
     // (d) Read and build.
-    let self_url = search_url(&public_base(&req, &state), sid.0, &params);
+    let self_url = search_url(&public_base(&req, &state), read.subject_id(), &params);
     let body = bundle_for(
         &state,
         &read.subject,

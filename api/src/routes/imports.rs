@@ -194,7 +194,7 @@ pub async fn import_fhir(
             })?;
     let subject = subjects::find(&state.db, SubjectId::from_uuid(subject_id))
         .await?
-        .filter(|s| s.membership_id == access.membership.as_uuid())
+        .filter(|s| s.membership_id == access.membership().as_uuid())
         .ok_or(AppError::NotFound("subject"))?;
     let _sid = SubjectId::from_uuid(subject.id);
 
@@ -230,7 +230,7 @@ pub async fn import_fhir(
 
     let now_ms = Utc::now().timestamp_millis();
     let folder = format!("/hospital/{}", Utc::now().format("%Y-%m-%d"));
-    let farm = farms::find_by_membership(&state.db, access.membership)
+    let farm = farms::find_by_membership(&state.db, access.membership())
         .await?
         .ok_or(AppError::NotFound("farm"))?;
     let mut pending = Vec::new();
@@ -309,7 +309,7 @@ pub async fn import_fhir(
 
     let event = audit::Event::by(
         &auth.0,
-        access.membership,
+        access.membership(),
         "fhir.imported",
         format!("subject/{}", subject.id),
     )

@@ -26,6 +26,7 @@ use vitalfarm_storage::repo::readings;
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::{Auth, PathSubjectId, Query};
+use vitalfarm_app::authz::Claimed;
 use vitalfarm_app::mashups::{self, time};
 use vitalfarm_app::sharing::{self, Receipt};
 use vitalfarm_app::state::AppState;
@@ -252,8 +253,9 @@ pub async fn elderly_watch(
     let judged: Vec<AppResult<Option<_>>> = futures_util::stream::iter(watched)
         .map(|sid| async move {
             // A consent can end between the listing and the read: that
-            // subject is then simply no longer watched.
-            let read = match sharing::subject(st, principal, sid).await {
+            // subject is then simply no longer watched. (The listing names
+            // the subject; the read decides.)
+            let read = match sharing::subject(st, principal, Claimed::new(sid)).await {
                 Ok(read) => read,
                 Err(AppError::NotFound(_) | AppError::Forbidden(_)) => return Ok(None),
                 Err(e) => return Err(e),

@@ -17,7 +17,7 @@ use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathUserId, Query};
 use vitalfarm_app::audit::{self, Event};
 use vitalfarm_app::auth::secrets;
-use vitalfarm_app::authz;
+use vitalfarm_app::authz::{self, Claimed};
 use vitalfarm_app::mail::messages;
 use vitalfarm_app::state::AppState;
 
@@ -78,16 +78,19 @@ pub async fn add_member(
     Json(body): Json<AddMemberRequest>,
 ) -> ApiResult<HttpResponse> {
     let email = Email::parse(&body.email).map_err(|m| AppError::field("email", m))?;
-    let attempt =
-        || Event::by(&auth.0, mid.0, "member.added", "members").with_detail(json!({"role": body.role.as_str()}));
+    let attempt = || {
+        Event::by(&auth.0, mid.0.for_audit(), "member.added", "members")
+            .with_detail(json!({"role": body.role.as_str()}))
+    };
     let authorized = authz::authorize(&state, &auth.0, mid.0, Permission::ManageMembers).await;
     let access = audit::guard(&state, attempt(), authorized).await?;
     let inviter = audit::guard(&state, attempt(), auth.user()).await?;
-    require_company(&state, mid.0).await?;
-    if !access.role.may_assign(body.role) {
+    let membership = access.membership();
+    require_company(&state, membership).await?;
+    if !access.role().may_assign(body.role) {
         let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
-            access.role.as_str(),
+            access.role().as_str(),
             body.role.as_str()
         )));
         return Ok(audit::guard(&state, attempt(), refused).await?);
@@ -97,7 +100,7 @@ pub async fn add_member(
         Utc::now() + Duration::seconds(i64::try_from(state.config.invitation_ttl_secs).unwrap_or(i64::MAX / 1000));
     let added = members::add(
         &state.db,
-        mid.0,
+        membership,
         &email,
         body.role,
         members::Invite {
@@ -107,7 +110,7 @@ pub async fn add_member(
         },
     )
     .await?;
-    let company = accounts::find_membership(&state.db, mid.0)
+    let company = accounts::find_membership(&state.db, membership)
         .await?
         .map(|(m, _)| m.name)
         .unwrap_or_default();
@@ -143,8 +146,13 @@ pub async fn add_member(
     state.mail.send_later(mail);
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "member.added", format!("member/{}", member.user_id))
-            .with_detail(json!({"role": body.role.as_str(), "invited": true})),
+        Event::by(
+            &auth.0,
+            membership,
+            "member.added",
+            format!("member/{}", member.user_id),
+        )
+        .with_detail(json!({"role": body.role.as_str(), "invited": true})),
     )
     .await?;
     Ok(HttpResponse::Created().json(AddMemberResponse {
@@ -165,8 +173,8 @@ pub async fn list_members(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<MemberPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?;
-    let page = members::list(&state.db, mid.0, after, limit).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?;
+    let page = members::list(&state.db, access.membership(), after, limit).await?;
     Ok(web::Json(MemberPage {
         items: page.items.iter().map(member_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -178,18 +186,18 @@ pub async fn list_members(
 async fn target(
     state: &AppState,
     auth: &Auth,
-    mid: MembershipId,
+    mid: Claimed<MembershipId>,
     uid: UserId,
 ) -> AppResult<(authz::Access, members::Member)> {
     let access = authz::authorize(state, &auth.0, mid, Permission::ManageMembers).await?;
     auth.user()?;
-    let member = members::get(&state.db, mid, uid)
+    let member = members::get(&state.db, access.membership(), uid)
         .await
         .map_err(|_| AppError::NotFound("member"))?;
-    if !access.role.may_assign(member.role) {
+    if !access.role().may_assign(member.role) {
         return Err(AppError::Forbidden(format!(
             "your role ({}) may not change a member with the role {}",
-            access.role.as_str(),
+            access.role().as_str(),
             member.role.as_str()
         )));
     }
@@ -214,23 +222,33 @@ pub async fn update_member(
     Json(body): Json<UpdateMemberRequest>,
 ) -> ApiResult<web::Json<Member>> {
     let attempt = || {
-        Event::by(&auth.0, mid.0, "member.role_changed", format!("member/{}", uid.0))
-            .with_detail(json!({"role": body.role.as_str()}))
+        Event::by(
+            &auth.0,
+            mid.0.for_audit(),
+            "member.role_changed",
+            format!("member/{}", uid.0),
+        )
+        .with_detail(json!({"role": body.role.as_str()}))
     };
     let (access, _) = audit::guard(&state, attempt(), target(&state, &auth, mid.0, uid.0).await).await?;
-    if !access.role.may_assign(body.role) {
+    if !access.role().may_assign(body.role) {
         let refused = Err(AppError::Forbidden(format!(
             "your role ({}) may not grant the role {}",
-            access.role.as_str(),
+            access.role().as_str(),
             body.role.as_str()
         )));
         return Ok(audit::guard(&state, attempt(), refused).await?);
     }
-    let member = members::set_role(&state.db, mid.0, uid.0, body.role).await?;
+    let member = members::set_role(&state.db, access.membership(), uid.0, body.role).await?;
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "member.role_changed", format!("member/{}", uid.0))
-            .with_detail(json!({"role": body.role.as_str()})),
+        Event::by(
+            &auth.0,
+            access.membership(),
+            "member.role_changed",
+            format!("member/{}", uid.0),
+        )
+        .with_detail(json!({"role": body.role.as_str()})),
     )
     .await?;
     Ok(web::Json(member_dto(&member)))
@@ -256,15 +274,24 @@ pub async fn remove_member(
     Query(query): Query<RemoveMemberQuery>,
 ) -> ApiResult<HttpResponse> {
     let leaving_self = matches!(&auth.0, vitalfarm_app::principal::Principal::User { id } if *id == uid.0);
-    let attempt = || Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0));
-    let role = if leaving_self {
-        authz::role_in(&state, &auth.0, mid.0).await?
+    let attempt = || {
+        Event::by(
+            &auth.0,
+            mid.0.for_audit(),
+            "member.removed",
+            format!("member/{}", uid.0),
+        )
+    };
+    // Anyone may leave: any standing in the membership will do (every role
+    // reads the membership).
+    let access = if leaving_self {
+        authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?
     } else {
         audit::guard(&state, attempt(), target(&state, &auth, mid.0, uid.0).await)
             .await?
             .0
-            .role
     };
+    let (membership, role) = (access.membership(), access.role());
     let keys = match query.reassign_keys_to {
         None => api_keys::OnCreatorLeaving::Revoke,
         Some(_) if role != Role::Owner => {
@@ -275,7 +302,7 @@ pub async fn remove_member(
         }
         Some(heir) => api_keys::OnCreatorLeaving::ReassignTo(UserId::from_uuid(heir)),
     };
-    let keys_touched = members::remove(&state.db, mid.0, uid.0, keys)
+    let keys_touched = members::remove(&state.db, membership, uid.0, keys)
         .await
         .map_err(|e| match e {
             vitalfarm_storage::StorageError::NotFound => AppError::NotFound("member"),
@@ -292,10 +319,10 @@ pub async fn remove_member(
     } else {
         "revoked"
     };
-    tracing::info!(membership_id = %mid.0, keys = keys_touched, keys_outcome, "member removed");
+    tracing::info!(membership_id = %membership, keys = keys_touched, keys_outcome, "member removed");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "member.removed", format!("member/{}", uid.0)).with_detail(json!({
+        Event::by(&auth.0, membership, "member.removed", format!("member/{}", uid.0)).with_detail(json!({
             "left": leaving_self,
             "api_keys": keys_touched,
             "api_keys_outcome": keys_outcome,

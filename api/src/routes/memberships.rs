@@ -39,8 +39,10 @@ pub async fn get_membership(
     auth: Auth,
     mid: PathMembershipId,
 ) -> ApiResult<web::Json<Membership>> {
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership).await?;
-    let (m, farm) = accounts::find_membership(&state.db, mid.0)
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::ReadMembership)
+        .await?
+        .membership();
+    let (m, farm) = accounts::find_membership(&state.db, mid)
         .await?
         .ok_or(AppError::NotFound("membership"))?;
     Ok(web::Json(membership_dto(&m, farm.map(|f| f.id))?))

@@ -171,7 +171,7 @@ pub async fn list(
     } else {
         readings::list(
             &state.db,
-            sid.0,
+            read.subject_id(),
             metric.code,
             window.from,
             window.to,
@@ -256,7 +256,15 @@ pub async fn aggregate(
     let rows = if window.is_empty() {
         Vec::new()
     } else {
-        readings::aggregate(&state.db, sid.0, metric.code, window.from, window.to, bucket.millis()).await?
+        readings::aggregate(
+            &state.db,
+            read.subject_id(),
+            metric.code,
+            window.from,
+            window.to,
+            bucket.millis(),
+        )
+        .await?
     };
     Ok(crate::receipts::json(
         &receipt,
@@ -309,7 +317,7 @@ pub async fn summary(
     let read = sharing::subject(&state, &auth.0, sid.0).await?;
     let mut receipt = Receipt::default();
     let stats = match &read.standing {
-        Standing::Own(_) => readings::summary(&state.db, sid.0, from, to).await?,
+        Standing::Own(_) => readings::summary(&state.db, read.subject_id(), from, to).await?,
         Standing::Shared(_) => {
             // Each consent may cover other metrics and another data
             // period: summarise each window once, keep its metrics.
@@ -323,7 +331,7 @@ pub async fn summary(
             }
             let mut all = Vec::new();
             for ((wf, wt), codes) in windows {
-                let stats = readings::summary(&state.db, sid.0, wf, wt).await?;
+                let stats = readings::summary(&state.db, read.subject_id(), wf, wt).await?;
                 all.extend(stats.into_iter().filter(|s| codes.contains(&s.metric.as_str())));
             }
             all.sort_by(|a, b| (&a.metric, &a.component).cmp(&(&b.metric, &b.component)));
@@ -334,7 +342,7 @@ pub async fn summary(
     Ok(crate::receipts::json(
         &receipt,
         SummaryResponse {
-            subject_id: sid.0.as_uuid(),
+            subject_id: read.subject_id().as_uuid(),
             consents: receipt.ids(),
             metrics: stats
                 .into_iter()

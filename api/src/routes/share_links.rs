@@ -78,8 +78,9 @@ pub async fn create(
     let Some(path) = path else {
         return Err(AppError::field("path", "is invalid").into());
     };
-    let (_, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
-    let file = farms::find_file(&state.db, fid.0, &path)
+    let (farm, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let fid = FarmId::from_uuid(farm.id);
+    let file = farms::find_file(&state.db, fid, &path)
         .await?
         .ok_or(AppError::NotFound("file"))?;
     let token = secrets::generate(SHARE_PREFIX)?;
@@ -91,7 +92,7 @@ pub async fn create(
     };
     let link = share_links::create(
         &state.db,
-        fid.0,
+        fid,
         &file,
         secrets::digest(&token),
         created_by,
@@ -99,13 +100,13 @@ pub async fn create(
         auth.0.app_origin(),
     )
     .await?;
-    let view = share_links::get(&state.db, fid.0, vitalfarm_domain::ShareLinkId::from_uuid(link.id)).await?;
-    tracing::info!(farm_id = %fid.0, link_id = %link.id, "share link created");
+    let view = share_links::get(&state.db, fid, vitalfarm_domain::ShareLinkId::from_uuid(link.id)).await?;
+    tracing::info!(farm_id = %fid, link_id = %link.id, "share link created");
     audit::record(
         &state,
         Event::by(
             &auth.0,
-            access.membership,
+            access.membership(),
             "share_link.created",
             format!("share_link/{}", link.id),
         )
@@ -131,8 +132,9 @@ pub async fn list(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<ShareLinkPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
-    let page = share_links::list(&state.db, fid.0, after, limit).await?;
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let fid = FarmId::from_uuid(farm.id);
+    let page = share_links::list(&state.db, fid, after, limit).await?;
     Ok(web::Json(ShareLinkPage {
         items: page.items.iter().map(link_dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -150,18 +152,17 @@ pub async fn revoke(
     fid: PathFarmId,
     lid: PathShareLinkId,
 ) -> ApiResult<HttpResponse> {
-    let (_, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
-    share_links::revoke(&state.db, fid.0, lid.0)
-        .await
-        .map_err(|e| match e {
-            vitalfarm_storage::StorageError::NotFound => AppError::NotFound("share link"),
-            other => other.into(),
-        })?;
+    let (farm, access) = authz::farm(&state, &auth.0, fid.0, Permission::WriteData).await?;
+    let fid = FarmId::from_uuid(farm.id);
+    share_links::revoke(&state.db, fid, lid.0).await.map_err(|e| match e {
+        vitalfarm_storage::StorageError::NotFound => AppError::NotFound("share link"),
+        other => other.into(),
+    })?;
     audit::record(
         &state,
         Event::by(
             &auth.0,
-            access.membership,
+            access.membership(),
             "share_link.revoked",
             format!("share_link/{}", lid.0),
         ),
@@ -183,8 +184,9 @@ pub async fn uses(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<ShareLinkUsePage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
-    let page = share_links::uses(&state.db, fid.0, lid.0, after, limit)
+    let (farm, _) = authz::farm(&state, &auth.0, fid.0, Permission::ReadData).await?;
+    let fid = FarmId::from_uuid(farm.id);
+    let page = share_links::uses(&state.db, fid, lid.0, after, limit)
         .await
         .map_err(|e| match e {
             vitalfarm_storage::StorageError::NotFound => AppError::NotFound("share link"),

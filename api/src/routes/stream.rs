@@ -25,19 +25,19 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use utoipa::IntoParams;
 use uuid::Uuid;
-use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Request};
-use vitalfarm_domain::{ConsentId, MembershipId, Permission};
+use vitalfarm_domain::{ConsentId, MembershipId, Permission, SubjectId};
 use vitalfarm_openapi::doc::{ForbiddenResponse, RateLimitedResponse};
 use vitalfarm_openapi::stream::{StreamAlert, StreamConsent, StreamEvent, StreamReading};
 use vitalfarm_storage::entity::{event, reading};
-use vitalfarm_storage::repo::{api_keys, consents, events, oauth, stream as repo};
+use vitalfarm_storage::repo::{api_keys, events, oauth, stream as repo};
 
 use super::RouteSet;
 use crate::error::{ApiError, ApiResult, AppError};
 use crate::extract::{Auth, PathMembershipId, Query};
 use vitalfarm_app::audit;
-use vitalfarm_app::authz;
+use vitalfarm_app::authz::{self, Access, Claimed};
 use vitalfarm_app::principal::Principal;
+use vitalfarm_app::sharing::Received;
 use vitalfarm_app::state::AppState;
 use vitalfarm_app::stream::{Batch, EVENT_KINDS, Position, Slot};
 
@@ -110,7 +110,6 @@ pub async fn stream(
     mid: PathMembershipId,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<HttpResponse> {
-    let mid = mid.0;
     if let Some(s) = q.max_seconds
         && !(1..=MAX_SECONDS).contains(&s)
     {
@@ -132,7 +131,8 @@ pub async fn stream(
         ),
         None => None,
     };
-    authz::authorize(&state, &auth.0, mid, Permission::ReadData).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let mid = access.membership();
     let slot = state
         .stream
         .admit(mid, state.config.stream_max_per_membership)
@@ -148,8 +148,8 @@ pub async fn stream(
     let conn = Connection {
         state: state.clone(),
         principal: auth.0,
-        mid,
-        view: View::default(),
+        access,
+        view: Received::default(),
         audited: HashMap::new(),
         position: resume.unwrap_or(start),
         replayed: HashSet::new(),
@@ -179,63 +179,15 @@ fn token_expiry(state: &AppState, req: &HttpRequest) -> Option<i64> {
     state.jwt.verify(token).map(|c| c.exp)
 }
 
-/// The consents given to the membership that are active now.
-#[derive(Default)]
-struct View {
-    consents: Vec<(ConsentId, Consent)>,
-    now_ms: i64,
-}
-
-impl View {
-    async fn load(state: &AppState, mid: MembershipId) -> ApiResult<Self> {
-        let now_ms = Utc::now().timestamp_millis();
-        let rows = consents::live_for_grantees(&state.db, &[mid], now_ms).await?;
-        Ok(View {
-            consents: rows
-                .iter()
-                .filter_map(|r| Some((ConsentId::from_uuid(r.id), consents::to_domain(r)?)))
-                .filter(|(_, c)| c.state(now_ms) == consent::State::Active)
-                .collect(),
-            now_ms,
-        })
-    }
-
-    fn ids(&self) -> HashSet<ConsentId> {
-        self.consents.iter().map(|(id, _)| *id).collect()
-    }
-
-    fn grantor_of(&self, id: ConsentId) -> Option<MembershipId> {
-        self.consents.iter().find(|(c, _)| *c == id).map(|(_, c)| c.grantor)
-    }
-
-    /// Whether another membership's reading is shared, and under which
-    /// consent (the one with the widest window, as for a request).
-    fn permit(&self, r: &reading::Model) -> Option<ConsentId> {
-        let owner = MembershipId::from_uuid(r.membership_id);
-        let from: Vec<&(ConsentId, Consent)> = self.consents.iter().filter(|(_, c)| c.grantor == owner).collect();
-        if from.is_empty() {
-            return None;
-        }
-        let request = Request::Readings {
-            subject: vitalfarm_domain::SubjectId::from_uuid(r.subject_id),
-            metric: &r.metric,
-            from: r.ts_ms,
-            to: r.ts_ms.saturating_add(1),
-            access: ConsentAccess::Read,
-        };
-        match consent::evaluate_any(from.iter().map(|(_, c)| c), &request, self.now_ms) {
-            Some(Ok((i, _))) => Some(from[i].0),
-            _ => None,
-        }
-    }
-}
-
 /// One open stream.
 struct Connection {
     state: web::Data<AppState>,
     principal: Principal,
-    mid: MembershipId,
-    view: View,
+    /// The caller's access to the membership, checked again every tick.
+    access: Access,
+    /// The consents given to it, as of the last check (decided in
+    /// `sharing`).
+    view: Received,
     /// When each consent's reads were last written to the grantor's log.
     audited: HashMap<ConsentId, Instant>,
     position: Position,
@@ -275,7 +227,7 @@ impl Connection {
     ) {
         let _slot = slot;
         let _ = self.serve(&mut rx, resume, ends).await;
-        tracing::info!(membership = %self.mid, "stream closed");
+        tracing::info!(membership = %self.access.membership(), "stream closed");
     }
 
     async fn serve(
@@ -286,7 +238,9 @@ impl Connection {
     ) -> Result<(), Stop> {
         // The first view is announced only by what it shows: a client
         // knows what it was granted when it connected.
-        self.view = View::load(&self.state, self.mid).await?;
+        self.view = Received::load(&self.state.db, &self.access)
+            .await
+            .map_err(AppError::from)?;
         self.send(Bytes::from_static(b": stream open\n\n")).await?;
         if let Some(from) = resume {
             self.replay(from).await?;
@@ -324,7 +278,8 @@ impl Connection {
     async fn refresh(&mut self) -> Result<(), Stop> {
         // Erasure of the membership, removal of the member or a lower role
         // ends the stream.
-        authz::authorize(&self.state, &self.principal, self.mid, Permission::ReadData).await?;
+        let mid = Claimed::new(self.access.membership());
+        self.access = authz::authorize(&self.state, &self.principal, mid, Permission::ReadData).await?;
         // The credential itself: a revoked or expired API key, or a revoked
         // app authorization, ends the stream as it ends the next request.
         // (An access token is checked once; its `exp` ends the stream.)
@@ -347,7 +302,9 @@ impl Connection {
 
     async fn reload(&mut self) -> Result<(), Stop> {
         let old = std::mem::take(&mut self.view);
-        self.view = View::load(&self.state, self.mid).await?;
+        self.view = Received::load(&self.state.db, &self.access)
+            .await
+            .map_err(AppError::from)?;
         let (before, after) = (old.ids(), self.view.ids());
         for id in before.difference(&after) {
             if let Some(grantor) = old.grantor_of(*id) {
@@ -372,9 +329,15 @@ impl Connection {
         let readings = repo::readings_received_since(&self.state.db, since, None, RESUME_MAX)
             .await
             .map_err(ApiError::from)?;
-        let evs = events::after(&self.state.db, self.mid, from.seq, &EVENT_KINDS, RESUME_MAX)
-            .await
-            .map_err(ApiError::from)?;
+        let evs = events::after(
+            &self.state.db,
+            self.access.membership(),
+            from.seq,
+            &EVENT_KINDS,
+            RESUME_MAX,
+        )
+        .await
+        .map_err(ApiError::from)?;
         let position = Position {
             received_ms: readings
                 .last()
@@ -420,15 +383,10 @@ impl Connection {
                 seq: self.position.seq.max(p.seq),
             };
         }
-        let own = self.mid.as_uuid();
-        let shared = readings.iter().any(|r| {
-            r.membership_id != own
-                && self
-                    .view
-                    .consents
-                    .iter()
-                    .any(|(_, c)| c.grantor.as_uuid() == r.membership_id)
-        });
+        let own = self.access.membership().as_uuid();
+        let shared = readings
+            .iter()
+            .any(|r| r.membership_id != own && self.view.shares_from(MembershipId::from_uuid(r.membership_id)));
         // Shared readings are judged by the consents as they are now, not
         // as they were at the last tick: a revocation that committed before
         // these readings were stored is already in force. (A new consent
@@ -440,7 +398,12 @@ impl Connection {
         for r in readings {
             if r.membership_id == own {
                 shown.push((r, None));
-            } else if let Some(c) = self.view.permit(r) {
+            } else if let Some(c) = self.view.reading(
+                MembershipId::from_uuid(r.membership_id),
+                SubjectId::from_uuid(r.subject_id),
+                &r.metric,
+                r.ts_ms,
+            ) {
                 shown.push((r, Some(c)));
             }
         }
@@ -480,9 +443,10 @@ impl Connection {
         let Some(grantor) = self.view.grantor_of(consent) else {
             return Ok(());
         };
-        let mut event = audit::Event::by(&self.principal, grantor, "data.read", format!("stream/{}", self.mid));
+        let mid = self.access.membership();
+        let mut event = audit::Event::by(&self.principal, grantor, "data.read", format!("stream/{mid}"));
         event.consent = Some(consent);
-        event.actor_membership = Some(self.mid);
+        event.actor_membership = Some(mid);
         audit::record(&self.state, event).await?;
         self.audited.insert(consent, Instant::now());
         Ok(())

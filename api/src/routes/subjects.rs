@@ -6,10 +6,9 @@ use actix_web::{HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use vitalfarm_domain::{MembershipId, MembershipKind, Permission, SubjectId, SubjectKind, ValidationErrors};
+use vitalfarm_domain::{MembershipKind, Permission, SubjectId, SubjectKind, ValidationErrors};
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_openapi::subjects::{CreateSubjectRequest, NewSubjectKind, Subject, SubjectPage, UpdateSubjectRequest};
-use vitalfarm_storage::entity::subject;
 use vitalfarm_storage::repo::{accounts, subjects};
 
 use vitalfarm_app::views::subject_dto;
@@ -18,7 +17,7 @@ use super::RouteSet;
 use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathSubjectId, Query};
-use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::authz;
 use vitalfarm_app::state::AppState;
 
 pub fn routes(r: &mut RouteSet) {
@@ -49,27 +48,6 @@ fn check_ref(errors: &mut ValidationErrors, r: Option<&str>) {
     }
 }
 
-/// The subject and the caller's access to its membership; 404 for a
-/// subject of a membership the caller has no standing in.
-pub(crate) async fn subject_access(
-    state: &AppState,
-    auth: &Auth,
-    id: SubjectId,
-    permission: Permission,
-) -> ApiResult<(subject::Model, Access)> {
-    let subject = subjects::find(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound("subject"))?;
-    let membership = MembershipId::from_uuid(subject.membership_id);
-    let role = authz::role_in(state, &auth.0, membership)
-        .await
-        .map_err(|_| AppError::NotFound("subject"))?;
-    if !role.allows(permission) {
-        return Err(AppError::Forbidden(format!("your role ({}) does not allow this", role.as_str())).into());
-    }
-    Ok((subject, Access { membership, role }))
-}
-
 /// Adds a subject: a `dependent` to an individual's membership, an
 /// `enrollee` to a company's.
 #[utoipa::path(post, path = "/v1/memberships/{mid}/subjects", tag = "subjects",
@@ -92,8 +70,10 @@ pub async fn create(
     check_birth_date(&mut errors, body.birth_date);
     check_ref(&mut errors, body.external_ref.as_deref());
     errors.into_result()?;
-    authz::authorize(&state, &auth.0, mid.0, Permission::WriteData).await?;
-    let (membership, _) = accounts::find_membership(&state.db, mid.0)
+    let mid = authz::authorize(&state, &auth.0, mid.0, Permission::WriteData)
+        .await?
+        .membership();
+    let (membership, _) = accounts::find_membership(&state.db, mid)
         .await?
         .ok_or(AppError::NotFound("membership"))?;
     let expected = match MembershipKind::parse(&membership.kind) {
@@ -110,7 +90,7 @@ pub async fn create(
     }
     let created = subjects::create(
         &state.db,
-        mid.0,
+        mid,
         subjects::NewSubject {
             kind: body.kind.into(),
             display_name: body.display_name.trim(),
@@ -152,8 +132,8 @@ pub async fn list(
         cursor: q.cursor,
     };
     let (limit, after) = (page.limit()?, page.after()?);
-    authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
-    let page = subjects::list(&state.db, mid.0, q.kind, after, limit).await?;
+    let access = authz::authorize(&state, &auth.0, mid.0, Permission::ReadData).await?;
+    let page = subjects::list(&state.db, access.membership(), q.kind, after, limit).await?;
     Ok(web::Json(SubjectPage {
         items: page.items.iter().map(subject_dto).collect::<AppResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
@@ -197,11 +177,11 @@ pub async fn update(
     check_birth_date(&mut errors, body.birth_date.flatten());
     check_ref(&mut errors, body.external_ref.as_ref().and_then(Option::as_deref));
     errors.into_result()?;
-    let (_, access) = subject_access(&state, &auth, sid.0, Permission::WriteData).await?;
+    let (subject, access) = authz::subject(&state, &auth.0, sid.0, Permission::WriteData).await?;
     let updated = subjects::update(
         &state.db,
-        access.membership,
-        sid.0,
+        access.membership(),
+        SubjectId::from_uuid(subject.id),
         subjects::SubjectChanges {
             display_name: body.display_name.map(|n| n.trim().to_owned()),
             birth_date: body.birth_date,

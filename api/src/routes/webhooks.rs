@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, Json, PageQuery, PathMembershipId, PathWebhookId, Query};
 use vitalfarm_app::audit::{self, Event};
-use vitalfarm_app::authz::{self, Access};
+use vitalfarm_app::authz::{self, Access, Claimed};
 use vitalfarm_app::events::EventKind;
 use vitalfarm_app::state::AppState;
 use vitalfarm_app::webhooks::{self as hooks, TEST_KIND};
@@ -85,7 +85,12 @@ fn delivery_dto(d: &webhook_delivery::Model) -> Delivery {
     }
 }
 
-async fn access(state: &AppState, auth: &Auth, mid: MembershipId, attempt: Option<Event>) -> AppResult<Access> {
+async fn access(
+    state: &AppState,
+    auth: &Auth,
+    mid: Claimed<MembershipId>,
+    attempt: Option<Event>,
+) -> AppResult<Access> {
     let authorized = authz::authorize(state, &auth.0, mid, PERMISSION).await;
     match attempt {
         Some(attempt) => audit::guard(state, attempt, authorized).await,
@@ -127,8 +132,8 @@ pub async fn create(
     mid: PathMembershipId,
     Json(body): Json<CreateWebhookRequest>,
 ) -> ApiResult<HttpResponse> {
-    let attempt = Event::by(&auth.0, mid.0, "webhook.created", "webhooks");
-    access(&state, &auth, mid.0, Some(attempt)).await?;
+    let attempt = Event::by(&auth.0, mid.0.for_audit(), "webhook.created", "webhooks");
+    let mid = access(&state, &auth, mid.0, Some(attempt)).await?.membership();
     let url = hooks::check_url(body.url.trim(), state.config.webhook_allow_private_networks)
         .map_err(|m| invalid("url", m))?;
     if body.events.is_empty() {
@@ -159,7 +164,7 @@ pub async fn create(
         &state.db,
         repo::NewWebhook {
             id,
-            membership: mid.0,
+            membership: mid,
             url: url.as_str(),
             description,
             events: &kinds,
@@ -168,10 +173,10 @@ pub async fn create(
         },
     )
     .await?;
-    tracing::info!(membership_id = %mid.0, webhook_id = %id, events = kinds.len(), "webhook registered");
+    tracing::info!(membership_id = %mid, webhook_id = %id, events = kinds.len(), "webhook registered");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "webhook.created", format!("webhook/{id}")).with_detail(json!({"events": kinds})),
+        Event::by(&auth.0, mid, "webhook.created", format!("webhook/{id}")).with_detail(json!({"events": kinds})),
     )
     .await?;
     Ok(HttpResponse::Created().json(CreatedWebhook {
@@ -195,8 +200,8 @@ pub async fn list(
     Query(page): Query<PageQuery>,
 ) -> ApiResult<web::Json<WebhookPage>> {
     let (limit, after) = (page.limit()?, page.after()?);
-    access(&state, &auth, mid.0, None).await?;
-    let page = repo::list(&state.db, mid.0, after, limit).await?;
+    let mid = access(&state, &auth, mid.0, None).await?.membership();
+    let page = repo::list(&state.db, mid, after, limit).await?;
     Ok(web::Json(WebhookPage {
         items: page.items.iter().map(dto).collect(),
         next_cursor: page.next.map(encode_cursor),
@@ -217,8 +222,8 @@ pub async fn get(
     mid: PathMembershipId,
     wid: PathWebhookId,
 ) -> ApiResult<web::Json<Webhook>> {
-    access(&state, &auth, mid.0, None).await?;
-    Ok(web::Json(dto(&find(&state, mid.0, wid.0).await?)))
+    let mid = access(&state, &auth, mid.0, None).await?.membership();
+    Ok(web::Json(dto(&find(&state, mid, wid.0).await?)))
 }
 
 /// Removes an endpoint with its delivery history; deliveries not yet made
@@ -236,15 +241,20 @@ pub async fn delete(
     mid: PathMembershipId,
     wid: PathWebhookId,
 ) -> ApiResult<HttpResponse> {
-    let attempt = Event::by(&auth.0, mid.0, "webhook.deleted", format!("webhook/{}", wid.0));
-    access(&state, &auth, mid.0, Some(attempt)).await?;
-    if !repo::delete(&state.db, mid.0, wid.0).await? {
+    let attempt = Event::by(
+        &auth.0,
+        mid.0.for_audit(),
+        "webhook.deleted",
+        format!("webhook/{}", wid.0),
+    );
+    let mid = access(&state, &auth, mid.0, Some(attempt)).await?.membership();
+    if !repo::delete(&state.db, mid, wid.0).await? {
         return Err(AppError::NotFound("webhook").into());
     }
-    tracing::info!(membership_id = %mid.0, webhook_id = %wid.0, "webhook removed");
+    tracing::info!(membership_id = %mid, webhook_id = %wid.0, "webhook removed");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "webhook.deleted", format!("webhook/{}", wid.0)),
+        Event::by(&auth.0, mid, "webhook.deleted", format!("webhook/{}", wid.0)),
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -265,17 +275,22 @@ pub async fn rotate_secret(
     mid: PathMembershipId,
     wid: PathWebhookId,
 ) -> ApiResult<web::Json<WebhookSecret>> {
-    let attempt = Event::by(&auth.0, mid.0, "webhook.secret_rotated", format!("webhook/{}", wid.0));
-    access(&state, &auth, mid.0, Some(attempt)).await?;
-    find(&state, mid.0, wid.0).await?;
+    let attempt = Event::by(
+        &auth.0,
+        mid.0.for_audit(),
+        "webhook.secret_rotated",
+        format!("webhook/{}", wid.0),
+    );
+    let mid = access(&state, &auth, mid.0, Some(attempt)).await?.membership();
+    find(&state, mid, wid.0).await?;
     let (secret, sealed) = hooks::new_secret(&state.master_key, wid.0)?;
-    if !repo::set_secret(&state.db, mid.0, wid.0, sealed).await? {
+    if !repo::set_secret(&state.db, mid, wid.0, sealed).await? {
         return Err(AppError::NotFound("webhook").into());
     }
-    tracing::info!(membership_id = %mid.0, webhook_id = %wid.0, "webhook secret rotated");
+    tracing::info!(membership_id = %mid, webhook_id = %wid.0, "webhook secret rotated");
     audit::record(
         &state,
-        Event::by(&auth.0, mid.0, "webhook.secret_rotated", format!("webhook/{}", wid.0)),
+        Event::by(&auth.0, mid, "webhook.secret_rotated", format!("webhook/{}", wid.0)),
     )
     .await?;
     Ok(web::Json(WebhookSecret { secret }))
@@ -316,8 +331,8 @@ pub async fn deliveries(
         cursor: q.cursor,
     };
     let (limit, before) = (page.limit()?, page.after()?);
-    access(&state, &auth, mid.0, None).await?;
-    let hook = find(&state, mid.0, wid.0).await?;
+    let mid = access(&state, &auth, mid.0, None).await?.membership();
+    let hook = find(&state, mid, wid.0).await?;
     let status = q.status.map(|s| match s {
         DeliveryStatus::Pending => repo::PENDING,
         DeliveryStatus::Delivered => repo::DELIVERED,
@@ -347,8 +362,8 @@ pub async fn test(
     mid: PathMembershipId,
     wid: PathWebhookId,
 ) -> ApiResult<HttpResponse> {
-    access(&state, &auth, mid.0, None).await?;
-    let hook = find(&state, mid.0, wid.0).await?;
+    let mid = access(&state, &auth, mid.0, None).await?.membership();
+    let hook = find(&state, mid, wid.0).await?;
     if !hook.enabled {
         return Err(AppError::Conflict(
             "the endpoint is disabled: the app that registered it is no longer authorized".into(),

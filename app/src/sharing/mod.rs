@@ -9,15 +9,30 @@
 //! like one that does not exist; a subject that is shared, asked for
 //! something its consents do not cover (another metric, a folder outside
 //! the shared ones, an export under a read-only consent), answers 403.
+//!
+//! Reads that are not one request ask here too: the live stream
+//! (`Received`), cohort aggregates (`cohort_shares`), the export archive
+//! (`export_grants`), the elderly watch (`care_subjects`), alert rules when
+//! created (`watchable`) and when evaluated (`Given`). This is the only
+//! file that decides what a consent permits; elsewhere consents are only
+//! listed and shown.
+
+pub mod given;
+
+pub use given::Given;
+
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::Utc;
-use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Denial, Request};
+use uuid::Uuid;
+use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Denial, Purpose, Request};
 use vitalfarm_domain::{ConsentId, FarmId, MembershipId, Permission, SubjectId};
 use vitalfarm_storage::entity::{farm, subject};
-use vitalfarm_storage::repo::{accounts, consents, farms, subjects};
+use vitalfarm_storage::repo::{accounts, cohort as cohort_repo, consents, farms, subjects};
+use vitalfarm_storage::{Database, StorageError};
 
 use crate::audit;
-use crate::authz::{self, Access};
+use crate::authz::{self, Access, Claimed};
 use crate::error::{AppError, AppResult};
 use crate::principal::Principal;
 use crate::state::AppState;
@@ -291,26 +306,30 @@ impl SubjectRead {
     }
 }
 
-/// The subject `id` for reading: the principal's own (any role reads), or
-/// another membership's shared with it by an active consent; 404 otherwise.
-pub async fn subject(state: &AppState, principal: &Principal, id: SubjectId) -> AppResult<SubjectRead> {
-    let subject = subjects::find(&state.db, id)
+/// The principal's access to `owner`'s data as one of its own members
+/// (any role reads; 403 for one that does not), or `None` when it has no
+/// standing there and can read only through consents.
+async fn own(state: &AppState, principal: &Principal, owner: MembershipId) -> AppResult<Option<Access>> {
+    match authz::authorize(state, principal, Claimed::new(owner), Permission::ReadData).await {
+        Ok(access) => Ok(Some(access)),
+        Err(AppError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The subject `id` a client claims, for reading: the principal's own (any
+/// role reads), or another membership's shared with it by an active
+/// consent; 404 otherwise.
+pub async fn subject(state: &AppState, principal: &Principal, id: Claimed<SubjectId>) -> AppResult<SubjectRead> {
+    let subject = subjects::find(&state.db, id.to_decide())
         .await?
         .ok_or(AppError::NotFound("subject"))?;
+    let id = SubjectId::from_uuid(subject.id);
     let owner = MembershipId::from_uuid(subject.membership_id);
-    if let Ok(role) = authz::role_in(state, principal, owner).await {
-        if !role.allows(Permission::ReadData) {
-            return Err(AppError::Forbidden(format!(
-                "your role ({}) does not allow this",
-                role.as_str()
-            )));
-        }
+    if let Some(access) = own(state, principal, owner).await? {
         return Ok(SubjectRead {
             subject,
-            standing: Standing::Own(Access {
-                membership: owner,
-                role,
-            }),
+            standing: Standing::Own(access),
             principal: principal.clone(),
         });
     }
@@ -383,25 +402,24 @@ impl FarmRead {
     }
 }
 
-/// The farm `id` for reading `ask`: the principal's own, or another
+/// The farm `id` a client claims, for reading `ask`: the principal's own, or another
 /// membership's where an active consent shares the path; 404 otherwise
 /// (and 403 when the farm is shared but not that path).
-pub async fn farm(state: &AppState, principal: &Principal, id: FarmId, ask: FarmAsk<'_>) -> AppResult<FarmRead> {
-    let farm = farms::find(&state.db, id).await?.ok_or(AppError::NotFound("farm"))?;
+pub async fn farm(
+    state: &AppState,
+    principal: &Principal,
+    id: Claimed<FarmId>,
+    ask: FarmAsk<'_>,
+) -> AppResult<FarmRead> {
+    let farm = farms::find(&state.db, id.to_decide())
+        .await?
+        .ok_or(AppError::NotFound("farm"))?;
+    let id = FarmId::from_uuid(farm.id);
     let owner = MembershipId::from_uuid(farm.membership_id);
-    if let Ok(role) = authz::role_in(state, principal, owner).await {
-        if !role.allows(Permission::ReadData) {
-            return Err(AppError::Forbidden(format!(
-                "your role ({}) does not allow this",
-                role.as_str()
-            )));
-        }
+    if let Some(access) = own(state, principal, owner).await? {
         return Ok(FarmRead {
             farm,
-            standing: Standing::Own(Access {
-                membership: owner,
-                role,
-            }),
+            standing: Standing::Own(access),
             receipt: Receipt::default(),
         });
     }
@@ -444,4 +462,235 @@ pub async fn farm(state: &AppState, principal: &Principal, id: FarmId, ask: Farm
             Err(AppError::Forbidden(denial_text(denial, "this path")))
         }
     }
+}
+
+/// The consents given to one membership that are active at one moment:
+/// what a grantee's continuous read (the live stream) judges each reading
+/// of another membership by. Loaded afresh to see revocations.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    consents: Vec<(ConsentId, Consent)>,
+    now_ms: i64,
+}
+
+impl Received {
+    /// The consents given to the membership of `grantee`, active now.
+    pub async fn load(db: &Database, grantee: &Access) -> Result<Self, StorageError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let rows = consents::live_for_grantees(db, &[grantee.membership()], now_ms).await?;
+        Ok(Received {
+            consents: rows
+                .iter()
+                .filter_map(|r| Some((ConsentId::from_uuid(r.id), consents::to_domain(r)?)))
+                .filter(|(_, c)| c.state(now_ms) == consent::State::Active)
+                .collect(),
+            now_ms,
+        })
+    }
+
+    /// The consents' ids, to tell which started or ended between loads.
+    pub fn ids(&self) -> HashSet<ConsentId> {
+        self.consents.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// The membership that gave consent `id`, if it is one of these.
+    pub fn grantor_of(&self, id: ConsentId) -> Option<MembershipId> {
+        self.consents.iter().find(|(c, _)| *c == id).map(|(_, c)| c.grantor)
+    }
+
+    /// Whether any of these consents comes from `grantor`.
+    pub fn shares_from(&self, grantor: MembershipId) -> bool {
+        self.consents.iter().any(|(_, c)| c.grantor == grantor)
+    }
+
+    /// The consent under which a reading of `owner`'s `subject` (`metric`,
+    /// measured at `ts_ms`) may be read: the one with the widest window, as
+    /// for a request; `None` when none shares it.
+    pub fn reading(&self, owner: MembershipId, subject: SubjectId, metric: &str, ts_ms: i64) -> Option<ConsentId> {
+        let from: Vec<&(ConsentId, Consent)> = self.consents.iter().filter(|(_, c)| c.grantor == owner).collect();
+        if from.is_empty() {
+            return None;
+        }
+        let request = Request::Readings {
+            subject,
+            metric,
+            from: ts_ms,
+            to: ts_ms.saturating_add(1),
+            access: ConsentAccess::Read,
+        };
+        match consent::evaluate_any(from.iter().map(|(_, c)| c), &request, self.now_ms) {
+            Some(Ok((i, _))) => Some(from[i].0),
+            _ => None,
+        }
+    }
+}
+
+/// A subject another membership shares for a cohort aggregate, with the
+/// part of the period read and the consent that permits it.
+pub struct CohortShare {
+    pub subject: subject::Model,
+    pub from: i64,
+    pub to: i64,
+    pub consent: ConsentId,
+    pub grantor: MembershipId,
+}
+
+/// The subjects shared with the membership of `grantee` by active consents
+/// covering `metric`, each with the consent that gives the widest window of
+/// `[from, to)` (evaluated exactly like a single shared read). Subjects
+/// whose consents cover only other metrics, or none of the period, are left
+/// out; so are subjects outside `only`, when given, and subjects their
+/// grantor no longer owns.
+pub async fn cohort_shares(
+    db: &Database,
+    grantee: &Access,
+    metric: &str,
+    (from, to): (i64, i64),
+    only: Option<&HashSet<Uuid>>,
+) -> Result<Vec<CohortShare>, StorageError> {
+    let grantee = grantee.membership();
+    let now = Utc::now().timestamp_millis();
+    let rows = consents::live_for_grantees(db, &[grantee], now).await?;
+    let mut by_grantor: BTreeMap<MembershipId, Vec<(ConsentId, Consent)>> = BTreeMap::new();
+    for row in &rows {
+        if let Some(c) = consents::to_domain(row)
+            && c.grantor != grantee
+            && c.state(now) == consent::State::Active
+        {
+            by_grantor
+                .entry(c.grantor)
+                .or_default()
+                .push((ConsentId::from_uuid(row.id), c));
+        }
+    }
+    let mut out = Vec::new();
+    for (grantor, list) in by_grantor {
+        let wanted: Vec<Uuid> = list
+            .iter()
+            .flat_map(|(_, c)| c.subjects.iter().map(|s| s.as_uuid()))
+            .filter(|s| only.is_none_or(|o| o.contains(s)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for subject in cohort_repo::subjects_of(db, grantor, &wanted).await? {
+            let request = Request::Readings {
+                subject: SubjectId::from_uuid(subject.id),
+                metric,
+                from,
+                to,
+                access: ConsentAccess::Read,
+            };
+            if let Some(Ok((i, permit))) = consent::evaluate_any(list.iter().map(|(_, c)| c), &request, now) {
+                let (lo, hi) = permit.window.unwrap_or((from, to));
+                if lo < hi {
+                    out.push(CohortShare {
+                        subject,
+                        from: lo,
+                        to: hi,
+                        consent: list[i].0,
+                        grantor,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A consent in force that lets its grantee export what it shares
+/// (access `read_export`), for the grantee's export archive.
+pub struct ExportGrant {
+    pub id: ConsentId,
+    pub grantor: MembershipId,
+    consent: Consent,
+    now_ms: i64,
+}
+
+impl ExportGrant {
+    /// The subjects it names.
+    pub fn subjects(&self) -> impl Iterator<Item = SubjectId> + '_ {
+        self.consent.subjects.iter().copied()
+    }
+
+    /// Whether a reading of `subject`'s `metric` measured at `ts_ms` may be
+    /// exported under it (its metrics and its data period).
+    pub fn permits(&self, subject: SubjectId, metric: &str, ts_ms: i64) -> bool {
+        let request = Request::Readings {
+            subject,
+            metric,
+            from: ts_ms,
+            to: ts_ms.saturating_add(1),
+            access: ConsentAccess::ReadExport,
+        };
+        consent::evaluate(&self.consent, &request, self.now_ms).is_ok_and(|p| p.window.is_none_or(|(f, t)| f < t))
+    }
+}
+
+/// The consents given to `grantee` that allow export and are in force at
+/// `now_ms`, oldest first.
+pub async fn export_grants(
+    db: &Database,
+    grantee: MembershipId,
+    now_ms: i64,
+) -> Result<Vec<ExportGrant>, StorageError> {
+    let rows = consents::live_for_grantees(db, &[grantee], now_ms).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let c = consents::to_domain(row)?;
+            (c.access == ConsentAccess::ReadExport && c.state(now_ms) == consent::State::Active).then(|| ExportGrant {
+                id: ConsentId::from_uuid(row.id),
+                grantor: c.grantor,
+                consent: c,
+                now_ms,
+            })
+        })
+        .collect())
+}
+
+/// The subjects shared with `grantee` at `now_ms` by active consents for
+/// the purpose `care`, in the consents' order (a subject two consents
+/// share comes twice).
+pub async fn care_subjects(db: &Database, grantee: MembershipId, now_ms: i64) -> Result<Vec<SubjectId>, StorageError> {
+    let mut out = Vec::new();
+    for row in consents::live_for_grantees(db, &[grantee], now_ms).await? {
+        let Some(c) = consents::to_domain(&row) else { continue };
+        if c.purpose != Purpose::Care || c.state(now_ms) != consent::State::Active {
+            continue;
+        }
+        out.extend(c.subjects);
+    }
+    Ok(out)
+}
+
+/// Whether the membership of `watcher` may watch `subject` with an alert
+/// rule on `metric`: its own subject, or one shared with it now by an
+/// active consent covering the metric (over any period); with no metric,
+/// one such a consent shares at all. A subject that does not exist is not.
+pub async fn watchable(state: &AppState, watcher: &Access, subject: Uuid, metric: Option<&str>) -> AppResult<bool> {
+    let Some(row) = subjects::find(&state.db, SubjectId::from_uuid(subject)).await? else {
+        return Ok(false);
+    };
+    let mid = watcher.membership();
+    if row.membership_id == mid.as_uuid() {
+        return Ok(true);
+    }
+    let now = Utc::now().timestamp_millis();
+    let grantor = MembershipId::from_uuid(row.membership_id);
+    let sid = SubjectId::from_uuid(subject);
+    let request = match metric {
+        Some(metric) => Request::Readings {
+            subject: sid,
+            metric,
+            from: i64::MIN,
+            to: i64::MAX,
+            access: ConsentAccess::Read,
+        },
+        None => Request::Subject { subject: sid },
+    };
+    Ok(consents::between(&state.db, grantor, &[mid])
+        .await?
+        .iter()
+        .filter_map(consents::to_domain)
+        .any(|c| consent::evaluate(&c, &request, now).is_ok()))
 }
