@@ -217,10 +217,12 @@ async fn stored(child: ServerProcess, dir: tempfile::TempDir, token: &str, subje
 }
 
 /// The subject's stored heart-rate readings, by the server at `base`.
+/// The window holds every reading the tests send: `reading(i)` is `i`
+/// seconds after 2026-11-20, and `i` stays below 300,000 (3.5 days).
 async fn count_at(base: &str, token: &str, subject: &str) -> u64 {
     let res = reqwest::Client::new()
         .get(format!(
-            "{base}/v1/subjects/{subject}/summary?from=2026-11-19T00:00:00Z&to=2026-11-22T00:00:00Z"
+            "{base}/v1/subjects/{subject}/summary?from=2026-11-19T00:00:00Z&to=2026-11-24T00:00:00Z"
         ))
         .bearer_auth(token)
         .send()
