@@ -35,14 +35,28 @@ const TICK: [(&str, &str, &str, f64); 5] = [
     ("blood_pressure", "diastolic", "mm[Hg]", 80.0),
 ];
 
+// `vitalfarm bench analytics`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct AnalyticsBench {
-    /// A PostgreSQL server; without it, SQLite in the scratch directory.
+    /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+    /// bench creates a scratch database there and drops it afterwards.
+    /// Without it: SQLite in a scratch directory.
+    #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Readings in the store, over the last year.
+    #[arg(long, default_value_t = 10_000_000)]
     pub readings: u64,
+    /// Enrollees of the bench company.
+    #[arg(long, default_value_t = 1000)]
     pub subjects: usize,
     /// Timed runs of each query.
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Keep the scratch PostgreSQL database.
+    #[arg(long)]
     pub keep: bool,
+    /// Where the scratch directory goes (default: the current one).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 

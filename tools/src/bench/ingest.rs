@@ -50,27 +50,49 @@ const DEVICE_INFLIGHT: u16 = 16;
 /// Publishers in the broker baseline (one subscriber takes them all).
 const PUBLISHERS: usize = 8;
 
+// `vitalfarm bench ingest`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct IngestBench {
-    /// A PostgreSQL server (`postgres://…`); the bench creates a scratch
-    /// database there and drops it at the end. `None`: SQLite in a scratch
-    /// directory.
+    /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+    /// bench creates a scratch database there and drops it afterwards.
+    /// Without it: SQLite in a scratch directory.
+    #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// An external broker (`mqtt://…`); `None`: the embedded one.
+    /// An external MQTT broker (`mqtt://host:1883`); without it, the
+    /// embedded one.
+    #[arg(long, value_name = "URL")]
     pub mqtt_url: Option<String>,
+    /// Devices in the fleet, each bound to its own subject.
+    #[arg(long, default_value_t = 100)]
     pub devices: usize,
+    #[arg(long, default_value_t = 500_000)]
     pub http_readings: usize,
+    /// Readings per request (at most 5,000).
+    #[arg(long, default_value_t = 5000)]
     pub http_batch: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 4)]
     pub http_clients: usize,
+    #[arg(long, default_value_t = 500_000)]
     pub mqtt_readings: usize,
+    /// Readings per MQTT message.
+    #[arg(long, default_value_t = 10)]
     pub mqtt_batch: usize,
-    /// Writer tasks (`ingest_writers`); `None`: the service's default.
+    /// Writer tasks (the `ingest_writers` setting); default: the
+    /// service's default.
+    #[arg(long)]
     pub writers: Option<usize>,
-    /// Readings in the store when the queries run.
+    /// Readings in the store when the queries run (the bench adds
+    /// filler, four metrics a minute per subject, to reach it).
+    #[arg(long, default_value_t = 2_000_000)]
     pub store: u64,
+    #[arg(long, default_value_t = 200)]
     pub queries: usize,
-    /// Keep the scratch database (to look at it afterwards).
+    /// Keep the scratch PostgreSQL database.
+    #[arg(long)]
     pub keep: bool,
     /// Where the scratch directory goes (default: the current one).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
