@@ -64,10 +64,9 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("bench analytics: {}", format_args!($($arg)*)) };
 }
 
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+fn rfc3339(ms: i64) -> anyhow::Result<String> {
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).with_context(|| format!("time {ms} out of range"))?;
+    Ok(t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// Runs the bench and returns its report.
@@ -151,7 +150,7 @@ async fn run(opts: &AnalyticsBench, config: Config, tag: &str) -> anyhow::Result
     let token = tokens["access_token"].as_str().context("no access token")?.to_owned();
 
     let sid = subject_ids[subject_ids.len() / 2];
-    let (from, to) = (rfc3339(now_ms - 365 * DAY_MS), rfc3339(now_ms + 1000));
+    let (from, to) = (rfc3339(now_ms - 365 * DAY_MS)?, rfc3339(now_ms + 1000)?);
     progress!("year of one subject");
     let period = format!("from={}&to={}", from.replace(':', "%3A"), to.replace(':', "%3A"));
     let aggregate_url = format!("{base}/v1/subjects/{sid}/readings/aggregate?metric=heart_rate&bucket=1d&{period}");
