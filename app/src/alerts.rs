@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 use vitalfarm_domain::alerts::{self as rules, Condition, Rule, Verdict};
@@ -26,7 +26,7 @@ use vitalfarm_domain::{MembershipId, SubjectId};
 use vitalfarm_openapi::alerts::{Alert, AlertRule};
 use vitalfarm_storage::entity::{alert, alert_due, alert_rule};
 use vitalfarm_storage::repo::alerts as repo;
-use vitalfarm_storage::{Database, StorageError};
+use vitalfarm_storage::{Database, StorageError, stored_time};
 
 use crate::events::{self, EventKind};
 use crate::sharing::given::Given;
@@ -314,7 +314,7 @@ pub async fn start_clocks(
 
 /// Appends the alert's event in the transaction that changed it.
 async fn announce(conn: &impl ConnectionTrait, kind: EventKind, a: &alert::Model) -> Result<(), StorageError> {
-    let data = serde_json::to_value(alert_dto(a)).unwrap_or(serde_json::Value::Null);
+    let data = serde_json::to_value(alert_dto(a)?).unwrap_or(serde_json::Value::Null);
     events::emit(
         conn,
         MembershipId::from_uuid(a.membership_id),
@@ -412,12 +412,8 @@ pub async fn resolve_all_of_rule(txn: &impl ConnectionTrait, rule: Uuid) -> Resu
     Ok(n)
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-pub fn alert_dto(a: &alert::Model) -> Alert {
-    Alert {
+pub fn alert_dto(a: &alert::Model) -> Result<Alert, StorageError> {
+    Ok(Alert {
         id: a.id,
         rule_id: a.rule_id,
         rule_name: a.rule_name.clone(),
@@ -427,19 +423,19 @@ pub fn alert_dto(a: &alert::Model) -> Alert {
         component: (!a.component.is_empty()).then(|| a.component.clone()),
         severity: a.severity.clone(),
         status: a.status.clone(),
-        opened_at: at(a.opened_at_ms),
-        acknowledged_at: a.acknowledged_at_ms.map(at),
+        opened_at: stored_time(a.opened_at_ms)?,
+        acknowledged_at: a.acknowledged_at_ms.map(stored_time).transpose()?,
         acknowledged_by: a.acknowledged_by,
-        resolved_at: a.resolved_at_ms.map(at),
+        resolved_at: a.resolved_at_ms.map(stored_time).transpose()?,
         last_value: a.last_value,
-        last_value_at: a.last_value_at_ms.map(at),
+        last_value_at: a.last_value_at_ms.map(stored_time).transpose()?,
         trigger: serde_json::from_str(&a.trigger).unwrap_or(serde_json::Value::Null),
         occurrences: i64::from(a.occurrences),
-    }
+    })
 }
 
-pub fn rule_dto(r: &alert_rule::Model) -> AlertRule {
-    AlertRule {
+pub fn rule_dto(r: &alert_rule::Model) -> Result<AlertRule, StorageError> {
+    Ok(AlertRule {
         id: r.id,
         membership_id: r.membership_id,
         name: r.name.clone(),
@@ -448,7 +444,7 @@ pub fn rule_dto(r: &alert_rule::Model) -> AlertRule {
         subject_ids: r.subject_ids.as_deref().and_then(|t| serde_json::from_str(t).ok()),
         condition: serde_json::from_str(&r.condition).unwrap_or(serde_json::Value::Null),
         severity: r.severity.clone(),
-        created_at: at(r.created_at_ms),
+        created_at: stored_time(r.created_at_ms)?,
         enabled: r.disabled_at_ms.is_none(),
-    }
+    })
 }

@@ -190,6 +190,7 @@ impl From<StorageError> for AppError {
             StorageError::NotFound => AppError::NotFound("resource"),
             StorageError::Conflict(what) => AppError::Conflict(what.to_owned()),
             StorageError::Db(e) => AppError::Internal(anyhow::Error::new(e).context("database")),
+            e @ StorageError::TimestampOutOfRange(_) => AppError::Internal(e.into()),
         }
     }
 }

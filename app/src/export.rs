@@ -27,7 +27,9 @@ use vitalfarm_storage::export_objects::{self, ExportWriter};
 use vitalfarm_storage::farm_crypto::DataKey;
 use vitalfarm_storage::repo::{accounts, audit, consents, devices, farms, jobs, subjects};
 
+use crate::error::AppResult;
 use crate::state::AppState;
+use crate::views::ms_to_time;
 
 /// The job kind of an export.
 pub const KIND: &str = "export";
@@ -389,7 +391,7 @@ async fn write_readings(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<
             let mut cursor = ReadingCursor::new(ctx, s.id);
             let mut n = 0u64;
             while let Some(group) = cursor.next().await? {
-                let mut line = serde_json::to_vec(&ndjson_line(&group))?;
+                let mut line = serde_json::to_vec(&ndjson_line(&group)?)?;
                 line.push(b'\n');
                 archive.write(&line).await?;
                 n += 1;
@@ -406,7 +408,7 @@ async fn write_readings(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<
                 .await?;
             let mut cursor = ReadingCursor::new(ctx, s.id);
             while let Some(group) = cursor.next().await? {
-                archive.write(csv_row(&group, &columns).as_bytes()).await?;
+                archive.write(csv_row(&group, &columns)?.as_bytes()).await?;
             }
             archive.end().await?;
         }
@@ -418,10 +420,8 @@ async fn write_readings(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<
     Ok(())
 }
 
-fn ts_string(ts_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ts_ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+fn ts_string(ts_ms: i64) -> AppResult<String> {
+    Ok(ms_to_time(ts_ms)?.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// One reading as an NDJSON line: the ingest body's shape, plus where it
@@ -441,11 +441,13 @@ struct Line<'a> {
     seq: Option<i64>,
 }
 
-fn ndjson_line(group: &[reading::Model]) -> Option<Line<'_>> {
-    let first = group.first()?;
+fn ndjson_line(group: &[reading::Model]) -> AppResult<Option<Line<'_>>> {
+    let Some(first) = group.first() else {
+        return Ok(None);
+    };
     let scalar = group.len() == 1 && first.component.is_empty();
-    Some(Line {
-        ts: ts_string(first.ts_ms),
+    Ok(Some(Line {
+        ts: ts_string(first.ts_ms)?,
         ts_ms: first.ts_ms,
         metric: &first.metric,
         value: scalar.then_some(first.value),
@@ -454,19 +456,19 @@ fn ndjson_line(group: &[reading::Model]) -> Option<Line<'_>> {
         device_id: first.device_id,
         source: &first.source,
         seq: first.seq,
-    })
+    }))
 }
 
-fn csv_row(group: &[reading::Model], columns: &[&str]) -> String {
+fn csv_row(group: &[reading::Model], columns: &[&str]) -> AppResult<String> {
     let Some(first) = group.first() else {
-        return String::new();
+        return Ok(String::new());
     };
     let scalar = group
         .iter()
         .find(|r| r.component.is_empty())
         .map(|r| r.value.to_string());
     let mut fields = vec![
-        ts_string(first.ts_ms),
+        ts_string(first.ts_ms)?,
         first.ts_ms.to_string(),
         first.metric.clone(),
         scalar.unwrap_or_default(),
@@ -484,7 +486,7 @@ fn csv_row(group: &[reading::Model], columns: &[&str]) -> String {
     fields.push(first.device_id.map(|d| d.to_string()).unwrap_or_default());
     fields.push(first.source.clone());
     fields.push(first.seq.map(|s| s.to_string()).unwrap_or_default());
-    csv_line(fields.into_iter())
+    Ok(csv_line(fields.into_iter()))
 }
 
 /// RFC 4180: a field with a comma, quote or line break is quoted.
@@ -721,7 +723,7 @@ async fn write_audit(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()>
         let page = audit::all_in_order(&ctx.state.db, ctx.membership_id(), after_seq, LIST_PAGE).await?;
         for e in &page {
             let line = json!({
-                "id": e.id, "seq": e.seq, "at": ts_string(e.at_ms), "actor_kind": e.actor_kind,
+                "id": e.id, "seq": e.seq, "at": ts_string(e.at_ms)?, "actor_kind": e.actor_kind,
                 "actor_id": e.actor_id, "actor_membership_id": e.actor_membership_id, "action": e.action,
                 "resource": e.resource, "consent_id": e.consent_id, "outcome": e.outcome,
                 "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or_default(),
@@ -763,7 +765,7 @@ async fn write_shared(ctx: &Ctx<'_>, archive: &mut Archive) -> anyhow::Result<()
                 if !grant.permits(subject, &first.metric, first.ts_ms) {
                     continue;
                 }
-                let mut line = serde_json::to_vec(&ndjson_line(&group))?;
+                let mut line = serde_json::to_vec(&ndjson_line(&group)?)?;
                 line.push(b'\n');
                 archive.write(&line).await?;
                 n += 1;

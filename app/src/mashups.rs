@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 use vitalfarm_domain::consent::Access as ConsentAccess;
@@ -21,6 +20,7 @@ use vitalfarm_storage::repo::subjects;
 use crate::error::{AppError, AppResult};
 use crate::sharing::{Receipt, Standing, SubjectRead};
 use crate::state::AppState;
+use crate::views::ms_to_time;
 
 /// How far back the subject's rhythm and last reading are looked for.
 pub const HISTORY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
@@ -38,10 +38,6 @@ pub const MAX_SUBJECTS: usize = 5_000;
 /// never clear inactivity; neither does any source added later until it
 /// is listed here.
 pub const SIGN_OF_LIFE_SOURCES: [&str; 3] = ["device", "manual", ECG_SOURCE];
-
-pub fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
 
 /// Which source of a metric's readings to read.
 #[derive(Clone, Copy)]
@@ -188,20 +184,20 @@ pub async fn watched_subjects(state: &AppState, company: MembershipId, now_ms: i
     Ok(out)
 }
 
-fn reason_view(r: elderly::Reason) -> WatchReason {
-    WatchReason {
+fn reason_view(r: elderly::Reason) -> AppResult<WatchReason> {
+    Ok(WatchReason {
         rule: r.rule.as_str().to_owned(),
         status: r.status.as_str().to_owned(),
         metric: r.metric.map(str::to_owned),
         values: r.values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        at: r.at_ms.map(time),
+        at: r.at_ms.map(ms_to_time).transpose()?,
         category: r.category,
         threshold: r.threshold,
         dataset: r.dataset.map(|d| DatasetUse {
             name: d.name.to_owned(),
             source: d.source,
         }),
-    }
+    })
 }
 
 /// Judges one subject at `at_ms`, reading what the consents open, and
@@ -236,12 +232,10 @@ pub async fn watch_subject(
         }
     };
 
+    let at = ms_to_time(at_ms)?;
     let mut inputs = Inputs {
         now_ms: at_ms,
-        age_days: read
-            .subject
-            .birth_date
-            .and_then(|b| age_days(b, time(at_ms).date_naive())),
+        age_days: read.subject.birth_date.and_then(|b| age_days(b, at.date_naive())),
         ..Inputs::default()
     };
     if let Some((from, to)) = open("blood_pressure", recent, &mut receipt)
@@ -304,20 +298,25 @@ pub async fn watch_subject(
         display_name: Some(read.subject.display_name.clone()).filter(|n| !n.is_empty()),
         membership_id: read.subject.membership_id,
         status: verdict.status.as_str().to_owned(),
-        reasons: verdict.reasons.into_iter().map(reason_view).collect(),
+        reasons: verdict.reasons.into_iter().map(reason_view).collect::<AppResult<_>>()?,
         inputs: WatchInputs {
             age_days: inputs.age_days,
-            blood_pressure: inputs.blood_pressure.map(|p| PressureValue {
-                systolic: p.systolic,
-                diastolic: p.diastolic,
-                at: time(p.at_ms),
-            }),
-            body_temperature: inputs.temperature.map(timed_view),
-            heart_rate: inputs.heart_rate.map(timed_view),
-            ecg_heart_rate: inputs.ecg_heart_rate.map(timed_view),
-            spo2: inputs.spo2.map(timed_view),
-            blood_glucose: inputs.glucose.map(timed_view),
-            last_reading_at: inputs.last_reading_ms.map(time),
+            blood_pressure: inputs
+                .blood_pressure
+                .map(|p| {
+                    Ok::<_, AppError>(PressureValue {
+                        systolic: p.systolic,
+                        diastolic: p.diastolic,
+                        at: ms_to_time(p.at_ms)?,
+                    })
+                })
+                .transpose()?,
+            body_temperature: inputs.temperature.map(timed_view).transpose()?,
+            heart_rate: inputs.heart_rate.map(timed_view).transpose()?,
+            ecg_heart_rate: inputs.ecg_heart_rate.map(timed_view).transpose()?,
+            spo2: inputs.spo2.map(timed_view).transpose()?,
+            blood_glucose: inputs.glucose.map(timed_view).transpose()?,
+            last_reading_at: inputs.last_reading_ms.map(ms_to_time).transpose()?,
             expected_gap_seconds: inputs.expected_gap_ms.map(|g| g / 1000),
             not_shared: not_shared.into_iter().map(str::to_owned).collect(),
         },
@@ -331,9 +330,9 @@ pub async fn watch_subject(
 /// Metrics read in one consent window: the window, its consent, the codes.
 type MetricGroup<'a> = ((i64, i64), Option<vitalfarm_domain::ConsentId>, Vec<&'a str>);
 
-fn timed_view(t: Timed) -> TimedValue {
-    TimedValue {
+fn timed_view(t: Timed) -> AppResult<TimedValue> {
+    Ok(TimedValue {
         value: t.value,
-        at: time(t.at_ms),
-    }
+        at: ms_to_time(t.at_ms)?,
+    })
 }

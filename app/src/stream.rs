@@ -50,10 +50,14 @@ pub struct Position {
 }
 
 impl Position {
+    /// A position a stream sent as an `id`; `None` for anything else, a
+    /// time no clock shows included.
     pub fn parse(s: &str) -> Option<Self> {
         let (r, q) = s.trim().split_once('.')?;
+        let received_ms = r.parse().ok()?;
+        DateTime::from_timestamp_millis(received_ms)?;
         Some(Self {
-            received_ms: r.parse().ok()?,
+            received_ms,
             seq: q.parse().ok()?,
         })
     }
@@ -167,7 +171,16 @@ impl Hub {
 /// already, and broadcasts the rest; stops when no stream listens.
 async fn poll(inner: Arc<Inner>, start: Position) {
     tracing::debug!("stream poller started");
-    let floor = DateTime::from_timestamp_millis(start.received_ms).unwrap_or_else(Utc::now);
+    let Some(floor) = DateTime::from_timestamp_millis(start.received_ms) else {
+        // `subscribe` takes the start from the clock, so this is a bug:
+        // said, rather than streaming from some other time.
+        tracing::error!(
+            received_ms = start.received_ms,
+            "stream poller: start time out of range"
+        );
+        inner.running.store(false, Ordering::Release);
+        return;
+    };
     let mut cursor = floor;
     let mut sent: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
     let mut seq = start.seq;
@@ -243,4 +256,20 @@ async fn poll(inner: Arc<Inner>, start: Position) {
         }
     }
     tracing::debug!("stream poller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_takes_only_positions_a_stream_could_send() {
+        let p = Position {
+            received_ms: 1_795_000_000_123,
+            seq: 42,
+        };
+        assert_eq!(Position::parse(&p.to_string()), Some(p));
+        assert_eq!(Position::parse(&format!("{}.1", i64::MAX)), None);
+        assert_eq!(Position::parse("1795000000123"), None);
+    }
 }

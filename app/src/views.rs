@@ -63,10 +63,10 @@ pub fn patient_of(subject: &subject::Model) -> fhir::Patient {
 }
 
 /// A stored millisecond timestamp as a time. Every stored one is in range;
-/// one that is not is damaged data, reported rather than shown as 1970.
+/// one that is not is damaged data, reported (a 500) rather than shown as
+/// 1970.
 pub fn ms_to_time(ms: i64) -> AppResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stored timestamp {ms} is out of range")))
+    Ok(vitalfarm_storage::stored_time(ms)?)
 }
 
 pub fn status_of(c: &DomainConsent, now: i64) -> ConsentStatus {

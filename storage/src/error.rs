@@ -1,5 +1,6 @@
 //! The one place database errors are translated into what callers act on.
 
+use chrono::{DateTime, Utc};
 use sea_orm::{DbErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,17 @@ pub enum StorageError {
     Conflict(&'static str),
     #[error("database error: {0}")]
     Db(#[source] DbErr),
+    /// A stored millisecond timestamp that no time can hold: damaged data,
+    /// reported rather than shown as 1970.
+    #[error("stored timestamp {0} out of range")]
+    TimestampOutOfRange(i64),
+}
+
+/// A stored millisecond timestamp as a time. Every time vitalfarm stores is
+/// in range (client times are checked on the way in), so one that is not
+/// is an error, never a default.
+pub fn stored_time(ms: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp_millis(ms).ok_or(StorageError::TimestampOutOfRange(ms))
 }
 
 impl From<DbErr> for StorageError {
@@ -28,5 +40,22 @@ impl StorageError {
             Some(SqlErr::UniqueConstraintViolation(_)) => StorageError::Conflict(what),
             _ => StorageError::Db(err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_time_refuses_what_no_time_holds() {
+        assert_eq!(
+            stored_time(1_795_000_000_123).unwrap().timestamp_millis(),
+            1_795_000_000_123
+        );
+        assert!(matches!(
+            stored_time(i64::MAX),
+            Err(StorageError::TimestampOutOfRange(i64::MAX))
+        ));
     }
 }

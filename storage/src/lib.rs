@@ -14,5 +14,5 @@ pub mod page;
 pub mod repo;
 
 pub use db::{Database, DatabaseKind};
-pub use error::StorageError;
+pub use error::{StorageError, stored_time};
 pub use page::Page;

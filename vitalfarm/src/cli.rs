@@ -78,98 +78,19 @@ enum Command {
 enum BenchCommand {
     /// Upload and download of 1 MiB and 100 MiB files through the HTTP API,
     /// beside the raw write and read speed of the same disk.
-    Farm {
-        /// Directory on the disk to measure (default: the current one).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        #[arg(long, default_value_t = 20)]
-        small_runs: usize,
-        #[arg(long, default_value_t = 3)]
-        large_runs: usize,
-    },
+    Farm(vitalfarm_tools::bench::FarmBench),
     /// Readings ingested over HTTP batches and over MQTT, and the 24-hour
     /// one-subject query on a store filled to `--store` readings, beside
     /// PostgreSQL's own COPY rate and the broker's bare publish→subscribe
     /// rate.
-    Ingest {
-        /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
-        /// bench creates a scratch database there and drops it afterwards.
-        /// Without it: SQLite in a scratch directory.
-        #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
-        database_url: Option<String>,
-        /// An external MQTT broker (`mqtt://host:1883`); without it, the
-        /// embedded one.
-        #[arg(long, value_name = "URL")]
-        mqtt_url: Option<String>,
-        /// Devices in the fleet, each bound to its own subject.
-        #[arg(long, default_value_t = 100)]
-        devices: usize,
-        #[arg(long, default_value_t = 500_000)]
-        http_readings: usize,
-        /// Readings per request (at most 5,000).
-        #[arg(long, default_value_t = 5000)]
-        http_batch: usize,
-        /// Concurrent HTTP connections.
-        #[arg(long, default_value_t = 4)]
-        http_clients: usize,
-        #[arg(long, default_value_t = 500_000)]
-        mqtt_readings: usize,
-        /// Readings per MQTT message.
-        #[arg(long, default_value_t = 10)]
-        mqtt_batch: usize,
-        /// Writer tasks (the `ingest_writers` setting); default: the
-        /// service's default.
-        #[arg(long)]
-        writers: Option<usize>,
-        /// Readings in the store when the queries run (the bench adds
-        /// filler, four metrics a minute per subject, to reach it).
-        #[arg(long, default_value_t = 2_000_000)]
-        store: u64,
-        #[arg(long, default_value_t = 200)]
-        queries: usize,
-        /// Keep the scratch PostgreSQL database.
-        #[arg(long)]
-        keep: bool,
-        /// Where the scratch directory goes (default: the current one).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
+    Ingest(vitalfarm_tools::bench::IngestBench),
     /// A membership export of `--readings` readings through the job worker:
     /// readings per second and the peak resident memory during it.
-    Export {
-        #[arg(long, default_value_t = 1_000_000)]
-        readings: u64,
-        #[arg(long, default_value_t = 10)]
-        subjects: u64,
-        /// Where the scratch directory goes (default: the current one).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
+    Export(vitalfarm_tools::bench::ExportBench),
     /// Reads on a large store over HTTP: a year of one subject, the
     /// elderly watch over every enrollee and the cohort analysis, each
     /// with its median and p95.
-    Analytics {
-        /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
-        /// bench creates a scratch database there and drops it afterwards.
-        /// Without it: SQLite in a scratch directory.
-        #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
-        database_url: Option<String>,
-        /// Readings in the store, over the last year.
-        #[arg(long, default_value_t = 10_000_000)]
-        readings: u64,
-        /// Enrollees of the bench company.
-        #[arg(long, default_value_t = 1000)]
-        subjects: usize,
-        /// Timed runs of each query.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Keep the scratch PostgreSQL database.
-        #[arg(long)]
-        keep: bool,
-        /// Where the scratch directory goes (default: the current one).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
+    Analytics(vitalfarm_tools::bench::AnalyticsBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,96 +147,18 @@ pub async fn run() -> anyhow::Result<()> {
             tracing::info!(database = %config.database_url_redacted(), "migrations applied");
             Ok(())
         }
-        Command::Bench {
-            which:
-                BenchCommand::Farm {
-                    dir,
-                    small_runs,
-                    large_runs,
-                },
-        } => {
-            vitalfarm_tools::bench::farm(vitalfarm_tools::bench::FarmBench {
-                dir,
-                small_runs,
-                large_runs,
-            })
-            .await
-        }
-        Command::Bench {
-            which:
-                BenchCommand::Ingest {
-                    database_url,
-                    mqtt_url,
-                    devices,
-                    http_readings,
-                    http_batch,
-                    http_clients,
-                    mqtt_readings,
-                    mqtt_batch,
-                    writers,
-                    store,
-                    queries,
-                    keep,
-                    dir,
-                },
-        } => {
-            let report = vitalfarm_tools::bench::ingest(vitalfarm_tools::bench::IngestBench {
-                database_url,
-                mqtt_url,
-                devices,
-                http_readings,
-                http_batch,
-                http_clients,
-                mqtt_readings,
-                mqtt_batch,
-                writers,
-                store,
-                queries,
-                keep,
-                dir,
-            })
-            .await?;
-            print!("{report}");
-            Ok(())
-        }
-        Command::Bench {
-            which:
-                BenchCommand::Export {
-                    readings,
-                    subjects,
-                    dir,
-                },
-        } => {
-            vitalfarm_tools::bench::export(vitalfarm_tools::bench::ExportBench {
-                readings,
-                subjects,
-                dir,
-            })
-            .await
-        }
-        Command::Bench {
-            which:
-                BenchCommand::Analytics {
-                    database_url,
-                    readings,
-                    subjects,
-                    runs,
-                    keep,
-                    dir,
-                },
-        } => {
-            let report = vitalfarm_tools::bench::analytics(vitalfarm_tools::bench::AnalyticsBench {
-                database_url,
-                readings,
-                subjects,
-                runs,
-                keep,
-                dir,
-            })
-            .await?;
-            print!("{report}");
-            Ok(())
-        }
+        Command::Bench { which } => match which {
+            BenchCommand::Farm(opts) => vitalfarm_tools::bench::farm(opts).await,
+            BenchCommand::Ingest(opts) => {
+                print!("{}", vitalfarm_tools::bench::ingest(opts).await?);
+                Ok(())
+            }
+            BenchCommand::Export(opts) => vitalfarm_tools::bench::export(opts).await,
+            BenchCommand::Analytics(opts) => {
+                print!("{}", vitalfarm_tools::bench::analytics(opts).await?);
+                Ok(())
+            }
+        },
         Command::Admin {
             task: AdminCommand::SetQuota { membership, bytes },
             common,

@@ -161,7 +161,7 @@ pub async fn create_rule(
             .with_detail(json!({"kind": rule.condition.kind(), "severity": rule.severity.as_str()})),
     )
     .await?;
-    Ok(HttpResponse::Created().json(rule_dto(&row)))
+    Ok(HttpResponse::Created().json(rule_dto(&row)?))
 }
 
 /// The membership's alert rules, oldest first.
@@ -184,7 +184,7 @@ pub async fn list_rules(
         .membership();
     let page = repo::list_rules(&state.db, mid, after, limit).await?;
     Ok(web::Json(AlertRulePage {
-        items: page.items.iter().map(rule_dto).collect(),
+        items: page.items.iter().map(rule_dto).collect::<Result<_, _>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }
@@ -209,7 +209,7 @@ pub async fn get_rule(
     let row = repo::find_rule_in(&state.db, mid, rid.0)
         .await?
         .ok_or(AppError::NotFound("alert rule"))?;
-    Ok(web::Json(rule_dto(&row)))
+    Ok(web::Json(rule_dto(&row)?))
 }
 
 /// Deletes an alert rule; its open and acknowledged alerts resolve (with
@@ -311,7 +311,7 @@ pub async fn list_alerts(
     };
     let page = repo::list_alerts(&state.db, mid, &filter, after, limit).await?;
     Ok(web::Json(AlertPage {
-        items: page.items.iter().map(alert_dto).collect(),
+        items: page.items.iter().map(alert_dto).collect::<Result<_, _>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }
@@ -357,5 +357,5 @@ pub async fn ack(state: web::Data<AppState>, auth: Auth, aid: PathAlertId) -> Ap
     } else if current.status == repo::RESOLVED {
         return Err(AppError::Conflict("the alert has resolved already".into()).into());
     }
-    Ok(web::Json(alert_dto(&current)))
+    Ok(web::Json(alert_dto(&current)?))
 }

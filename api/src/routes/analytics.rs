@@ -16,11 +16,12 @@ use vitalfarm_openapi::doc::{ForbiddenResponse, NotFoundResponse};
 use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult, AppError};
+use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::{Auth, Query};
 use vitalfarm_app::authz::Claimed;
 use vitalfarm_app::sharing::{self, Receipt, SubjectRead};
 use vitalfarm_app::state::AppState;
+use vitalfarm_app::views::ms_to_time;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/analytics/correlation", correlation);
@@ -157,12 +158,14 @@ pub async fn correlation(
             pearson_r,
             points: points
                 .into_iter()
-                .map(|p| CorrelationPoint {
-                    t: DateTime::from_timestamp_millis(p.t).unwrap_or_default(),
-                    x: p.x,
-                    y: p.y,
+                .map(|p| {
+                    Ok(CorrelationPoint {
+                        t: ms_to_time(p.t)?,
+                        x: p.x,
+                        y: p.y,
+                    })
                 })
-                .collect(),
+                .collect::<AppResult<_>>()?,
             consents: receipt.ids(),
         },
     ))

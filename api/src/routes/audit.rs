@@ -18,11 +18,12 @@ use vitalfarm_storage::entity::audit_event;
 use vitalfarm_storage::repo::audit;
 
 use super::RouteSet;
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::query::encode_cursor;
 use crate::extract::{Auth, PageQuery, PathMembershipId, Query};
 use vitalfarm_app::authz;
 use vitalfarm_app::state::AppState;
+use vitalfarm_app::views::ms_to_time;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/audit", list);
@@ -55,11 +56,11 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-fn event_dto(e: &audit_event::Model) -> AuditEvent {
-    AuditEvent {
+fn event_dto(e: &audit_event::Model) -> AppResult<AuditEvent> {
+    Ok(AuditEvent {
         id: e.id,
         seq: e.seq,
-        at: DateTime::from_timestamp_millis(e.at_ms).unwrap_or_default(),
+        at: ms_to_time(e.at_ms)?,
         actor: AuditActor {
             kind: e.actor_kind.clone(),
             id: e.actor_id,
@@ -72,7 +73,7 @@ fn event_dto(e: &audit_event::Model) -> AuditEvent {
         // An altered, unparseable detail is shown as the text it is.
         detail: serde_json::from_str(&e.detail).unwrap_or_else(|_| serde_json::Value::String(e.detail.clone())),
         hash: e.hash.clone(),
-    }
+    })
 }
 
 fn outcome(o: AuditOutcome) -> Outcome {
@@ -138,7 +139,7 @@ pub async fn list(
             other => other.into(),
         })?;
     Ok(web::Json(AuditEventPage {
-        items: page.items.iter().map(event_dto).collect(),
+        items: page.items.iter().map(event_dto).collect::<AppResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }

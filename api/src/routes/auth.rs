@@ -2,13 +2,14 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use vitalfarm_domain::{Email, TokenFamilyId, UserId, ValidationErrors, password};
+use vitalfarm_domain::{AppId, Email, GrantId, TokenFamilyId, UserId, ValidationErrors, password};
 use vitalfarm_openapi::accounts::{
     AcceptInvitationRequest, LoginRequest, RefreshRequest, SignupRequest, SignupResponse, TokenResponse,
 };
 use vitalfarm_openapi::doc::{ConflictResponse, InvalidCredentialsResponse, NotFoundResponse, RateLimitedResponse};
+use vitalfarm_openapi::oauth::OAuthTokenResponse;
 use vitalfarm_storage::entity::user;
 use vitalfarm_storage::repo::{accounts, members, rate_limits, refresh_tokens};
 
@@ -70,26 +71,80 @@ async fn check_ip_budget(state: &AppState, key: String) -> ApiResult<()> {
     Ok(())
 }
 
-/// A new access token and a refresh token in `family` (a new family for a
-/// fresh sign-in).
+/// A fresh access token with its type and lifetime: what every token
+/// response carries, the `/v1/auth` pair and `/oauth/token` alike. Building
+/// both from it keeps the two from drifting apart.
+pub(crate) struct BearerToken {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl BearerToken {
+    const TOKEN_TYPE: &'static str = "Bearer";
+
+    /// An access token for a signed-in user.
+    pub(crate) fn for_user(state: &AppState, user: UserId) -> anyhow::Result<Self> {
+        Ok(Self {
+            access_token: state.jwt.issue(user)?,
+            expires_in: state.jwt.ttl_secs(),
+        })
+    }
+
+    /// An access token for an OAuth app acting under `grant` with `scope`:
+    /// `sub` is the user who approved it, or the app itself.
+    pub(crate) fn for_app(
+        state: &AppState,
+        sub: uuid::Uuid,
+        app: AppId,
+        grant: GrantId,
+        scope: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            access_token: state.jwt.issue_app(sub, app, grant, scope)?,
+            expires_in: state.jwt.ttl_secs(),
+        })
+    }
+
+    /// The `/v1/auth` response: the access token and its refresh token.
+    pub(crate) fn with_refresh(self, refresh_token: String) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access_token,
+            refresh_token,
+            token_type: Self::TOKEN_TYPE.into(),
+            expires_in: self.expires_in,
+        }
+    }
+
+    /// The `/oauth/token` response (RFC 6749 section 5.1).
+    pub(crate) fn oauth(self, refresh_token: Option<String>, scope: String) -> OAuthTokenResponse {
+        OAuthTokenResponse {
+            access_token: self.access_token,
+            token_type: Self::TOKEN_TYPE.into(),
+            expires_in: self.expires_in,
+            refresh_token,
+            scope,
+        }
+    }
+}
+
+/// When a refresh token issued now expires.
+fn refresh_expiry(state: &AppState) -> DateTime<Utc> {
+    Utc::now() + Duration::seconds(i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000))
+}
+
+/// A new access token and a refresh token in a new family (a fresh
+/// sign-in).
 pub async fn issue_tokens(state: &AppState, user: UserId) -> ApiResult<TokenResponse> {
     let refresh = secrets::generate(secrets::REFRESH_PREFIX)?;
-    let expires =
-        Utc::now() + Duration::seconds(i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000));
     refresh_tokens::issue(
         &state.db,
         user,
         TokenFamilyId::new(),
         secrets::digest(&refresh),
-        expires,
+        refresh_expiry(state),
     )
     .await?;
-    Ok(TokenResponse {
-        access_token: state.jwt.issue(user)?,
-        refresh_token: refresh,
-        token_type: "Bearer".into(),
-        expires_in: state.jwt.ttl_secs(),
-    })
+    Ok(BearerToken::for_user(state, user)?.with_refresh(refresh))
 }
 
 fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
@@ -276,22 +331,17 @@ pub async fn refresh(
 ) -> ApiResult<web::Json<TokenResponse>> {
     check_refresh_token(&body)?;
     let next = secrets::generate(secrets::REFRESH_PREFIX)?;
-    let expires =
-        Utc::now() + Duration::seconds(i64::try_from(state.config.refresh_token_ttl_secs).unwrap_or(i64::MAX / 1000));
     match refresh_tokens::rotate(
         &state.db,
         &secrets::digest(body.refresh_token.trim()),
         secrets::digest(&next),
-        expires,
+        refresh_expiry(&state),
     )
     .await?
     {
-        refresh_tokens::Rotation::Rotated { user, .. } => Ok(web::Json(TokenResponse {
-            access_token: state.jwt.issue(user)?,
-            refresh_token: next,
-            token_type: "Bearer".into(),
-            expires_in: state.jwt.ttl_secs(),
-        })),
+        refresh_tokens::Rotation::Rotated { user, .. } => {
+            Ok(web::Json(BearerToken::for_user(&state, user)?.with_refresh(next)))
+        }
         refresh_tokens::Rotation::Reused => {
             tracing::warn!("refresh token reuse detected; token family revoked");
             Err(

@@ -27,9 +27,10 @@ use super::RouteSet;
 use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::{Auth, PathSubjectId, Query};
 use vitalfarm_app::authz::Claimed;
-use vitalfarm_app::mashups::{self, time};
+use vitalfarm_app::mashups;
 use vitalfarm_app::sharing::{self, Receipt};
 use vitalfarm_app::state::AppState;
+use vitalfarm_app::views::ms_to_time;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/mashups", catalog);
@@ -432,18 +433,20 @@ pub async fn infant_monitor(
             metrics,
             episodes: episodes
                 .into_iter()
-                .map(|e| InfantEpisode {
-                    metric: label(e.metric).to_owned(),
-                    kind: e.kind.as_str().to_owned(),
-                    start: time(e.start_ms),
-                    end: time(e.end_ms),
-                    worst: EpisodeWorst {
-                        value: e.worst_value,
-                        at: time(e.worst_at_ms),
-                    },
-                    readings: e.readings,
+                .map(|e| {
+                    Ok(InfantEpisode {
+                        metric: label(e.metric).to_owned(),
+                        kind: e.kind.as_str().to_owned(),
+                        start: ms_to_time(e.start_ms)?,
+                        end: ms_to_time(e.end_ms)?,
+                        worst: EpisodeWorst {
+                            value: e.worst_value,
+                            at: ms_to_time(e.worst_at_ms)?,
+                        },
+                        readings: e.readings,
+                    })
                 })
-                .collect(),
+                .collect::<AppResult<_>>()?,
             consents: receipt.ids(),
         },
     ))

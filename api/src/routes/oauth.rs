@@ -30,6 +30,7 @@ use vitalfarm_storage::repo::oauth::{self as repo, CodeCheck, Exchange, NewRefre
 
 use super::RouteSet;
 use super::apps::redirect_uris;
+use super::auth::BearerToken;
 use crate::error::{ApiError, ApiResult, AppError};
 use vitalfarm_app::audit;
 use vitalfarm_app::auth::secrets;
@@ -700,17 +701,11 @@ fn tokens(
     refresh: Option<String>,
 ) -> Result<HttpResponse, Fail> {
     let scope = scopes.to_string();
-    let access_token = state.jwt.issue_app(sub, app, grant, &scope)?;
+    let token = BearerToken::for_app(state, sub, app, grant, &scope)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(OAuthTokenResponse {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in: state.jwt.ttl_secs(),
-            refresh_token: refresh,
-            scope,
-        }))
+        .json(token.oauth(refresh, scope)))
 }
 
 fn new_refresh() -> anyhow::Result<(String, NewRefresh)> {

@@ -21,12 +21,13 @@ use vitalfarm_openapi::readings::{
 use vitalfarm_storage::repo::readings;
 
 use super::RouteSet;
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, AppResult};
 use crate::extract::device::DeviceAuth;
 use crate::extract::query::check_period;
 use crate::extract::{Auth, Json, PathSubjectId, Query};
 use vitalfarm_app::sharing::{self, Receipt, Standing};
 use vitalfarm_app::state::AppState;
+use vitalfarm_app::views::ms_to_time;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::POST, "/v1/ingest/readings", ingest);
@@ -93,10 +94,10 @@ fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
 }
 
 /// Rows of one reading are adjacent (same time and device): folds them.
-fn group(metric: &metrics::MetricDef, rows: Vec<readings::Listed>) -> Vec<Reading> {
+fn group(metric: &metrics::MetricDef, rows: Vec<readings::Listed>) -> AppResult<Vec<Reading>> {
     let mut out: Vec<(i64, Option<Uuid>, Reading)> = Vec::new();
     for r in rows {
-        let ts = DateTime::from_timestamp_millis(r.ts_ms).unwrap_or_default();
+        let ts = ms_to_time(r.ts_ms)?;
         match out.last_mut() {
             Some((t, d, reading)) if *t == r.ts_ms && *d == r.device_id && !r.component.is_empty() => {
                 reading
@@ -126,7 +127,7 @@ fn group(metric: &metrics::MetricDef, rows: Vec<readings::Listed>) -> Vec<Readin
             }
         }
     }
-    out.into_iter().map(|(_, _, r)| r).collect()
+    Ok(out.into_iter().map(|(_, _, r)| r).collect())
 }
 
 /// A subject's readings of one metric, in time order, paginated.
@@ -180,7 +181,7 @@ pub async fn list(
         )
         .await?
     };
-    let mut items = group(metric, rows);
+    let mut items = group(metric, rows)?;
     let more = items.len() as u64 > limit;
     items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = if more {
@@ -276,15 +277,17 @@ pub async fn aggregate(
             to,
             buckets: rows
                 .into_iter()
-                .map(|b| AggregateBucket {
-                    start: DateTime::from_timestamp_millis(b.start_ms).unwrap_or_default(),
-                    component: (!b.component.is_empty()).then_some(b.component),
-                    count: u64::try_from(b.count).unwrap_or(0),
-                    min: b.min,
-                    max: b.max,
-                    mean: b.mean,
+                .map(|b| {
+                    Ok(AggregateBucket {
+                        start: ms_to_time(b.start_ms)?,
+                        component: (!b.component.is_empty()).then_some(b.component),
+                        count: u64::try_from(b.count).unwrap_or(0),
+                        min: b.min,
+                        max: b.max,
+                        mean: b.mean,
+                    })
                 })
-                .collect(),
+                .collect::<AppResult<_>>()?,
             consents: receipt.ids(),
         },
     ))
@@ -346,22 +349,24 @@ pub async fn summary(
             consents: receipt.ids(),
             metrics: stats
                 .into_iter()
-                .map(|s| MetricSummary {
-                    component: (!s.component.is_empty()).then_some(s.component),
-                    metric: s.metric,
-                    unit: s.unit,
-                    count: u64::try_from(s.count).unwrap_or(0),
-                    min: s.min,
-                    max: s.max,
-                    mean: s.mean,
-                    p50: s.p50,
-                    p95: s.p95,
-                    latest: LatestValue {
-                        ts: DateTime::from_timestamp_millis(s.latest_ms).unwrap_or_default(),
-                        value: s.latest,
-                    },
+                .map(|s| {
+                    Ok(MetricSummary {
+                        component: (!s.component.is_empty()).then_some(s.component),
+                        metric: s.metric,
+                        unit: s.unit,
+                        count: u64::try_from(s.count).unwrap_or(0),
+                        min: s.min,
+                        max: s.max,
+                        mean: s.mean,
+                        p50: s.p50,
+                        p95: s.p95,
+                        latest: LatestValue {
+                            ts: ms_to_time(s.latest_ms)?,
+                            value: s.latest,
+                        },
+                    })
                 })
-                .collect(),
+                .collect::<AppResult<_>>()?,
         },
     ))
 }

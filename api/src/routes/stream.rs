@@ -20,7 +20,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use utoipa::IntoParams;
@@ -32,7 +32,7 @@ use vitalfarm_storage::entity::{event, reading};
 use vitalfarm_storage::repo::{api_keys, events, oauth, stream as repo};
 
 use super::RouteSet;
-use crate::error::{ApiError, ApiResult, AppError};
+use crate::error::{ApiError, ApiResult, AppError, AppResult};
 use crate::extract::{Auth, PathMembershipId, Query};
 use vitalfarm_app::audit;
 use vitalfarm_app::authz::{self, Access, Claimed};
@@ -40,6 +40,7 @@ use vitalfarm_app::principal::Principal;
 use vitalfarm_app::sharing::Received;
 use vitalfarm_app::state::AppState;
 use vitalfarm_app::stream::{Batch, EVENT_KINDS, Position, Slot};
+use vitalfarm_app::views::ms_to_time;
 
 pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/memberships/{mid}/stream", stream);
@@ -325,7 +326,7 @@ impl Connection {
     /// What arrived after `from`, best effort: readings received after its
     /// time and the membership's events after its `seq`.
     async fn replay(&mut self, from: Position) -> Result<(), Stop> {
-        let since = DateTime::from_timestamp_millis(from.received_ms.saturating_add(1)).unwrap_or_else(Utc::now);
+        let since = ms_to_time(from.received_ms.saturating_add(1))?;
         let readings = repo::readings_received_since(&self.state.db, since, None, RESUME_MAX)
             .await
             .map_err(ApiError::from)?;
@@ -416,7 +417,7 @@ impl Connection {
         for c in used {
             self.audit(c).await?;
         }
-        for body in group(&shown) {
+        for body in group(&shown)? {
             self.event("reading", &StreamEvent::Reading(body)).await?;
         }
         for e in evs.iter().filter(|e| e.membership_id == own) {
@@ -473,7 +474,7 @@ fn consent_body(id: ConsentId, grantor: MembershipId) -> StreamConsent {
 /// Readings as `GET /v1/subjects/{sid}/readings` shows them: the rows of
 /// one multi-component reading (same subject, device, metric and time)
 /// become one, with `components`.
-fn group(rows: &[(&reading::Model, Option<ConsentId>)]) -> Vec<StreamReading> {
+fn group(rows: &[(&reading::Model, Option<ConsentId>)]) -> AppResult<Vec<StreamReading>> {
     let mut out: Vec<StreamReading> = Vec::new();
     let mut index: HashMap<(Uuid, Option<Uuid>, &str, i64), usize> = HashMap::new();
     for (r, consent) in rows {
@@ -497,7 +498,7 @@ fn group(rows: &[(&reading::Model, Option<ConsentId>)]) -> Vec<StreamReading> {
             subject_id: r.subject_id,
             device_id: r.device_id,
             metric: r.metric.clone(),
-            ts: DateTime::from_timestamp_millis(r.ts_ms).unwrap_or_default(),
+            ts: ms_to_time(r.ts_ms)?,
             value,
             components,
             unit: r.unit.clone(),
@@ -505,5 +506,5 @@ fn group(rows: &[(&reading::Model, Option<ConsentId>)]) -> Vec<StreamReading> {
             consent_id: consent.map(|c| c.as_uuid()),
         });
     }
-    out
+    Ok(out)
 }

@@ -4,7 +4,7 @@
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -26,6 +26,7 @@ use vitalfarm_app::audit::{self, Event};
 use vitalfarm_app::authz::{self, Access, Claimed};
 use vitalfarm_app::events::EventKind;
 use vitalfarm_app::state::AppState;
+use vitalfarm_app::views::ms_to_time;
 use vitalfarm_app::webhooks::{self as hooks, TEST_KIND};
 
 /// A webhook sends the membership's events (alert values included) out of
@@ -63,26 +64,22 @@ fn dto(w: &webhook::Model) -> Webhook {
     }
 }
 
-fn ms_time(ms: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-}
-
-fn delivery_dto(d: &webhook_delivery::Model) -> Delivery {
+fn delivery_dto(d: &webhook_delivery::Model) -> AppResult<Delivery> {
     let status = match d.status.as_str() {
         repo::DELIVERED => DeliveryStatus::Delivered,
         repo::FAILED => DeliveryStatus::Failed,
         _ => DeliveryStatus::Pending,
     };
     let attempts: Vec<DeliveryAttempt> = serde_json::from_str(&d.attempt_log).unwrap_or_default();
-    Delivery {
+    Ok(Delivery {
         id: d.id,
         event_id: d.event_id,
         kind: d.event_kind.clone(),
         status,
         attempts,
-        next_attempt_at: d.next_attempt_at_ms.and_then(ms_time),
+        next_attempt_at: d.next_attempt_at_ms.map(ms_to_time).transpose()?,
         created_at: d.created_at,
-    }
+    })
 }
 
 async fn access(
@@ -340,7 +337,7 @@ pub async fn deliveries(
     });
     let page = repo::deliveries(&state.db, hook.id, status, before, limit).await?;
     Ok(web::Json(DeliveryPage {
-        items: page.items.iter().map(delivery_dto).collect(),
+        items: page.items.iter().map(delivery_dto).collect::<AppResult<_>>()?,
         next_cursor: page.next.map(encode_cursor),
     }))
 }

@@ -1,3 +1,7 @@
+//! `alerts`: the alerts the rules opened, from open through acknowledged to
+//! resolved; written by `repo::alerts` for the alert evaluator
+//! (`vitalfarm_app::alerts`) and acknowledged through the alerts routes.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]

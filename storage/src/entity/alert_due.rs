@@ -1,3 +1,7 @@
+//! `alert_due`: per silence rule and subject, when the silence becomes an
+//! alert; written by `repo::alerts` as readings arrive and read by the due
+//! loop of `vitalfarm_app::alerts`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `alert_rules`: a membership's alert rules (threshold or silence);
+//! written by `repo::alerts` for the alert rule routes and OAuth apps.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `api_keys`: a company's API keys, by prefix and hash; written by
+//! `repo::api_keys` (create, touch, revoke) and removed by an erasure.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,7 @@
+//! `consents`: what a grantor membership shares with a grantee (subjects,
+//! metrics, folders, time windows); written by `repo::consents` when
+//! someone grants, approves a request or revokes.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

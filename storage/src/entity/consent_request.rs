@@ -1,3 +1,6 @@
+//! `consent_requests`: a company's request that an individual consent,
+//! pending until approved, denied or expired; written by `repo::consents`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

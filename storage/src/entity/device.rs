@@ -1,3 +1,7 @@
+//! `devices`: a company's fleet, each device's secret, claim and binding to
+//! a subject, and its online state; written by `repo::devices` (and the
+//! offline sweep in `repo::webhooks`).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

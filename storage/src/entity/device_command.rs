@@ -1,3 +1,7 @@
+//! `device_commands`: commands a membership sent to a device and how their
+//! delivery went; written by `repo::commands` from the command routes and
+//! the MQTT front.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

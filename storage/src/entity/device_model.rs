@@ -1,3 +1,6 @@
+//! `device_models`: a company's device models and the metrics each
+//! measures; written by `repo::devices`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `email_tokens`: the hashes of the single-use tokens mailed for address
+//! verification and password reset; written by `repo::email_tokens`.
+
 use sea_orm::entity::prelude::*;
 
 /// A single-use token mailed to a user: to verify their address or to

@@ -1,3 +1,7 @@
+//! `events`: the event log, appended by `repo::events` in the transaction
+//! of the change it reports and marked dispatched by the webhook
+//! dispatcher (`repo::webhooks`); streams tail it by `seq`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,7 @@
+//! `farms`: one per membership, its quota, usage and wrapped data key;
+//! created with the membership (`repo::accounts`) and kept by
+//! `repo::farms`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

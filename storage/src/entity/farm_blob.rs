@@ -1,3 +1,7 @@
+//! `farm_blobs`: the encrypted objects behind a farm's files and their life
+//! cycle; written by `repo::farms` on upload, replace and delete, and
+//! swept by the blob sweeper.
+
 use sea_orm::entity::prelude::*;
 
 /// `pending` while an upload streams, `live` once a file points at it,

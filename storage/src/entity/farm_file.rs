@@ -1,3 +1,6 @@
+//! `farm_files`: a farm's files by canonical path, each pointing at its
+//! blob; written by `repo::farms`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `invitations`: invitations to join a company that wait for an existing
+//! account to accept or decline them; written by `repo::members`.
+
 use sea_orm::entity::prelude::*;
 
 /// An invitation waiting for an existing account to accept or decline it.

@@ -1,3 +1,7 @@
+//! `jobs`: queued background work (exports) with its lease and outcome;
+//! written by `repo::jobs` for the routes that queue and the job worker
+//! that runs.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

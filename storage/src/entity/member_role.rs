@@ -1,3 +1,6 @@
+//! `member_roles`: who belongs to a membership and with which role;
+//! written by `repo::accounts` at signup and `repo::members` afterwards.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,7 @@
+//! `memberships`: the tenants (individuals and companies), kept as a
+//! tombstone after erasure; written by `repo::accounts` and
+//! `repo::erasure`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `oauth_apps`: the OAuth2 clients a membership registered; written by
+//! `repo::oauth` for the apps routes.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

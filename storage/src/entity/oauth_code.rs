@@ -1,3 +1,6 @@
+//! `oauth_codes`: hashes of authorization codes awaiting exchange at the
+//! token endpoint; written by `repo::oauth`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,7 @@
+//! `oauth_grants`: one authorization of an app, the family of its tokens;
+//! written by `repo::oauth` when a code is exchanged, a client signs in
+//! with its credentials, or a grant is revoked.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `oauth_refresh_tokens`: hashes of the rotating refresh tokens of OAuth
+//! grants; written by `repo::oauth` at the token endpoint.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

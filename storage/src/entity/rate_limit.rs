@@ -1,3 +1,6 @@
+//! `rate_limits`: fixed-window counters shared by every API node; written
+//! by `repo::rate_limits` (sign-in and other budgets).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,7 @@
+//! `readings`: the measured values, one row per component, in canonical
+//! units; written by `repo::readings` (and `crate::bulk` when a bench
+//! fills the store).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]

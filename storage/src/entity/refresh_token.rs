@@ -1,3 +1,6 @@
+//! `refresh_tokens`: hashes of the rotating refresh tokens of signed-in
+//! users, by sign-in family; written by `repo::refresh_tokens`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

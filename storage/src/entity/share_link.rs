@@ -1,3 +1,6 @@
+//! `share_links`: hashed tokens that let anyone download one farm file
+//! until expiry or revocation; written by `repo::share_links`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,3 +1,6 @@
+//! `share_link_uses`: every use of a share link, served or refused;
+//! appended by `repo::share_links` when a link is opened.
+
 use sea_orm::entity::prelude::*;
 
 /// One use of a share link, served or refused: the audit trail of links.

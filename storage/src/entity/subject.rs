@@ -1,3 +1,6 @@
+//! `subjects`: the people whose readings a membership records; written by
+//! `repo::subjects` (and `repo::accounts` for an individual's `self`).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

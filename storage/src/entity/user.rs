@@ -1,3 +1,6 @@
+//! `users`: accounts, with password hash and address verification;
+//! written by `repo::accounts` and `repo::members` (invited accounts).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

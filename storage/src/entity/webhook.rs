@@ -1,3 +1,6 @@
+//! `webhooks`: a membership's webhook endpoints, their subscribed events
+//! and sealed signing keys; written by `repo::webhooks`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

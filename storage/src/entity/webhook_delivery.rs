@@ -1,3 +1,7 @@
+//! `webhook_deliveries`: one delivery of an event to an endpoint, with its
+//! attempts; made by the dispatcher and updated by the sender, both in
+//! `repo::webhooks`.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

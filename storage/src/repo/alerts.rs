@@ -10,6 +10,7 @@ use uuid::Uuid;
 use vitalfarm_domain::MembershipId;
 
 use crate::entity::{alert, alert_due, alert_rule, reading};
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 pub const OPEN: &str = "open";
@@ -41,15 +42,11 @@ pub async fn list_rules(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<alert_rule::Model>, StorageError> {
-    let mut q = alert_rule::Entity::find()
-        .filter(alert_rule::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_asc(alert_rule::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(alert_rule::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |r| r.id))
+    let q = alert_rule::Entity::find().filter(alert_rule::Column::MembershipId.eq(membership.as_uuid()));
+    page::fetch(db.conn(), q, Keyset::after(alert_rule::Column::Id, after, limit), |r| {
+        r.id
+    })
+    .await
 }
 
 /// Every enabled rule of the given memberships: what one ingest batch is
@@ -200,16 +197,8 @@ pub async fn list_alerts(
     if let Some(r) = filter.rule {
         cond = cond.add(alert::Column::RuleId.eq(r));
     }
-    if let Some(after) = after {
-        cond = cond.add(alert::Column::Id.gt(after));
-    }
-    let rows = alert::Entity::find()
-        .filter(cond)
-        .order_by_asc(alert::Column::Id)
-        .limit(limit + 1)
-        .all(db.conn())
-        .await?;
-    Ok(Page::from_overfetch(rows, limit, |r| r.id))
+    let q = alert::Entity::find().filter(cond);
+    page::fetch(db.conn(), q, Keyset::after(alert::Column::Id, after, limit), |r| r.id).await
 }
 
 /// The newest reading of a subject's series taken in `[since_ms,

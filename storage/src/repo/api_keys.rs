@@ -5,11 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{ApiKeyId, MembershipId, Role, UserId};
 
 use crate::entity::{api_key, user};
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 pub struct NewApiKey<'a> {
@@ -48,16 +49,10 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<api_key::Model>, StorageError> {
-    let mut q = api_key::Entity::find()
+    let q = api_key::Entity::find()
         .filter(api_key::Column::MembershipId.eq(membership.as_uuid()))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .order_by_asc(api_key::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(api_key::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |k| k.id))
+        .filter(api_key::Column::RevokedAt.is_null());
+    page::fetch(db.conn(), q, Keyset::after(api_key::Column::Id, after, limit), |k| k.id).await
 }
 
 /// A live key of the membership.

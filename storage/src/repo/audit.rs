@@ -14,6 +14,7 @@ use vitalfarm_domain::audit::{self, ActorKind, AuditEvent, Outcome};
 use vitalfarm_domain::{AuditEventId, ConsentId, MembershipId};
 
 use crate::entity::{audit_event, audit_head};
+use crate::page::{self, Keyset};
 use crate::{Database, DatabaseKind, Page, StorageError};
 
 /// How often an append tries again after another append took its place.
@@ -267,22 +268,21 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<audit_event::Model>, StorageError> {
-    let mut q = audit_event::Entity::find()
-        .filter(audit_event::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_desc(audit_event::Column::Seq)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        // The cursor names an event; the page continues below its seq.
-        let seq: Option<i64> = audit_event::Entity::find_by_id(after)
-            .select_only()
-            .column(audit_event::Column::Seq)
-            .filter(audit_event::Column::MembershipId.eq(membership.as_uuid()))
-            .into_tuple()
-            .one(db.conn())
-            .await?;
-        let seq = seq.ok_or(StorageError::NotFound)?;
-        q = q.filter(audit_event::Column::Seq.lt(seq));
-    }
+    let mut q = audit_event::Entity::find().filter(audit_event::Column::MembershipId.eq(membership.as_uuid()));
+    // The cursor names an event; the page continues below its seq.
+    let below = match after {
+        Some(after) => {
+            let seq: Option<i64> = audit_event::Entity::find_by_id(after)
+                .select_only()
+                .column(audit_event::Column::Seq)
+                .filter(audit_event::Column::MembershipId.eq(membership.as_uuid()))
+                .into_tuple()
+                .one(db.conn())
+                .await?;
+            Some(seq.ok_or(StorageError::NotFound)?)
+        }
+        None => None,
+    };
     if let Some(prefix) = &filter.action_prefix {
         let pattern = format!("{}%", like_literal(prefix));
         q = q.filter(audit_event::Column::Action.like(LikeExpr::new(pattern).escape('\\')));
@@ -302,8 +302,13 @@ pub async fn list(
     if let Some(to) = filter.to_ms {
         q = q.filter(audit_event::Column::AtMs.lt(to));
     }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |e| e.id))
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::before(audit_event::Column::Seq, below, limit),
+        |e| e.id,
+    )
+    .await
 }
 
 /// Up to `limit` events of the membership after seq `after_seq`, in chain

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use vitalfarm_domain::{CommandId, CommandName, CommandStatus, DeviceId, MembershipId};
 
 use crate::entity::device_command;
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 pub struct NewCommand {
@@ -109,17 +110,18 @@ pub async fn list_in(
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<device_command::Model>, StorageError> {
-    let mut q = device_command::Entity::find()
+    let q = device_command::Entity::find()
         .filter(device_command::Column::MembershipId.eq(membership.as_uuid()))
-        .filter(device_command::Column::DeviceId.eq(device.as_uuid()))
-        .order_by_desc(device_command::Column::Id)
-        .limit(limit + 1);
-    if let Some(before) = before {
-        q = q.filter(device_command::Column::Id.lt(before));
-    }
+        .filter(device_command::Column::DeviceId.eq(device.as_uuid()));
+    let page = page::fetch(
+        db.conn(),
+        q,
+        Keyset::before(device_command::Column::Id, before, limit),
+        |m| m.id,
+    )
+    .await?;
     let now = Utc::now();
-    let rows = q.all(db.conn()).await?.into_iter().map(|m| as_seen(m, now)).collect();
-    Ok(Page::from_overfetch(rows, limit, |m| m.id))
+    Ok(page.map(|m| as_seen(m, now)))
 }
 
 /// Queued, unexpired commands, oldest first: of one device, or of all

@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, Set,
 };
 use uuid::Uuid;
-use vitalfarm_domain::consent::{self, Access, Consent, Period, Purpose};
+use vitalfarm_domain::consent::{Access, Consent, Period, Purpose};
 use vitalfarm_domain::{ConsentId, ConsentRequestId, MembershipId, SubjectId, UserId};
 
 use crate::entity::{consent as consent_row, consent_request};
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
@@ -146,15 +147,14 @@ pub async fn list(
             .add(consent_row::Column::GrantorMembershipId.is_in(ids.clone()))
             .add(consent_row::Column::GranteeMembershipId.is_in(ids)),
     };
-    let mut q = consent_row::Entity::find()
-        .filter(cond)
-        .order_by_asc(consent_row::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(consent_row::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |r| r.id))
+    let q = consent_row::Entity::find().filter(cond);
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::after(consent_row::Column::Id, after, limit),
+        |r| r.id,
+    )
+    .await
 }
 
 /// Consents given to `grantees`, not revoked and not past `valid_until`
@@ -199,31 +199,6 @@ pub async fn revoke(
         return Ok(None);
     }
     Ok(consent_row::Entity::find_by_id(id.as_uuid()).one(conn).await?)
-}
-
-/// Revokes every consent `grantor` has given (erasure); the revoked ids.
-pub async fn revoke_all_by(
-    db: &Database,
-    grantor: MembershipId,
-    by: Option<UserId>,
-    now_ms: i64,
-) -> Result<Vec<ConsentId>, StorageError> {
-    let open: Vec<Uuid> = consent_row::Entity::find()
-        .select_only()
-        .column(consent_row::Column::Id)
-        .filter(consent_row::Column::GrantorMembershipId.eq(grantor.as_uuid()))
-        .filter(consent_row::Column::RevokedAtMs.is_null())
-        .into_tuple()
-        .all(db.conn())
-        .await?;
-    consent_row::Entity::update_many()
-        .col_expr(consent_row::Column::RevokedAtMs, Expr::value(now_ms))
-        .col_expr(consent_row::Column::RevokedBy, Expr::value(by.map(|u| u.as_uuid())))
-        .filter(consent_row::Column::Id.is_in(open.clone()))
-        .filter(consent_row::Column::RevokedAtMs.is_null())
-        .exec(db.conn())
-        .await?;
-    Ok(open.into_iter().map(ConsentId::from_uuid).collect())
 }
 
 /// Consents where `membership` is either party and that are not revoked:
@@ -340,18 +315,17 @@ pub async fn list_requests(
             next: None,
         });
     }
-    let mut q = consent_request::Entity::find()
-        .filter(cond)
-        .order_by_asc(consent_request::Column::Id)
-        .limit(limit + 1);
+    let mut q = consent_request::Entity::find().filter(cond);
     if let Some(status) = status {
         q = q.filter(consent_request::Column::Status.eq(status));
     }
-    if let Some(after) = after {
-        q = q.filter(consent_request::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |r| r.id))
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::after(consent_request::Column::Id, after, limit),
+        |r| r.id,
+    )
+    .await
 }
 
 /// Inside the caller's `txn`: approves a pending request by creating
@@ -406,9 +380,4 @@ pub async fn deny(
         .one(conn)
         .await?
         .ok_or(StorageError::NotFound)
-}
-
-/// Whether the consent's state at `now_ms` is active.
-pub fn is_active(row: &consent_row::Model, now_ms: i64) -> bool {
-    to_domain(row).is_some_and(|c| c.state(now_ms) == consent::State::Active)
 }

@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{DeviceId, DeviceModelId, DeviceStatus, MembershipId, SubjectId};
 
 use crate::entity::{device, device_model};
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 /// Rows per INSERT: far below SQLite's and PostgreSQL's bound-parameter
@@ -39,14 +40,14 @@ pub async fn list_models(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<device_model::Model>, StorageError> {
-    let mut q = device_model::Entity::find()
-        .filter(device_model::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_asc(device_model::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(device_model::Column::Id.gt(after));
-    }
-    Ok(Page::from_overfetch(q.all(db.conn()).await?, limit, |m| m.id))
+    let q = device_model::Entity::find().filter(device_model::Column::MembershipId.eq(membership.as_uuid()));
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::after(device_model::Column::Id, after, limit),
+        |m| m.id,
+    )
+    .await
 }
 
 pub async fn find_model_in(
@@ -156,14 +157,11 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<device::Model>, StorageError> {
-    let mut q = device::Entity::find()
-        .filter(
-            Condition::any()
-                .add(device::Column::OwnerMembershipId.eq(membership.as_uuid()))
-                .add(device::Column::BoundMembershipId.eq(membership.as_uuid())),
-        )
-        .order_by_asc(device::Column::Id)
-        .limit(limit + 1);
+    let mut q = device::Entity::find().filter(
+        Condition::any()
+            .add(device::Column::OwnerMembershipId.eq(membership.as_uuid()))
+            .add(device::Column::BoundMembershipId.eq(membership.as_uuid())),
+    );
     if let Some(s) = filter.status {
         q = q.filter(device::Column::Status.eq(s.as_str()));
     }
@@ -173,10 +171,7 @@ pub async fn list(
     if let Some(s) = filter.subject_id {
         q = q.filter(device::Column::SubjectId.eq(s));
     }
-    if let Some(after) = after {
-        q = q.filter(device::Column::Id.gt(after));
-    }
-    Ok(Page::from_overfetch(q.all(db.conn()).await?, limit, |d| d.id))
+    page::fetch(db.conn(), q, Keyset::after(device::Column::Id, after, limit), |d| d.id).await
 }
 
 pub async fn set_status(db: &Database, id: DeviceId, status: DeviceStatus) -> Result<device::Model, StorageError> {

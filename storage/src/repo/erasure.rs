@@ -239,14 +239,6 @@ fn contains(s: &str) -> String {
     out
 }
 
-/// Whether `membership` exists and is not erased.
-pub async fn is_live(db: &impl ConnectionTrait, membership: MembershipId) -> Result<bool, StorageError> {
-    Ok(membership::Entity::find_by_id(membership.as_uuid())
-        .one(db)
-        .await?
-        .is_some_and(|m| m.erased_at.is_none()))
-}
-
 /// Memberships erased since `since`: the export sweep removes whatever
 /// export objects of theirs survived the erasure (a crash right after its
 /// commit, an upload that finished during it).

@@ -411,16 +411,6 @@ pub enum Entry {
     Dir(String),
 }
 
-impl Entry {
-    /// The key listings are ordered and resumed by.
-    pub fn key(&self) -> &str {
-        match self {
-            Entry::File(f) => &f.path,
-            Entry::Dir(d) => d,
-        }
-    }
-}
-
 /// The smallest string greater than every string starting with `prefix`
 /// (which ends in `/`): the exclusive end of the prefix's key range.
 fn range_end(prefix: &str) -> String {

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use vitalfarm_domain::{JobId, MembershipId};
 
 use crate::entity::job;
+use crate::page::{self, Keyset};
 use crate::{Database, DatabaseKind, Page, StorageError};
 
 /// Claims a job may take before it fails for good.
@@ -238,14 +239,10 @@ pub async fn list(
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<job::Model>, StorageError> {
-    let mut q = job::Entity::find()
+    let q = job::Entity::find()
         .filter(job::Column::MembershipId.eq(membership.as_uuid()))
         .filter(job::Column::Kind.eq(kind));
-    if let Some(before) = before {
-        q = q.filter(job::Column::Id.lt(before));
-    }
-    let rows = q.order_by_desc(job::Column::Id).limit(limit + 1).all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |m| m.id))
+    page::fetch(db.conn(), q, Keyset::before(job::Column::Id, before, limit), |m| m.id).await
 }
 
 /// Queued, or running under a lease that ran out, with attempts left.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use vitalfarm_domain::{Email, MembershipId, Role, UserId};
 
 use crate::entity::{invitation, member_role, membership, user};
+use crate::page::Keyset;
 use crate::{Database, Page, StorageError};
 
 #[derive(Debug, Clone)]
@@ -48,17 +49,15 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<Member>, StorageError> {
-    let mut q = member_role::Entity::find()
+    // Keyed on the user, so a member's place does not depend on a row id;
+    // joined with the user, so not `page::fetch`.
+    let keyset = Keyset::after(member_role::Column::UserId, after, limit);
+    let q = member_role::Entity::find()
         .filter(member_role::Column::MembershipId.eq(membership.as_uuid()))
-        .find_also_related(user::Entity)
-        .order_by_asc(member_role::Column::UserId)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(member_role::Column::UserId.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
+        .find_also_related(user::Entity);
+    let rows = keyset.apply(q).all(db.conn()).await?;
     let members = rows.into_iter().filter_map(|(r, u)| to_member(r, u?)).collect();
-    Ok(Page::from_overfetch(members, limit, |m: &Member| m.user.id))
+    Ok(Page::from_overfetch(members, keyset.limit(), |m: &Member| m.user.id))
 }
 
 pub async fn get(db: &Database, membership: MembershipId, user_id: UserId) -> Result<Member, StorageError> {

@@ -18,6 +18,7 @@ use super::webhooks::{FAILED as FAILED_DELIVERY, PENDING as PENDING_DELIVERY};
 use crate::entity::{
     alert_rule, farm, oauth_app, oauth_code, oauth_grant, oauth_refresh_token, share_link, webhook, webhook_delivery,
 };
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 /// Which OAuth app and authorization created a row; both `None` for rows
@@ -66,15 +67,11 @@ pub async fn list_apps(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<oauth_app::Model>, StorageError> {
-    let mut q = oauth_app::Entity::find()
-        .filter(oauth_app::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_asc(oauth_app::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(oauth_app::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |a| a.id))
+    let q = oauth_app::Entity::find().filter(oauth_app::Column::MembershipId.eq(membership.as_uuid()));
+    page::fetch(db.conn(), q, Keyset::after(oauth_app::Column::Id, after, limit), |a| {
+        a.id
+    })
+    .await
 }
 
 pub async fn find_app_in(

@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{FarmId, ShareLinkId};
 
 use crate::entity::{farm_file, share_link, share_link_use};
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 /// A link with its file's current path and its use statistics.
@@ -90,14 +91,11 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<LinkView>, StorageError> {
-    let mut q = share_link::Entity::find()
-        .filter(share_link::Column::FarmId.eq(farm.as_uuid()))
-        .order_by_asc(share_link::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(share_link::Column::Id.gt(after));
-    }
-    let page = Page::from_overfetch(q.all(db.conn()).await?, limit, |l| l.id);
+    let q = share_link::Entity::find().filter(share_link::Column::FarmId.eq(farm.as_uuid()));
+    let page = page::fetch(db.conn(), q, Keyset::after(share_link::Column::Id, after, limit), |l| {
+        l.id
+    })
+    .await?;
     Ok(Page {
         next: page.next,
         items: views(db, page.items).await?,
@@ -161,12 +159,12 @@ pub async fn uses(
     limit: u64,
 ) -> Result<Page<share_link_use::Model>, StorageError> {
     get(db, farm, id).await?;
-    let mut q = share_link_use::Entity::find()
-        .filter(share_link_use::Column::LinkId.eq(id.as_uuid()))
-        .order_by_asc(share_link_use::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(share_link_use::Column::Id.gt(after));
-    }
-    Ok(Page::from_overfetch(q.all(db.conn()).await?, limit, |u| u.id))
+    let q = share_link_use::Entity::find().filter(share_link_use::Column::LinkId.eq(id.as_uuid()));
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::after(share_link_use::Column::Id, after, limit),
+        |u| u.id,
+    )
+    .await
 }

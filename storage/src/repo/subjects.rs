@@ -1,11 +1,12 @@
 //! Subjects of a membership.
 
 use chrono::{NaiveDate, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 use vitalfarm_domain::{MembershipId, Sex, SubjectId, SubjectKind};
 
 use crate::entity::subject;
+use crate::page::{self, Keyset};
 use crate::{Database, Page, StorageError};
 
 pub struct NewSubject<'a> {
@@ -48,17 +49,11 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<subject::Model>, StorageError> {
-    let mut q = subject::Entity::find()
-        .filter(subject::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_asc(subject::Column::Id)
-        .limit(limit + 1);
+    let mut q = subject::Entity::find().filter(subject::Column::MembershipId.eq(membership.as_uuid()));
     if let Some(kind) = kind {
         q = q.filter(subject::Column::Kind.eq(kind.as_str()));
     }
-    if let Some(after) = after {
-        q = q.filter(subject::Column::Id.gt(after));
-    }
-    Ok(Page::from_overfetch(q.all(db.conn()).await?, limit, |s| s.id))
+    page::fetch(db.conn(), q, Keyset::after(subject::Column::Id, after, limit), |s| s.id).await
 }
 
 /// Changes of a subject; `None` leaves a field as it is.

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use vitalfarm_domain::MembershipId;
 
 use crate::entity::{consent as consent_row, device, event, webhook, webhook_delivery};
+use crate::page::{self, Keyset};
 use crate::{Database, DatabaseKind, Page, StorageError};
 
 pub const PENDING: &str = "pending";
@@ -70,15 +71,8 @@ pub async fn list(
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<webhook::Model>, StorageError> {
-    let mut q = webhook::Entity::find()
-        .filter(webhook::Column::MembershipId.eq(membership.as_uuid()))
-        .order_by_asc(webhook::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = after {
-        q = q.filter(webhook::Column::Id.gt(after));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |w| w.id))
+    let q = webhook::Entity::find().filter(webhook::Column::MembershipId.eq(membership.as_uuid()));
+    page::fetch(db.conn(), q, Keyset::after(webhook::Column::Id, after, limit), |w| w.id).await
 }
 
 /// An endpoint of `membership`, or `None` (also when it is another's).
@@ -325,18 +319,17 @@ pub async fn deliveries(
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Page<webhook_delivery::Model>, StorageError> {
-    let mut q = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::WebhookId.eq(webhook_id))
-        .order_by_desc(webhook_delivery::Column::Id)
-        .limit(limit + 1);
+    let mut q = webhook_delivery::Entity::find().filter(webhook_delivery::Column::WebhookId.eq(webhook_id));
     if let Some(status) = status {
         q = q.filter(webhook_delivery::Column::Status.eq(status));
     }
-    if let Some(before) = before {
-        q = q.filter(webhook_delivery::Column::Id.lt(before));
-    }
-    let rows = q.all(db.conn()).await?;
-    Ok(Page::from_overfetch(rows, limit, |d| d.id))
+    page::fetch(
+        db.conn(),
+        q,
+        Keyset::before(webhook_delivery::Column::Id, before, limit),
+        |d| d.id,
+    )
+    .await
 }
 
 /// Up to `limit` devices whose silence became due to be noticed by `now_ms`.

@@ -35,14 +35,28 @@ const TICK: [(&str, &str, &str, f64); 5] = [
     ("blood_pressure", "diastolic", "mm[Hg]", 80.0),
 ];
 
+// `vitalfarm bench analytics`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct AnalyticsBench {
-    /// A PostgreSQL server; without it, SQLite in the scratch directory.
+    /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+    /// bench creates a scratch database there and drops it afterwards.
+    /// Without it: SQLite in a scratch directory.
+    #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Readings in the store, over the last year.
+    #[arg(long, default_value_t = 10_000_000)]
     pub readings: u64,
+    /// Enrollees of the bench company.
+    #[arg(long, default_value_t = 1000)]
     pub subjects: usize,
     /// Timed runs of each query.
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Keep the scratch PostgreSQL database.
+    #[arg(long)]
     pub keep: bool,
+    /// Where the scratch directory goes (default: the current one).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
@@ -50,10 +64,9 @@ macro_rules! progress {
     ($($arg:tt)*) => { eprintln!("bench analytics: {}", format_args!($($arg)*)) };
 }
 
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+fn rfc3339(ms: i64) -> anyhow::Result<String> {
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).with_context(|| format!("time {ms} out of range"))?;
+    Ok(t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// Runs the bench and returns its report.
@@ -137,7 +150,7 @@ async fn run(opts: &AnalyticsBench, config: Config, tag: &str) -> anyhow::Result
     let token = tokens["access_token"].as_str().context("no access token")?.to_owned();
 
     let sid = subject_ids[subject_ids.len() / 2];
-    let (from, to) = (rfc3339(now_ms - 365 * DAY_MS), rfc3339(now_ms + 1000));
+    let (from, to) = (rfc3339(now_ms - 365 * DAY_MS)?, rfc3339(now_ms + 1000)?);
     progress!("year of one subject");
     let period = format!("from={}&to={}", from.replace(':', "%3A"), to.replace(':', "%3A"));
     let aggregate_url = format!("{base}/v1/subjects/{sid}/readings/aggregate?metric=heart_rate&bucket=1d&{period}");

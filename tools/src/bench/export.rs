@@ -15,10 +15,15 @@ use vitalfarm_storage::repo::{readings, subjects};
 use vitalfarm_api::server;
 use vitalfarm_app::config::Config;
 
+// `vitalfarm bench export`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct ExportBench {
+    #[arg(long, default_value_t = 1_000_000)]
     pub readings: u64,
+    #[arg(long, default_value_t = 10)]
     pub subjects: u64,
     /// Where the scratch directory goes (default: the current one).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 

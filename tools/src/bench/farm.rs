@@ -14,10 +14,16 @@ use vitalfarm_app::config::Config;
 
 const MIB: usize = 1024 * 1024;
 
+// `vitalfarm bench farm`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct FarmBench {
-    /// Where the database, the blobs and the baseline file go (one disk).
+    /// Directory on the disk to measure (default: the current one).
+    // The database, the blobs and the baseline file all go there.
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 20)]
     pub small_runs: usize,
+    #[arg(long, default_value_t = 3)]
     pub large_runs: usize,
 }
 

@@ -51,27 +51,49 @@ const DEVICE_INFLIGHT: u16 = 16;
 /// Publishers in the broker baseline (one subscriber takes them all).
 const PUBLISHERS: usize = 8;
 
+// `vitalfarm bench ingest`: clap reads the field doc comments as its help.
+#[derive(Debug, clap::Args)]
 pub struct IngestBench {
-    /// A PostgreSQL server (`postgres://…`); the bench creates a scratch
-    /// database there and drops it at the end. `None`: SQLite in a scratch
-    /// directory.
+    /// A PostgreSQL server (`postgres://user@host:5432/postgres`): the
+    /// bench creates a scratch database there and drops it afterwards.
+    /// Without it: SQLite in a scratch directory.
+    #[arg(long, value_name = "URL", env = "VITALFARM_BENCH_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// An external broker (`mqtt://…`); `None`: the embedded one.
+    /// An external MQTT broker (`mqtt://host:1883`); without it, the
+    /// embedded one.
+    #[arg(long, value_name = "URL")]
     pub mqtt_url: Option<String>,
+    /// Devices in the fleet, each bound to its own subject.
+    #[arg(long, default_value_t = 100)]
     pub devices: usize,
+    #[arg(long, default_value_t = 500_000)]
     pub http_readings: usize,
+    /// Readings per request (at most 5,000).
+    #[arg(long, default_value_t = 5000)]
     pub http_batch: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 4)]
     pub http_clients: usize,
+    #[arg(long, default_value_t = 500_000)]
     pub mqtt_readings: usize,
+    /// Readings per MQTT message.
+    #[arg(long, default_value_t = 10)]
     pub mqtt_batch: usize,
-    /// Writer tasks (`ingest_writers`); `None`: the service's default.
+    /// Writer tasks (the `ingest_writers` setting); default: the
+    /// service's default.
+    #[arg(long)]
     pub writers: Option<usize>,
-    /// Readings in the store when the queries run.
+    /// Readings in the store when the queries run (the bench adds
+    /// filler, four metrics a minute per subject, to reach it).
+    #[arg(long, default_value_t = 2_000_000)]
     pub store: u64,
+    #[arg(long, default_value_t = 200)]
     pub queries: usize,
-    /// Keep the scratch database (to look at it afterwards).
+    /// Keep the scratch PostgreSQL database.
+    #[arg(long)]
     pub keep: bool,
     /// Where the scratch directory goes (default: the current one).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
@@ -201,7 +223,7 @@ async fn run(opts: &IngestBench, config: Config, tag: &str) -> anyhow::Result<Fi
         (None, Some(front)) => BrokerTarget::Embedded(front),
         (None, None) => bail!("MQTT did not start"),
     };
-    let messages = mqtt_messages(&fleet, opts.mqtt_readings, opts.mqtt_batch, mqtt_start);
+    let messages = mqtt_messages(&fleet, opts.mqtt_readings, opts.mqtt_batch, mqtt_start)?;
     progress!("baseline: bare publish→subscribe of {} messages", count(&messages));
     let (broker_bare, broker_dropped) = broker_baseline(&broker_target, &messages, opts.mqtt_batch, tag).await?;
     progress!("MQTT ingest of {} readings", opts.mqtt_readings);
@@ -265,10 +287,9 @@ async fn login(client: &reqwest::Client, base: &str, owner: &Owner) -> anyhow::R
     Ok(tokens["access_token"].as_str().context("no access token")?.to_owned())
 }
 
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+fn rfc3339(ms: i64) -> anyhow::Result<String> {
+    let t = DateTime::<Utc>::from_timestamp_millis(ms).with_context(|| format!("time {ms} out of range"))?;
+    Ok(t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// The `k`-th heart rate of a device: a value that moves like one.
@@ -278,12 +299,12 @@ fn heart_rate(k: usize) -> f64 {
 
 /// The `k`-th reading of a device in a phase starting at `start`: one a
 /// second.
-fn reading_text(k: usize, start: i64) -> String {
-    format!(
+fn reading_text(k: usize, start: i64) -> anyhow::Result<String> {
+    Ok(format!(
         r#"{{"metric":"heart_rate","ts":"{}","value":{},"unit":"/min"}}"#,
-        rfc3339(start + k as i64 * 1000),
+        rfc3339(start + k as i64 * 1000)?,
         heart_rate(k)
-    )
+    ))
 }
 
 /// A prepared request body or message.
@@ -295,7 +316,7 @@ struct Batch {
 
 /// `total` readings as batches of up to `batch`, dealt to the devices in
 /// turn.
-fn batches(devices: usize, total: usize, batch: usize, start: i64) -> Vec<Batch> {
+fn batches(devices: usize, total: usize, batch: usize, start: i64) -> anyhow::Result<Vec<Batch>> {
     let mut next_k = vec![0usize; devices];
     let mut out = Vec::with_capacity(total.div_ceil(batch));
     let mut left = total;
@@ -303,7 +324,9 @@ fn batches(devices: usize, total: usize, batch: usize, start: i64) -> Vec<Batch>
     while left > 0 {
         let d = i % devices;
         let n = batch.min(left);
-        let items: Vec<String> = (next_k[d]..next_k[d] + n).map(|k| reading_text(k, start)).collect();
+        let items: Vec<String> = (next_k[d]..next_k[d] + n)
+            .map(|k| reading_text(k, start))
+            .collect::<anyhow::Result<_>>()?;
         next_k[d] += n;
         left -= n;
         out.push(Batch {
@@ -313,7 +336,7 @@ fn batches(devices: usize, total: usize, batch: usize, start: i64) -> Vec<Batch>
         });
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 /// The rows the HTTP phase stores, as `COPY` text, timed into a fresh
@@ -373,12 +396,17 @@ async fn http_ingest(
     // Warm-up: connections open and every device looked up once, with
     // readings before the phase's range.
     for (i, credential) in credentials.iter().enumerate() {
-        let body = format!(r#"{{"readings":[{}]}}"#, reading_text(0, start - 60_000));
+        let body = format!(r#"{{"readings":[{}]}}"#, reading_text(0, start - 60_000)?);
         post_batch(client, &url, credential, body.into())
             .await
             .with_context(|| format!("warm-up of device {i}"))?;
     }
-    let bodies = Arc::new(batches(fleet.devices.len(), opts.http_readings, opts.http_batch, start));
+    let bodies = Arc::new(batches(
+        fleet.devices.len(),
+        opts.http_readings,
+        opts.http_batch,
+        start,
+    )?);
     let next = Arc::new(AtomicUsize::new(0));
     let credentials = Arc::new(credentials);
     let t = Instant::now();
@@ -503,7 +531,7 @@ fn count(messages: &[DeviceMessages]) -> usize {
     messages.iter().map(|m| m.payloads.len()).sum()
 }
 
-fn mqtt_messages(fleet: &Fleet, total: usize, batch: usize, start: i64) -> Vec<DeviceMessages> {
+fn mqtt_messages(fleet: &Fleet, total: usize, batch: usize, start: i64) -> anyhow::Result<Vec<DeviceMessages>> {
     let n = fleet.devices.len();
     let mut out: Vec<DeviceMessages> = (0..n)
         .map(|device| DeviceMessages {
@@ -512,12 +540,12 @@ fn mqtt_messages(fleet: &Fleet, total: usize, batch: usize, start: i64) -> Vec<D
             readings: 0,
         })
         .collect();
-    for b in batches(n, total, batch, start) {
+    for b in batches(n, total, batch, start)? {
         out[b.device].readings += b.readings as u64;
         out[b.device].payloads.push(b.body.to_vec());
     }
     out.retain(|m| !m.payloads.is_empty());
-    out
+    Ok(out)
 }
 
 /// Polls until `packet` comes in, for at most 10 s. A refused connection
@@ -866,7 +894,7 @@ async fn queries(
     for i in 0..WARMUP_QUERIES + n {
         let subject = fleet.devices[rng.below(fleet.devices.len() as u64) as usize].subject_id;
         let from = window.0 + rng.below(span_minutes) as i64 * MINUTE_MS;
-        let (from_s, to_s) = (rfc3339(from), rfc3339(from + DAY_MS));
+        let (from_s, to_s) = (rfc3339(from)?, rfc3339(from + DAY_MS)?);
         let url = format!("{base}/v1/subjects/{subject}/readings");
 
         let t = Instant::now();
