@@ -67,6 +67,7 @@ use crate::routes;
         routes::consents::list_requests,
         routes::consents::approve,
         routes::consents::deny,
+        routes::consents::preview,
         routes::consents::grant,
         routes::consents::list,
         routes::consents::get,

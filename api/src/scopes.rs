@@ -103,6 +103,8 @@ pub const TABLE: &[(&str, &str, Option<Scope>)] = &[
     ("GET", "/v1/consent-requests", Some(ConsentsRead)),
     ("POST", "/v1/consent-requests/{id}/approve", None),
     ("POST", "/v1/consent-requests/{id}/deny", None),
+    // Like deciding, previewing is the individual's own act.
+    ("GET", "/v1/consent-requests/{id}/preview", None),
     ("POST", "/v1/consents", None),
     ("GET", "/v1/consents", Some(ConsentsRead)),
     ("GET", "/v1/consents/{id}", Some(ConsentsRead)),

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod mail;
 pub mod mashups;
 pub mod mqtt;
+pub mod preview;
 pub mod principal;
 pub mod readings;
 pub mod sharing;

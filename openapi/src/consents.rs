@@ -1,6 +1,8 @@
 //! Consent-based sharing: requests, consents and what has been shared with
 //! a company.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -355,4 +357,94 @@ pub struct SharedItem {
 #[schema(example = json!({"items": []}))]
 pub struct SharedWithMe {
     pub items: Vec<SharedItem>,
+}
+
+/// What the company would see under a consent request's scope if the
+/// individual approved it now: computed from the individual's stored data
+/// exactly as the consent would let the company read it (the requested
+/// metrics, folders and data period), for the subjects chosen.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "request_id": "01935c6e-0000-7000-8000-0000000000a1",
+    "membership_id": "01935c6e-0000-7000-8000-000000000002",
+    "data_from": "2026-11-01T00:00:00Z",
+    "data_until": null,
+    "subjects": [{
+        "subject_id": "01935c6e-0000-7000-8000-000000000004",
+        "display_name": "Baby Ada",
+        "metrics": [{
+            "metric": "heart_rate",
+            "unit": "/min",
+            "count": 1440,
+            "first": "2026-11-01T00:00:12Z",
+            "last": "2026-11-21T07:59:40Z",
+            "sample": [
+                {"ts": "2026-11-01T00:00:12Z", "value": 128.0, "components": null},
+                {"ts": "2026-11-21T07:59:40Z", "value": 131.5, "components": null}
+            ]
+        }]
+    }],
+    "farm_paths": [{"path": "/ecg/", "files": 12, "bytes": 48213}]
+}))]
+pub struct ConsentPreview {
+    pub request_id: Uuid,
+    /// The individual membership whose data the preview shows (the one the
+    /// consent would be given from).
+    pub membership_id: Uuid,
+    /// The data period the request asks for, as the consent would apply it:
+    /// readings measured before `data_from` or from `data_until` on are not
+    /// counted. `null`: open.
+    pub data_from: Option<DateTime<Utc>>,
+    pub data_until: Option<DateTime<Utc>>,
+    /// One item per subject previewed, each with every metric previewed
+    /// (also those without readings).
+    pub subjects: Vec<PreviewSubject>,
+    /// One item per folder previewed.
+    pub farm_paths: Vec<PreviewFolder>,
+}
+
+/// One subject's readings the company would see.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewSubject {
+    pub subject_id: Uuid,
+    pub display_name: String,
+    pub metrics: Vec<PreviewMetric>,
+}
+
+/// One metric of one subject in the data period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewMetric {
+    pub metric: String,
+    /// The canonical unit of the values.
+    pub unit: String,
+    /// Readings the company could read now (a blood pressure with its two
+    /// components is one reading).
+    pub count: u64,
+    /// The earliest and latest measurement times; `null` without readings.
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    /// Up to five readings spread evenly from the first to the last.
+    #[schema(max_items = 5)]
+    pub sample: Vec<PreviewValue>,
+}
+
+/// One sampled reading.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewValue {
+    pub ts: DateTime<Utc>,
+    /// For single-valued metrics.
+    pub value: Option<f64>,
+    /// For metrics with components (blood pressure: systolic, diastolic).
+    pub components: Option<BTreeMap<String, f64>>,
+}
+
+/// The files the company could read under one requested folder.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewFolder {
+    /// The folder, as the request names it (`/ecg/`).
+    pub path: String,
+    /// Files under it, at any depth.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
 }

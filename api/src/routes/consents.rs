@@ -19,9 +19,9 @@ use vitalfarm_domain::{
     metrics,
 };
 use vitalfarm_openapi::consents::{
-    ApproveConsentRequest, Consent, ConsentPage, ConsentRequestPage, ConsentRequestStatus, ConsentRequestView,
-    ConsentStatus, CreateConsentRequest, GrantConsentRequest, RequestDirection, SharedItem, SharedSubject,
-    SharedWithMe,
+    ApproveConsentRequest, Consent, ConsentPage, ConsentPreview, ConsentRequestPage, ConsentRequestStatus,
+    ConsentRequestView, ConsentStatus, CreateConsentRequest, GrantConsentRequest, RequestDirection, SharedItem,
+    SharedSubject, SharedWithMe,
 };
 use vitalfarm_openapi::doc::{ConflictResponse, ForbiddenResponse};
 use vitalfarm_storage::entity::{consent as consent_row, consent_request};
@@ -45,6 +45,7 @@ pub fn routes(r: &mut RouteSet) {
     r.add(Method::GET, "/v1/consent-requests", list_requests);
     r.add(Method::POST, "/v1/consent-requests/{id}/approve", approve);
     r.add(Method::POST, "/v1/consent-requests/{id}/deny", deny);
+    r.add(Method::GET, "/v1/consent-requests/{id}/preview", preview);
     r.add(Method::POST, "/v1/consents", grant);
     r.add(Method::GET, "/v1/consents", list);
     r.add(Method::GET, "/v1/consents/{id}", get);
@@ -444,6 +445,83 @@ pub async fn deny(
     let row = unit::finish(txn, denied).await?;
     let names = Names::load(&state, [row.requester_membership_id]).await?;
     Ok(web::Json(request_dto(&row, RequestDirection::Incoming, &names, now)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// Comma-separated subject ids, of one individual membership where the
+    /// caller manages consents. Without it: every subject of the caller's
+    /// individual membership.
+    #[param(example = "01935c6e-0000-7000-8000-000000000004")]
+    pub subject_ids: Option<String>,
+    /// Comma-separated metric codes, among those the request asks for.
+    /// Without it: all of them.
+    #[param(example = "heart_rate,spo2")]
+    pub metrics: Option<String>,
+    /// Comma-separated folders, among those the request asks for. Without
+    /// it: all of them.
+    #[param(example = "/ecg/")]
+    pub farm_paths: Option<String>,
+}
+
+/// The items of a comma-separated query value; an empty value is no item.
+fn comma_list(value: Option<&str>) -> Option<Vec<String>> {
+    value.map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// Before approving, the individual the request is addressed to sees what
+/// the company would see under it: per subject and metric the readings in
+/// the requested data period (how many, the first and last, a sample), per
+/// folder its files and bytes, computed from their data now. Narrowing the
+/// subjects, metrics or folders narrows the preview. The preview is
+/// recorded in the individual's audit log (`consent.previewed`).
+#[utoipa::path(get, path = "/v1/consent-requests/{id}/preview", tag = "consents",
+    params(("id" = Uuid, Path, description = "Consent request id"), PreviewQuery),
+    security(("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "What the company would see.", body = ConsentPreview),
+        (status = 409, response = ConflictResponse),
+    ))]
+pub async fn preview(
+    state: web::Data<AppState>,
+    auth: Auth,
+    id: PathConsentRequestId,
+    Query(q): Query<PreviewQuery>,
+) -> ApiResult<web::Json<ConsentPreview>> {
+    let (user, row) = incoming(&state, &auth, id.0).await?;
+    check_pending(&row, Utc::now().timestamp_millis())?;
+    let requester = MembershipId::from_uuid(row.requester_membership_id);
+    let (grantor, subject_set) = match comma_list(q.subject_ids.as_deref()) {
+        Some(ids) => {
+            let mut parsed = Vec::with_capacity(ids.len());
+            for (i, text) in ids.iter().enumerate() {
+                let id = Uuid::parse_str(text)
+                    .map_err(|_| AppError::field(format!("subject_ids[{i}]"), "is not a subject id"))?;
+                parsed.push(id);
+            }
+            grantor_of_subjects(&state, user, &parsed).await?
+        }
+        None => vitalfarm_app::preview::choosable_subjects(&state, user, requester).await?,
+    };
+    if grantor == requester {
+        return Err(AppError::field("subject_ids", "a membership cannot share with itself").into());
+    }
+    let ask = vitalfarm_app::preview::Ask {
+        grantor,
+        subjects: subject_set,
+        metrics: comma_list(q.metrics.as_deref()),
+        farm_paths: comma_list(q.farm_paths.as_deref()),
+    };
+    Ok(web::Json(
+        vitalfarm_app::preview::preview(&state, &auth.0, &row, ask).await?,
+    ))
 }
 
 /// An individual grants a company access directly.

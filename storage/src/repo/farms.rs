@@ -413,7 +413,7 @@ pub enum Entry {
 
 /// The smallest string greater than every string starting with `prefix`
 /// (which ends in `/`): the exclusive end of the prefix's key range.
-fn range_end(prefix: &str) -> String {
+pub(crate) fn range_end(prefix: &str) -> String {
     let mut end = prefix.trim_end_matches('/').to_owned();
     end.push('0'); // '0' is the byte after '/'
     end

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod members;
 pub mod mqtt_sessions;
 pub mod oauth;
+pub mod preview;
 pub mod rate_limits;
 pub mod readings;
 pub mod refresh_tokens;
