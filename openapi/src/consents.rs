@@ -391,10 +391,12 @@ pub struct ConsentPreview {
     /// The individual membership whose data the preview shows (the one the
     /// consent would be given from).
     pub membership_id: Uuid,
-    /// The data period the request asks for, as the consent would apply it:
-    /// readings measured before `data_from` or from `data_until` on are not
-    /// counted. `null`: open.
+    /// The start of the data period the request asks for, as the consent
+    /// would apply it: readings measured before it are not counted. `null`:
+    /// open.
     pub data_from: Option<DateTime<Utc>>,
+    /// The end of the data period (exclusive): readings measured from it on
+    /// are not counted. `null`: open.
     pub data_until: Option<DateTime<Utc>>,
     /// One item per subject previewed, each with every metric previewed
     /// (also those without readings).
@@ -420,8 +422,9 @@ pub struct PreviewMetric {
     /// Readings the company could read now (a blood pressure with its two
     /// components is one reading).
     pub count: u64,
-    /// The earliest and latest measurement times; `null` without readings.
+    /// The earliest measurement time; `null` without readings.
     pub first: Option<DateTime<Utc>>,
+    /// The latest measurement time; `null` without readings.
     pub last: Option<DateTime<Utc>>,
     /// Up to five readings spread evenly from the first to the last.
     #[schema(max_items = 5)]
@@ -431,6 +434,7 @@ pub struct PreviewMetric {
 /// One sampled reading.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PreviewValue {
+    /// Measurement time.
     pub ts: DateTime<Utc>,
     /// For single-valued metrics.
     pub value: Option<f64>,

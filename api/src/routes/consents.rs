@@ -476,12 +476,15 @@ fn comma_list(value: Option<&str>) -> Option<Vec<String>> {
     })
 }
 
-/// Before approving, the individual the request is addressed to sees what
-/// the company would see under it: per subject and metric the readings in
-/// the requested data period (how many, the first and last, a sample), per
-/// folder its files and bytes, computed from their data now. Narrowing the
-/// subjects, metrics or folders narrows the preview. The preview is
-/// recorded in the individual's audit log (`consent.previewed`).
+/// What the company would see if the individual approved the request now.
+///
+/// Only the individual the request is addressed to sees it, before deciding:
+/// per subject and metric the readings in the requested data period (how
+/// many, the first and last, a sample of up to five), per folder its files
+/// and bytes, computed from their data now exactly as the consent would let
+/// the company read it. Narrowing the subjects, metrics or folders narrows
+/// the preview. Each preview is recorded in the individual's audit log
+/// (`consent.previewed`).
 #[utoipa::path(get, path = "/v1/consent-requests/{id}/preview", tag = "consents",
     params(("id" = Uuid, Path, description = "Consent request id"), PreviewQuery),
     security(("bearer_jwt" = [])),
