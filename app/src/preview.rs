@@ -47,7 +47,7 @@ pub struct Ask {
 
 /// The subjects an individual can choose from when they name none: every
 /// subject of their one individual membership where they manage consents.
-/// A 400 on `subject_ids` when they have none or several (approving takes
+/// A 400 `invalid-parameter` on `subject_ids` when they have none or several (approving takes
 /// the subjects of one membership, so they must say which).
 pub async fn choosable_subjects(
     state: &AppState,
@@ -67,16 +67,16 @@ pub async fn choosable_subjects(
     let grantor = match own.as_slice() {
         [one] => *one,
         [] => {
-            return Err(AppError::field(
-                "subject_ids",
-                "you manage the consents of no individual membership",
-            ));
+            return Err(AppError::InvalidParameter {
+                field: "subject_ids".to_owned(),
+                message: "you manage the consents of no individual membership".to_owned(),
+            });
         }
         _ => {
-            return Err(AppError::field(
-                "subject_ids",
-                "you manage several individual memberships: name the subjects of one",
-            ));
+            return Err(AppError::InvalidParameter {
+                field: "subject_ids".to_owned(),
+                message: "you manage several individual memberships: name the subjects of one".to_owned(),
+            });
         }
     };
     let page = subjects::list(&state.db, grantor, None, None, MAX_SUBJECTS).await?;
@@ -141,13 +141,33 @@ pub fn consent_of(
     })
 }
 
+/// A field error as the query parameter error it is (400
+/// `invalid-parameter`, naming the parameter): everything a preview is
+/// asked for comes in the query string. Other errors pass unchanged.
+pub fn as_parameter(err: AppError) -> AppError {
+    match err {
+        AppError::Validation(errors) => match errors.into_iter().next() {
+            Some(first) => AppError::InvalidParameter {
+                field: first.field,
+                message: first.message,
+            },
+            None => AppError::InvalidParameter {
+                field: "query".to_owned(),
+                message: "is invalid".to_owned(),
+            },
+        },
+        other => other,
+    }
+}
+
 fn time_or_null(ms: Option<i64>) -> AppResult<Option<DateTime<Utc>>> {
     ms.map(ms_to_time).transpose()
 }
 
 /// Previews `row` for `ask`, as `principal` (the individual it is
 /// addressed to), and records `consent.previewed` in the grantor's audit
-/// log. A metric or folder outside the request is a 400 naming it.
+/// log. A metric or folder outside the request is a 400
+/// `invalid-parameter` naming it (`metrics[1]`).
 pub async fn preview(
     state: &AppState,
     principal: &Principal,
@@ -171,7 +191,7 @@ pub async fn preview(
         ask.farm_paths.as_deref(),
         |p| parse_dir_prefix(p).ok(),
     );
-    errors.into_result()?;
+    errors.into_result().map_err(|e| as_parameter(e.into()))?;
 
     let now_ms = Utc::now().timestamp_millis();
     let c = consent_of(row, ask.grantor, ask.subjects.clone(), metric_set, path_set, now_ms)?;

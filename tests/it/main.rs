@@ -28,6 +28,7 @@ mod mashups;
 mod members;
 mod mqtt;
 mod oauth;
+mod preview;
 mod readings;
 mod service;
 mod share_links;

@@ -498,6 +498,7 @@ pub async fn preview(
     id: PathConsentRequestId,
     Query(q): Query<PreviewQuery>,
 ) -> ApiResult<web::Json<ConsentPreview>> {
+    use vitalfarm_app::preview::{self as use_case, as_parameter};
     let (user, row) = incoming(&state, &auth, id.0).await?;
     check_pending(&row, Utc::now().timestamp_millis())?;
     let requester = MembershipId::from_uuid(row.requester_membership_id);
@@ -505,26 +506,33 @@ pub async fn preview(
         Some(ids) => {
             let mut parsed = Vec::with_capacity(ids.len());
             for (i, text) in ids.iter().enumerate() {
-                let id = Uuid::parse_str(text)
-                    .map_err(|_| AppError::field(format!("subject_ids[{i}]"), "is not a subject id"))?;
+                let id = Uuid::parse_str(text).map_err(|_| AppError::InvalidParameter {
+                    field: format!("subject_ids[{i}]"),
+                    message: "is not a subject id".to_owned(),
+                })?;
                 parsed.push(id);
             }
-            grantor_of_subjects(&state, user, &parsed).await?
+            // The subjects approving would accept, checked the same way.
+            grantor_of_subjects(&state, user, &parsed)
+                .await
+                .map_err(|e| as_parameter(e.0))?
         }
-        None => vitalfarm_app::preview::choosable_subjects(&state, user, requester).await?,
+        None => use_case::choosable_subjects(&state, user, requester).await?,
     };
     if grantor == requester {
-        return Err(AppError::field("subject_ids", "a membership cannot share with itself").into());
+        return Err(AppError::InvalidParameter {
+            field: "subject_ids".to_owned(),
+            message: "a membership cannot share with itself".to_owned(),
+        }
+        .into());
     }
-    let ask = vitalfarm_app::preview::Ask {
+    let ask = use_case::Ask {
         grantor,
         subjects: subject_set,
         metrics: comma_list(q.metrics.as_deref()),
         farm_paths: comma_list(q.farm_paths.as_deref()),
     };
-    Ok(web::Json(
-        vitalfarm_app::preview::preview(&state, &auth.0, &row, ask).await?,
-    ))
+    Ok(web::Json(use_case::preview(&state, &auth.0, &row, ask).await?))
 }
 
 /// An individual grants a company access directly.
