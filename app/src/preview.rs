@@ -1,7 +1,8 @@
 //! The consent preview: before approving a company's request, the
 //! individual sees what the company would see under it, computed from their
 //! own data now. The preview builds the very consent approving would create
-//! and asks `vitalfarm_domain::consent::evaluate` for each subject and metric,
+//! and asks `sharing::window_under` (the one place consents are evaluated)
+//! for each subject and metric,
 //! so the counts, first and last readings and samples lie in the same
 //! window a shared read would be clipped to. The caller (the HTTP route)
 //! has already checked that the request is addressed to the principal and
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use vitalfarm_domain::consent::{self, Access as ConsentAccess, Consent, Period, Request};
+use vitalfarm_domain::consent::{self, Consent, Period};
 use vitalfarm_domain::farm_path::parse_dir_prefix;
 use vitalfarm_domain::{
     FarmId, MembershipId, MembershipKind, Permission, SubjectId, UserId, ValidationErrors, metrics,
@@ -209,19 +210,9 @@ pub async fn preview(
         let mut metrics_out = Vec::new();
         for code in &c.metrics {
             let Some(def) = metrics::find(code) else { continue };
-            let request = Request::Readings {
-                subject: *sid,
-                metric: def.code,
-                from: i64::MIN,
-                to: i64::MAX,
-                access: ConsentAccess::Read,
-            };
-            let (from, to) = match consent::evaluate(&c, &request, now_ms) {
-                Ok(permit) => permit.window.unwrap_or((i64::MIN, i64::MAX)),
-                // Not reachable for a consent built from this scope; an
-                // empty window shows that nothing would be read.
-                Err(_) => (0, 0),
-            };
+            // Not reachable for a consent built from this scope; an empty
+            // window shows that nothing would be read.
+            let (from, to) = crate::sharing::window_under(&c, *sid, def.code, now_ms).unwrap_or((0, 0));
             // Every reading of a panel has its first component.
             let component = def.components.first().map_or("", |cp| cp.code);
             let span = if def.accepts_readings() {

@@ -694,3 +694,19 @@ pub async fn watchable(state: &AppState, watcher: &Access, subject: Uuid, metric
         .filter_map(consents::to_domain)
         .any(|c| consent::evaluate(&c, &request, now).is_ok()))
 }
+
+/// The window of `metric` of `subject` that `consent` lets its grantee
+/// read at `now_ms` (the consent's data period, clipped as a shared read
+/// is); `None` when it lets nothing be read. For a consent not yet given:
+/// the consent preview shows what approving would share.
+pub fn window_under(consent: &Consent, subject: SubjectId, metric: &str, now_ms: i64) -> Option<(i64, i64)> {
+    let request = Request::Readings {
+        subject,
+        metric,
+        from: i64::MIN,
+        to: i64::MAX,
+        access: ConsentAccess::Read,
+    };
+    let permit = consent::evaluate(consent, &request, now_ms).ok()?;
+    Some(permit.window.unwrap_or((i64::MIN, i64::MAX)))
+}
