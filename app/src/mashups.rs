@@ -309,6 +309,11 @@ pub async fn watch_subject(
     inputs.expected_gap_ms = elderly::expected_gap_ms(&all_times);
 
     let verdict = elderly::judge(&inputs);
+    let not_judged = verdict
+        .not_judged
+        .iter()
+        .map(|(m, why)| ((*m).to_owned(), why.clone()))
+        .collect();
     let view = WatchedSubject {
         subject_id: sid.as_uuid(),
         display_name: Some(read.subject.display_name.clone()).filter(|n| !n.is_empty()),
@@ -341,6 +346,7 @@ pub async fn watch_subject(
             last_reading_at: inputs.last_reading_ms.map(ms_to_time).transpose()?,
             expected_gap_seconds: inputs.expected_gap_ms.map(|g| g / 1000),
             not_shared: not_shared.into_iter().map(str::to_owned).collect(),
+            not_judged,
         },
     };
     if matches!(read.standing, Standing::Shared(_)) {

@@ -152,6 +152,11 @@ pub struct WatchInputs {
     pub expected_gap_seconds: Option<i64>,
     /// Metrics the consents do not share, hence not judged.
     pub not_shared: Vec<String>,
+    /// Values read but not judged, by metric code, with why: no shipped
+    /// source gives norms of that metric at the subject's age (blood
+    /// pressure before 18 years, when the watch's minimum age is set that
+    /// low). Empty for adults.
+    pub not_judged: BTreeMap<String, String>,
 }
 
 /// One watched person: a subject from `elderly_watch_min_age_years`
@@ -185,7 +190,7 @@ pub struct WatchSummary {
         "category": "silent", "threshold": "attention after 3600 s without a reading", "dataset": null,
         "source": "vitalfarm elderly watch: the person's own rhythm of readings over 14 days (no public dataset)"}],
         "inputs": {"age_days": 29220, "age_known": true, "age_note": null, "blood_pressure": null, "body_temperature": null, "heart_rate": {"value": 72.0, "at": "2026-11-21T06:30:00Z"},
-        "ecg_heart_rate": null, "spo2": null, "blood_glucose": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": []}}],
+        "ecg_heart_rate": null, "spo2": null, "blood_glucose": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": [], "not_judged": {}}}],
     "summary": {"ok": 0, "attention": 1, "emergency": 0}, "consents": []}))]
 pub struct ElderlyWatchResponse {
     pub generated_at: DateTime<Utc>,

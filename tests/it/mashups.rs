@@ -865,6 +865,29 @@ async fn elderly_watch_boards_from_the_configured_age_and_states_an_unknown_age(
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert!(on_board(&res.body, &people[3]), "{}", res.body);
     assert!(on_board(&res.body, &people[2]), "{}", res.body);
+
+    // From 0 years a child is watched too: its blood pressure, which no
+    // shipped source judges before 18, is named as not judged.
+    let app = app.restart(|c| c.elderly_watch_min_age_years = 0).await;
+    let child = app.monitored_device(&home, "A-10").await;
+    born_on(&app, &home, &child.subject, years_ago(10)).await;
+    regular(&app, &child, now - Duration::hours(2), now - Duration::minutes(1), 90.0).await;
+    bp(&app, &child, now - Duration::minutes(2), 190.0, 125.0).await;
+    let res = app
+        .post(
+            url,
+            Some(&home.token),
+            json!({"at": ts(now), "subject_ids": [child.subject]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let c = line(&res.body, &child.subject);
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(c["reasons"], json!([]));
+    assert_eq!(c["inputs"]["blood_pressure"]["systolic"], 190.0);
+    let why = c["inputs"]["not_judged"]["blood_pressure"].as_str().unwrap_or_default();
+    assert!(why.contains("no shipped source gives norms of blood_pressure"), "{c}");
+    assert_eq!(line(board, &people[0])["inputs"]["not_judged"], json!({}));
 }
 
 #[tokio::test]

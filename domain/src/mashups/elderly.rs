@@ -134,6 +134,10 @@ pub struct Reason {
 pub struct Verdict {
     pub status: Status,
     pub reasons: Vec<Reason>,
+    /// Values read but not judged, by metric code, with why: no shipped
+    /// source gives norms at the subject's age (blood pressure before 18,
+    /// SpO2 of a neonate), or the value is not a finite number.
+    pub not_judged: Vec<(&'static str, String)>,
 }
 
 /// Applies every rule to `inputs`.
@@ -160,7 +164,44 @@ pub fn judge(inputs: &Inputs) -> Verdict {
         inputs.expected_gap_ms,
     ));
     let status = reasons.iter().map(|r| r.status).max().unwrap_or(Status::Ok);
-    Verdict { status, reasons }
+    Verdict {
+        status,
+        reasons,
+        not_judged: not_judged(inputs),
+    }
+}
+
+/// The values of `inputs` [`norms::assess`] refuses, with its reason; the
+/// rules pass over them, and the answer says so instead of staying silent.
+fn not_judged(inputs: &Inputs) -> Vec<(&'static str, String)> {
+    let age = inputs.age_days;
+    let pressure = inputs.blood_pressure.map(|p| {
+        (
+            Metric::BloodPressure,
+            Value::Pressure {
+                systolic: p.systolic,
+                diastolic: p.diastolic,
+            },
+        )
+    });
+    let scalars = [
+        (Metric::BodyTemperature, inputs.temperature),
+        (Metric::HeartRate, inputs.heart_rate),
+        (Metric::HeartRate, inputs.ecg_heart_rate),
+        (Metric::Spo2, inputs.spo2),
+        (Metric::BloodGlucose, inputs.glucose),
+    ]
+    .into_iter()
+    .filter_map(|(m, t)| t.map(|t| (m, Value::Scalar(t.value))));
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (metric, value) in pressure.into_iter().chain(scalars) {
+        if let Err(e) = norms::assess(metric, value, age, None)
+            && !out.iter().any(|o| o.0 == metric.code())
+        {
+            out.push((metric.code(), e.to_string()));
+        }
+    }
+    out
 }
 
 /// The status a category's severity raises, if any.
@@ -549,6 +590,37 @@ mod tests {
             no_data.reasons[0].values,
             vec![("history_seconds", 14.0 * 24.0 * 3600.0), ("threshold_seconds", 3600.0)]
         );
+    }
+
+    #[test]
+    fn a_value_without_norms_at_the_age_is_named_not_judged() {
+        let child = Inputs {
+            now_ms: HOUR,
+            age_days: Some(10 * 365),
+            blood_pressure: Some(Pressure {
+                systolic: 190.0,
+                diastolic: 125.0,
+                at_ms: 1,
+            }),
+            heart_rate: Some(Timed { value: 90.0, at_ms: 1 }),
+            last_reading_ms: Some(HOUR - MIN),
+            ..Inputs::default()
+        };
+        let v = judge(&child);
+        assert_eq!(v.status, Status::Ok);
+        assert_eq!(
+            v.not_judged,
+            vec![(
+                "blood_pressure",
+                "no shipped source gives norms of blood_pressure at 3650 days of age".to_owned()
+            )]
+        );
+        let adult = Inputs {
+            age_days: ADULT,
+            ..child
+        };
+        assert_eq!(judge(&adult).not_judged, vec![]);
+        assert_eq!(judge(&adult).status, Status::Emergency);
     }
 
     #[test]
