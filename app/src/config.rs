@@ -70,6 +70,7 @@ pub const KEYS: &[&str] = &[
     "body_read_timeout_secs",
     "min_transfer_bytes_per_sec",
     "share_link_max_concurrent_downloads",
+    "elderly_watch_min_age_years",
 ];
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -243,6 +244,10 @@ pub struct Config {
     /// Downloads through one share link this node serves at once; more
     /// answer 429.
     pub share_link_max_concurrent_downloads: usize,
+    /// The age, in whole years at the moment judged, from which the elderly
+    /// watch puts a subject on its board; subjects without a birth date stay
+    /// on it, judged by adult ranges and marked "age unknown".
+    pub elderly_watch_min_age_years: u32,
 }
 
 impl Default for Config {
@@ -306,6 +311,7 @@ impl Default for Config {
             body_read_timeout_secs: 30,
             min_transfer_bytes_per_sec: 1024,
             share_link_max_concurrent_downloads: 4,
+            elderly_watch_min_age_years: 65,
         }
     }
 }
@@ -551,6 +557,9 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        if self.elderly_watch_min_age_years > 130 {
+            return Err(invalid("elderly_watch_min_age_years", "must be between 0 and 130"));
+        }
         if self.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -707,6 +716,13 @@ mod tests {
                     ..Config::default()
                 },
                 "share_link_max_concurrent_downloads",
+            ),
+            (
+                Config {
+                    elderly_watch_min_age_years: 131,
+                    ..Config::default()
+                },
+                "elderly_watch_min_age_years",
             ),
         ];
         for (config, key) in cases {

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::views::ms_to_time;
 
 /// How far back the subject's rhythm and last reading are looked for.
-pub const HISTORY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+pub const HISTORY_MS: i64 = elderly::HISTORY_MS;
 /// At most this many reading times of one consent window feed the rhythm
 /// (the latest ones): four metrics a minute for 4 days.
 pub const RHYTHM_TIMES: u64 = 25_000;
@@ -196,18 +196,35 @@ fn reason_view(r: elderly::Reason) -> AppResult<WatchReason> {
         dataset: r.dataset.map(|d| DatasetUse {
             name: d.name.to_owned(),
             source: d.source,
+            citation: d.citation,
         }),
+        source: r.source,
     })
 }
 
+/// Whether a subject born on `birth` is on the board at `on`: from
+/// `min_age_years` whole years of age, or always without a birth date
+/// (then judged by adult ranges, and the answer says so). A subject born
+/// after `on` is not.
+pub fn old_enough(birth: Option<chrono::NaiveDate>, on: chrono::NaiveDate, min_age_years: u32) -> bool {
+    birth.is_none_or(|b| on.years_since(b).is_some_and(|years| years >= min_age_years))
+}
+
 /// Judges one subject at `at_ms`, reading what the consents open, and
-/// returns its line of the board with its status and the consents used.
+/// returns its line of the board with its status and the consents used;
+/// `None`, reading nothing, when the subject is younger than
+/// `min_age_years` at `at_ms` ([`old_enough`]).
 pub async fn watch_subject(
     state: &AppState,
     read: &SubjectRead,
     at_ms: i64,
     lookback_ms: i64,
-) -> AppResult<(WatchedSubject, Status, Receipt)> {
+    min_age_years: u32,
+) -> AppResult<Option<(WatchedSubject, Status, Receipt)>> {
+    let at = ms_to_time(at_ms)?;
+    if !old_enough(read.subject.birth_date, at.date_naive(), min_age_years) {
+        return Ok(None);
+    }
     let sid = read.subject_id();
     let mut receipt = read.subject_receipt();
     let mut not_shared = Vec::new();
@@ -232,7 +249,6 @@ pub async fn watch_subject(
         }
     };
 
-    let at = ms_to_time(at_ms)?;
     let mut inputs = Inputs {
         now_ms: at_ms,
         age_days: read.subject.birth_date.and_then(|b| age_days(b, at.date_naive())),
@@ -293,6 +309,11 @@ pub async fn watch_subject(
     inputs.expected_gap_ms = elderly::expected_gap_ms(&all_times);
 
     let verdict = elderly::judge(&inputs);
+    let not_judged = verdict
+        .not_judged
+        .iter()
+        .map(|(m, why)| ((*m).to_owned(), why.clone()))
+        .collect();
     let view = WatchedSubject {
         subject_id: sid.as_uuid(),
         display_name: Some(read.subject.display_name.clone()).filter(|n| !n.is_empty()),
@@ -301,6 +322,12 @@ pub async fn watch_subject(
         reasons: verdict.reasons.into_iter().map(reason_view).collect::<AppResult<_>>()?,
         inputs: WatchInputs {
             age_days: inputs.age_days,
+            age_known: read.subject.birth_date.is_some(),
+            age_note: read
+                .subject
+                .birth_date
+                .is_none()
+                .then(|| elderly::AGE_UNKNOWN_NOTE.to_owned()),
             blood_pressure: inputs
                 .blood_pressure
                 .map(|p| {
@@ -319,12 +346,13 @@ pub async fn watch_subject(
             last_reading_at: inputs.last_reading_ms.map(ms_to_time).transpose()?,
             expected_gap_seconds: inputs.expected_gap_ms.map(|g| g / 1000),
             not_shared: not_shared.into_iter().map(str::to_owned).collect(),
+            not_judged,
         },
     };
     if matches!(read.standing, Standing::Shared(_)) {
         read.record(state, "mashups/elderly-watch", &receipt).await?;
     }
-    Ok((view, verdict.status, receipt))
+    Ok(Some((view, verdict.status, receipt)))
 }
 
 /// Metrics read in one consent window: the window, its consent, the codes.

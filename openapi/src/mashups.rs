@@ -47,7 +47,9 @@ pub struct ElderlyWatchRequest {
     pub membership_id: Option<Uuid>,
     /// Only these of the watched subjects (at most 5,000); default all of
     /// them: the company's enrollees and the subjects shared with it by an
-    /// active consent for the purpose `care`.
+    /// active consent for the purpose `care`. Subjects younger than the
+    /// watch's minimum age (`elderly_watch_min_age_years`, default 65) at
+    /// `at` are left off the board even when named.
     pub subject_ids: Option<Vec<Uuid>>,
     /// The moment judged; default now.
     pub at: Option<DateTime<Utc>>,
@@ -64,14 +66,18 @@ pub struct DatasetUse {
     pub name: String,
     /// Id of the source within the dataset.
     pub source: String,
+    /// The source's bibliographic citation, as the dataset gives it.
+    pub citation: String,
 }
 
 /// A rule that fired.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"rule": "bp_category", "status": "emergency", "metric": "blood_pressure",
     "values": {"systolic": 186.0, "diastolic": 112.0}, "at": "2026-11-21T07:40:00Z",
-    "category": "hypertensive_crisis", "threshold": "SBP > 180 mm Hg and/or DBP > 120 mm Hg",
-    "dataset": {"name": "blood-pressure-categories", "source": "acc-aha-2017"}}))]
+    "category": "hypertensive_crisis", "threshold": "Section 11.2: Hypertensive crises: SBP > 180 mm Hg and/or DBP > 120 mm Hg",
+    "dataset": {"name": "blood-pressure-categories", "source": "acc-aha-2017",
+        "citation": "Whelton PK, Carey RM, Aronow WS, et al. Hypertension. 2018;71(6):e13-e115. doi:10.1161/HYP.0000000000000065"},
+    "source": "Whelton PK, Carey RM, Aronow WS, et al. Hypertension. 2018;71(6):e13-e115. doi:10.1161/HYP.0000000000000065"}))]
 pub struct WatchReason {
     /// `bp_category`, `temperature`, `heart_rate`, `ecg_heart_rate`,
     /// `spo2`, `glucose` or `inactivity`.
@@ -95,6 +101,10 @@ pub struct WatchReason {
     pub threshold: String,
     /// The public dataset behind the threshold; null for inactivity.
     pub dataset: Option<DatasetUse>,
+    /// Where the threshold comes from, in words: the dataset source's
+    /// citation, or for inactivity the watch's own rule (the person's
+    /// rhythm; no public dataset gives one).
+    pub source: String,
 }
 
 /// A value with its time.
@@ -117,6 +127,12 @@ pub struct PressureValue {
 pub struct WatchInputs {
     /// Age in days at `at`; null without a birth date (adult ranges are used).
     pub age_days: Option<i64>,
+    /// False without a birth date: the subject stays on the board, judged
+    /// by adult ranges, and `age_note` says so.
+    pub age_known: bool,
+    /// `age unknown: no birth date, adult ranges used` when `age_known` is
+    /// false; null otherwise.
+    pub age_note: Option<String>,
     /// The latest values within the lookback; null when there is none.
     pub blood_pressure: Option<PressureValue>,
     pub body_temperature: Option<TimedValue>,
@@ -136,9 +152,15 @@ pub struct WatchInputs {
     pub expected_gap_seconds: Option<i64>,
     /// Metrics the consents do not share, hence not judged.
     pub not_shared: Vec<String>,
+    /// Values read but not judged, by metric code, with why: no shipped
+    /// source gives norms of that metric at the subject's age (blood
+    /// pressure before 18 years, when the watch's minimum age is set that
+    /// low). Empty for adults.
+    pub not_judged: BTreeMap<String, String>,
 }
 
-/// One watched person.
+/// One watched person: a subject from `elderly_watch_min_age_years`
+/// (default 65) at `at`, or without a birth date.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WatchedSubject {
     pub subject_id: Uuid,
@@ -165,9 +187,10 @@ pub struct WatchSummary {
     "subjects": [{"subject_id": "0193a5e2-7c1d-7b61-9d3e-5a1f0c2b4d70", "display_name": "Room 12", "membership_id": "0193a5e2-7c1d-7b61-9d3e-5a1f0c2b4d6e",
         "status": "attention", "reasons": [{"rule": "inactivity", "status": "attention", "metric": null,
         "values": {"silent_seconds": 5400.0, "threshold_seconds": 3600.0}, "at": "2026-11-21T06:30:00Z",
-        "category": "silent", "threshold": "attention after 3600 s without a reading", "dataset": null}],
-        "inputs": {"age_days": 29220, "blood_pressure": null, "body_temperature": null, "heart_rate": {"value": 72.0, "at": "2026-11-21T06:30:00Z"},
-        "ecg_heart_rate": null, "spo2": null, "blood_glucose": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": []}}],
+        "category": "silent", "threshold": "attention after 3600 s without a reading", "dataset": null,
+        "source": "vitalfarm elderly watch: the person's own rhythm of readings over 14 days (no public dataset)"}],
+        "inputs": {"age_days": 29220, "age_known": true, "age_note": null, "blood_pressure": null, "body_temperature": null, "heart_rate": {"value": 72.0, "at": "2026-11-21T06:30:00Z"},
+        "ecg_heart_rate": null, "spo2": null, "blood_glucose": null, "last_reading_at": "2026-11-21T06:30:00Z", "expected_gap_seconds": 600, "not_shared": [], "not_judged": {}}}],
     "summary": {"ok": 0, "attention": 1, "emergency": 0}, "consents": []}))]
 pub struct ElderlyWatchResponse {
     pub generated_at: DateTime<Utc>,

@@ -764,3 +764,216 @@ async fn a_hospital_import_never_clears_inactivity() {
     assert_eq!(r[0]["category"], "no_data");
     assert_eq!(u["inputs"]["last_reading_at"], Value::Null);
 }
+
+/// Gives `subject` the birth date `born`.
+async fn born_on(app: &TestApp, who: &Member, subject: &str, born: chrono::NaiveDate) {
+    let res = app
+        .patch(
+            &format!("/v1/subjects/{subject}"),
+            &who.token,
+            json!({"birth_date": born.to_string()}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+}
+
+#[tokio::test]
+async fn elderly_watch_boards_from_the_configured_age_and_states_an_unknown_age() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let url = "/v1/mashups/elderly-watch/run";
+    let today = now.date_naive();
+    let years_ago = |y: i32| {
+        today
+            .with_year(today.year() - y)
+            .unwrap_or(today - Duration::days(365 * y as i64))
+    };
+    use chrono::Datelike;
+    // 80 years old; 65 today (on the board); 64 and a day short of 65
+    // (off); 40 (off); no birth date (on, adult ranges, said so).
+    let mut people = Vec::new();
+    for (serial, born) in [
+        ("A-80", Some(years_ago(80))),
+        ("A-65", Some(years_ago(65))),
+        ("A-64", Some(years_ago(65) + Duration::days(1))),
+        ("A-40", Some(years_ago(40))),
+        ("A-NA", None),
+    ] {
+        let device = app.monitored_device(&home, serial).await;
+        if let Some(b) = born {
+            born_on(&app, &home, &device.subject, b).await;
+        }
+        regular(
+            &app,
+            &device,
+            now - Duration::hours(2),
+            now - Duration::minutes(1),
+            70.0,
+        )
+        .await;
+        // A temperature of 39.5 °C: attention by NEWS2 for an adult.
+        app.ingest(
+            &device,
+            json!([{"metric": "body_temperature", "ts": ts(now - Duration::minutes(2)), "value": 39.5}]),
+        )
+        .await;
+        people.push(device.subject);
+    }
+    let res = app.post(url, Some(&home.token), json!({"at": ts(now)})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let board = &res.body;
+    assert!(on_board(board, &people[0]), "{board}");
+    assert!(on_board(board, &people[1]), "65 today is on the board: {board}");
+    assert!(!on_board(board, &people[2]), "64 is not: {board}");
+    assert!(!on_board(board, &people[3]), "40 is not: {board}");
+    assert_eq!(board["subjects"].as_array().unwrap().len(), 3, "{board}");
+    assert_eq!(board["summary"]["attention"], 3, "{board}");
+
+    let known = line(board, &people[0]);
+    assert_eq!(known["inputs"]["age_known"], true);
+    assert_eq!(known["inputs"]["age_note"], Value::Null);
+    let unknown = line(board, &people[4]);
+    assert_eq!(unknown["status"], "attention", "{unknown}");
+    assert_eq!(unknown["inputs"]["age_days"], Value::Null);
+    assert_eq!(unknown["inputs"]["age_known"], false);
+    assert_eq!(
+        unknown["inputs"]["age_note"],
+        "age unknown: no birth date, adult ranges used"
+    );
+    let t = reasons_of(unknown, "temperature");
+    assert_eq!(t.len(), 1, "{unknown}");
+    assert!(
+        t[0]["threshold"]
+            .as_str()
+            .unwrap()
+            .starts_with("age unknown, adult norms used"),
+        "{unknown}"
+    );
+
+    // Named explicitly, the 40-year-old is still off the board, and
+    // nothing of theirs is read.
+    let res = app
+        .post(url, Some(&home.token), json!({"subject_ids": [people[3]]}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(res.body["subjects"], json!([]));
+
+    // A watch configured from 30 years boards the 40-year-old too.
+    let app = app.restart(|c| c.elderly_watch_min_age_years = 30).await;
+    let res = app.post(url, Some(&home.token), json!({"at": ts(now)})).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert!(on_board(&res.body, &people[3]), "{}", res.body);
+    assert!(on_board(&res.body, &people[2]), "{}", res.body);
+
+    // From 0 years a child is watched too: its blood pressure, which no
+    // shipped source judges before 18, is named as not judged.
+    let app = app.restart(|c| c.elderly_watch_min_age_years = 0).await;
+    let child = app.monitored_device(&home, "A-10").await;
+    born_on(&app, &home, &child.subject, years_ago(10)).await;
+    regular(&app, &child, now - Duration::hours(2), now - Duration::minutes(1), 90.0).await;
+    bp(&app, &child, now - Duration::minutes(2), 190.0, 125.0).await;
+    let res = app
+        .post(
+            url,
+            Some(&home.token),
+            json!({"at": ts(now), "subject_ids": [child.subject]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let c = line(&res.body, &child.subject);
+    assert_eq!(c["status"], "ok", "{c}");
+    assert_eq!(c["reasons"], json!([]));
+    assert_eq!(c["inputs"]["blood_pressure"]["systolic"], 190.0);
+    let why = c["inputs"]["not_judged"]["blood_pressure"].as_str().unwrap_or_default();
+    assert!(why.contains("no shipped source gives norms of blood_pressure"), "{c}");
+    assert_eq!(line(board, &people[0])["inputs"]["not_judged"], json!({}));
+}
+
+#[tokio::test]
+async fn elderly_watch_reads_only_the_metrics_a_care_consent_covers() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let dan = app.individual("dan@example.org").await;
+    let me = self_subject(&app, &dan).await;
+    aged(&app, &dan, &me, 78).await;
+    let watch = app.claimed_device(&dan, &me, "W-dan").await;
+    let last_heart_rate = now - Duration::minutes(10);
+    regular(&app, &watch, now - Duration::hours(2), last_heart_rate, 70.0).await;
+    // A hypertensive crisis after the last heart rate: outside the consent.
+    bp(&app, &watch, now - Duration::minutes(2), 201.0, 131.0).await;
+    let consent = app.grant_consent(&dan, &home, &[&me], &["heart_rate"], "care").await;
+
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let l = line(&res.body, &me);
+    assert_eq!(l["status"], "ok", "the crisis is not judged: {l}");
+    assert_eq!(l["reasons"], json!([]));
+    assert_eq!(l["inputs"]["blood_pressure"], Value::Null);
+    assert_eq!(l["inputs"]["heart_rate"]["value"], 70.0);
+    // Nor does it count as a sign of life: the last reading is the heart rate.
+    assert_eq!(l["inputs"]["last_reading_at"], ts(last_heart_rate));
+    let text = l.to_string();
+    assert!(
+        !text.contains("201") && !text.contains("131") && !text.contains("systolic"),
+        "{l}"
+    );
+    assert!(
+        l["inputs"]["not_shared"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("blood_pressure")),
+        "only listed as not shared: {l}"
+    );
+    assert_eq!(res.body["consents"], json!([consent]));
+}
+
+#[tokio::test]
+async fn elderly_watch_reasons_name_their_source() {
+    let app = TestApp::spawn().await;
+    let home = app.company("home@care.example").await;
+    let now = Utc::now();
+    let crisis = app.monitored_device(&home, "C-1").await;
+    aged(&app, &home, &crisis.subject, 81).await;
+    regular(
+        &app,
+        &crisis,
+        now - Duration::hours(2),
+        now - Duration::minutes(1),
+        72.0,
+    )
+    .await;
+    bp(&app, &crisis, now - Duration::minutes(3), 192.0, 104.0).await;
+    let unseen = app.monitored_device(&home, "C-2").await;
+    aged(&app, &home, &unseen.subject, 81).await;
+
+    let res = app
+        .post("/v1/mashups/elderly-watch/run", Some(&home.token), json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let c = line(&res.body, &crisis.subject);
+    let r = reasons_of(c, "bp_category");
+    assert_eq!(r.len(), 1, "{c}");
+    assert_eq!(r[0]["values"], json!({"systolic": 192.0, "diastolic": 104.0}));
+    assert_eq!(r[0]["category"], "hypertensive_crisis");
+    assert!(r[0]["threshold"].as_str().unwrap().contains("> 180"), "{c}");
+    assert_eq!(r[0]["dataset"]["name"], "blood-pressure-categories");
+    assert_eq!(r[0]["dataset"]["source"], "acc-aha-2017");
+    let citation = r[0]["dataset"]["citation"].as_str().unwrap();
+    assert!(citation.contains("Hypertension. 2018"), "{c}");
+    assert_eq!(r[0]["source"], citation);
+
+    let u = line(&res.body, &unseen.subject);
+    let r = reasons_of(u, "inactivity");
+    assert_eq!(r.len(), 1, "{u}");
+    assert_eq!(r[0]["category"], "no_data");
+    assert_eq!(
+        r[0]["values"],
+        json!({"history_seconds": 1_209_600.0, "threshold_seconds": 3600.0})
+    );
+    assert_eq!(r[0]["dataset"], Value::Null);
+    assert!(r[0]["source"].as_str().unwrap().contains("own rhythm"), "{u}");
+}

@@ -179,7 +179,13 @@ fn parse_lookback(text: &str) -> Option<i64> {
 /// or a day: emergency; no reading at all: attention) counts only the
 /// person's own readings: imported hospital records never clear it. A
 /// metric the consent does not cover is listed in `inputs.not_shared`
-/// and not judged. The body is optional.
+/// and neither read nor judged. Only subjects of the configured minimum
+/// age (`elderly_watch_min_age_years`, default 65) at `at` are on the
+/// board; one without a birth date stays on it, judged by adult ranges,
+/// with `inputs.age_known` false and `inputs.age_note` saying so. Every
+/// reason names its values, threshold, category and source (the dataset
+/// and its citation, or the watch's own rule for inactivity). The body is
+/// optional.
 #[utoipa::path(post, path = "/v1/mashups/elderly-watch/run", tag = "analytics",
     request_body(content = ElderlyWatchRequest, description = "Optional.", content_type = "application/json"),
     security(("bearer_jwt" = []), ("api_key" = [])),
@@ -251,6 +257,7 @@ pub async fn elderly_watch(
     // Subjects are judged a few at a time: each is a handful of short
     // indexed reads, so overlapping them keeps the database busy.
     let (st, principal): (&AppState, _) = (&state, &auth.0);
+    let min_age = state.config.elderly_watch_min_age_years;
     let judged: Vec<AppResult<Option<_>>> = futures_util::stream::iter(watched)
         .map(|sid| async move {
             // A consent can end between the listing and the read: that
@@ -261,7 +268,7 @@ pub async fn elderly_watch(
                 Err(AppError::NotFound(_) | AppError::Forbidden(_)) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            mashups::watch_subject(st, &read, at_ms, lookback_ms).await.map(Some)
+            mashups::watch_subject(st, &read, at_ms, lookback_ms, min_age).await
         })
         .buffered(WATCH_CONCURRENCY)
         .collect()

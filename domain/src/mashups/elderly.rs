@@ -10,7 +10,7 @@
 //! child's reading just outside the PALS range) do not fire on their own.
 
 use super::{Status, nearest_rank};
-use crate::datasets::Severity;
+use crate::datasets::{self, Severity};
 use crate::norms::{self, Assessment, Metric, Value};
 /// Silence shorter than this never raises attention, however regular the
 /// subject's readings.
@@ -21,6 +21,8 @@ pub const SILENCE_FACTOR: i64 = 3;
 pub const SILENCE_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 /// The share of gaps the expected gap covers.
 pub const GAP_RANK: f64 = 0.95;
+/// How far back the rhythm and the last reading are looked for.
+pub const HISTORY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
 
 /// A value with its time (epoch ms).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +94,18 @@ impl Rule {
 pub struct DatasetRef {
     pub name: &'static str,
     pub source: String,
+    /// The source's citation in the dataset (`datasets::source`).
+    pub citation: String,
 }
+
+/// What the inactivity rule rests on: the watch's own rule, as no public
+/// dataset gives a threshold of silence.
+pub const INACTIVITY_SOURCE: &str = "vitalfarm elderly watch: the person's own rhythm of readings over 14 days \
+     (attention after 3 x the 95th percentile of the gaps, at least 1 h; emergency after twice that or 24 h); \
+     no public dataset";
+
+/// The note an answer carries for a subject without a birth date.
+pub const AGE_UNKNOWN_NOTE: &str = "age unknown: no birth date, adult ranges used";
 
 /// Why a rule fired.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +124,9 @@ pub struct Reason {
     /// The threshold crossed, in words.
     pub threshold: String,
     pub dataset: Option<DatasetRef>,
+    /// Where the threshold comes from, in words: the dataset source's
+    /// citation, or [`INACTIVITY_SOURCE`].
+    pub source: String,
 }
 
 /// The verdict on one subject: the worst status of the rules that fired.
@@ -118,6 +134,10 @@ pub struct Reason {
 pub struct Verdict {
     pub status: Status,
     pub reasons: Vec<Reason>,
+    /// Values read but not judged, by metric code, with why: no shipped
+    /// source gives norms at the subject's age (blood pressure before 18,
+    /// SpO2 of a neonate), or the value is not a finite number.
+    pub not_judged: Vec<(&'static str, String)>,
 }
 
 /// Applies every rule to `inputs`.
@@ -144,7 +164,44 @@ pub fn judge(inputs: &Inputs) -> Verdict {
         inputs.expected_gap_ms,
     ));
     let status = reasons.iter().map(|r| r.status).max().unwrap_or(Status::Ok);
-    Verdict { status, reasons }
+    Verdict {
+        status,
+        reasons,
+        not_judged: not_judged(inputs),
+    }
+}
+
+/// The values of `inputs` [`norms::assess`] refuses, with its reason; the
+/// rules pass over them, and the answer says so instead of staying silent.
+fn not_judged(inputs: &Inputs) -> Vec<(&'static str, String)> {
+    let age = inputs.age_days;
+    let pressure = inputs.blood_pressure.map(|p| {
+        (
+            Metric::BloodPressure,
+            Value::Pressure {
+                systolic: p.systolic,
+                diastolic: p.diastolic,
+            },
+        )
+    });
+    let scalars = [
+        (Metric::BodyTemperature, inputs.temperature),
+        (Metric::HeartRate, inputs.heart_rate),
+        (Metric::HeartRate, inputs.ecg_heart_rate),
+        (Metric::Spo2, inputs.spo2),
+        (Metric::BloodGlucose, inputs.glucose),
+    ]
+    .into_iter()
+    .filter_map(|(m, t)| t.map(|t| (m, Value::Scalar(t.value))));
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for (metric, value) in pressure.into_iter().chain(scalars) {
+        if let Err(e) = norms::assess(metric, value, age, None)
+            && !out.iter().any(|o| o.0 == metric.code())
+        {
+            out.push((metric.code(), e.to_string()));
+        }
+    }
+    out
 }
 
 /// The status a category's severity raises, if any.
@@ -169,6 +226,10 @@ fn reason(
     if a.age_unknown {
         threshold = format!("age unknown, adult norms used; {threshold}");
     }
+    // Every shipped source has a citation (a dataset test checks it); the
+    // id stands in should a source ever lack one.
+    let citation = datasets::source(a.source.dataset, &a.source.source)
+        .map_or_else(|| a.source.source.clone(), |s| s.citation.clone());
     Some(Reason {
         rule,
         status,
@@ -180,7 +241,9 @@ fn reason(
         dataset: Some(DatasetRef {
             name: a.source.dataset,
             source: a.source.source,
+            citation: citation.clone(),
         }),
+        source: citation,
     })
 }
 
@@ -252,11 +315,15 @@ pub fn inactivity(now_ms: i64, last_ms: Option<i64>, expected_gap_ms: Option<i64
             rule: Rule::Inactivity,
             status: Status::Attention,
             metric: None,
-            values: Vec::new(),
+            values: vec![
+                ("history_seconds", (HISTORY_MS / 1000) as f64),
+                ("threshold_seconds", (threshold / 1000) as f64),
+            ],
             at_ms: None,
             category: "no_data".to_owned(),
             threshold: "no reading in the last 14 days".to_owned(),
             dataset: None,
+            source: INACTIVITY_SOURCE.to_owned(),
         });
     };
     let silent = now_ms.saturating_sub(last);
@@ -282,6 +349,7 @@ pub fn inactivity(now_ms: i64, last_ms: Option<i64>, expected_gap_ms: Option<i64
             threshold / 1000
         ),
         dataset: None,
+        source: INACTIVITY_SOURCE.to_owned(),
     })
 }
 
@@ -456,6 +524,103 @@ mod tests {
         );
         let no = inactivity(0, None, None).unwrap();
         assert_eq!((no.status, no.category.as_str()), (Status::Attention, "no_data"));
+    }
+
+    /// Every kind of reason names its values, threshold, category and
+    /// source; a dataset's reason also its dataset, source id and citation.
+    #[test]
+    fn every_reason_names_values_threshold_category_and_source() {
+        let now = 30 * HOUR;
+        let at = now - MIN;
+        let t = |value| Some(Timed { value, at_ms: at });
+        let everything = Inputs {
+            now_ms: now,
+            age_days: ADULT,
+            blood_pressure: Some(Pressure {
+                systolic: 190.0,
+                diastolic: 100.0,
+                at_ms: at,
+            }),
+            temperature: t(39.5),
+            heart_rate: t(135.0),
+            ecg_heart_rate: t(35.0),
+            spo2: t(88.0),
+            glucose: t(300.0),
+            last_reading_ms: Some(0),
+            expected_gap_ms: Some(10 * MIN),
+        };
+        let v = judge(&everything);
+        let rules: Vec<_> = v.reasons.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(
+            rules,
+            [
+                "bp_category",
+                "temperature",
+                "heart_rate",
+                "ecg_heart_rate",
+                "spo2",
+                "glucose",
+                "inactivity"
+            ]
+        );
+        let no_data = judge(&Inputs {
+            now_ms: now,
+            ..Inputs::default()
+        });
+        for r in v.reasons.iter().chain(&no_data.reasons) {
+            let what = r.rule.as_str();
+            assert!(!r.values.is_empty(), "{what}: no values");
+            assert!(!r.threshold.is_empty(), "{what}: no threshold");
+            assert!(!r.category.is_empty(), "{what}: no category");
+            assert!(!r.source.is_empty(), "{what}: no source");
+            match (&r.dataset, r.rule) {
+                (None, Rule::Inactivity) => assert_eq!(r.source, INACTIVITY_SOURCE),
+                (Some(d), _) => {
+                    let cited = datasets::source(d.name, &d.source).unwrap();
+                    assert_eq!((&d.citation, &r.source), (&cited.citation, &cited.citation), "{what}");
+                    assert!(r.metric.is_some(), "{what}");
+                }
+                (None, _) => panic!("{what}: no dataset"),
+            }
+        }
+        let bp = &v.reasons[0];
+        assert!(bp.source.contains("Hypertension. 2018"), "{}", bp.source);
+        assert_eq!(no_data.reasons[0].category, "no_data");
+        assert_eq!(
+            no_data.reasons[0].values,
+            vec![("history_seconds", 14.0 * 24.0 * 3600.0), ("threshold_seconds", 3600.0)]
+        );
+    }
+
+    #[test]
+    fn a_value_without_norms_at_the_age_is_named_not_judged() {
+        let child = Inputs {
+            now_ms: HOUR,
+            age_days: Some(10 * 365),
+            blood_pressure: Some(Pressure {
+                systolic: 190.0,
+                diastolic: 125.0,
+                at_ms: 1,
+            }),
+            heart_rate: Some(Timed { value: 90.0, at_ms: 1 }),
+            last_reading_ms: Some(HOUR - MIN),
+            ..Inputs::default()
+        };
+        let v = judge(&child);
+        assert_eq!(v.status, Status::Ok);
+        assert_eq!(
+            v.not_judged,
+            vec![(
+                "blood_pressure",
+                "no shipped source gives norms of blood_pressure at 3650 days of age".to_owned()
+            )]
+        );
+        let adult = Inputs {
+            age_days: ADULT,
+            ..child
+        };
+        assert_eq!(judge(&adult).not_judged, vec![]);
+        assert_eq!(judge(&adult).status, Status::Emergency);
     }
 
     #[test]

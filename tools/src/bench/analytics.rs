@@ -84,6 +84,9 @@ pub async fn analytics(opts: AnalyticsBench) -> anyhow::Result<String> {
         bind: "127.0.0.1:0".into(),
         no_mqtt: true,
         log_level: "warn".into(),
+        // The enrollees range from infancy to old age and the watch judges
+        // every one of them.
+        elderly_watch_min_age_years: 0,
         ..Config::default()
     };
     let result = run(&opts, config, &scratch.tag).await;
