@@ -513,6 +513,13 @@ async fn erasure_leaves_no_marker_and_no_wrapped_key_on_disk_even_after_crashes(
 #[tokio::test]
 async fn the_sweep_removes_staging_files_that_a_crash_left_in_live_farms() {
     let app = TestApp::spawn_with(|c| c.orphan_grace_secs = 60).await;
+    if app.config.object_store_url.is_some() {
+        // Staging files belong to the local farm directory. An S3 store
+        // takes uploads as multipart objects: what a crash leaves there is
+        // an unfinished multipart upload, which the bucket's lifecycle rule
+        // aborts (the README's `object_store_url`), not a file under the data directory.
+        return;
+    }
     let ada = app.individual("staging@example.org").await;
     let res = app
         .upload(&ada.token, ada.farm_id, "kept.txt", b"kept".to_vec(), &[])
