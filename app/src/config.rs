@@ -258,7 +258,9 @@ impl Default for Config {
             database_url: None,
             public_url: None,
             mqtt_url: None,
-            mqtt_bind: "127.0.0.1:1883".into(),
+            // Not 1883: a system Mosquitto often holds it, and the embedded
+            // broker must start beside one.
+            mqtt_bind: "127.0.0.1:1884".into(),
             no_mqtt: false,
             mqtt_client_id: "vitalfarm".into(),
             mqtt_shared_group: None,

@@ -74,7 +74,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The MQTT broker devices connect to with --mqtt.
-    #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
+    #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1884")]
     pub mqtt_url: String,
     /// Number of devices, each recording its own simulated enrollee.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -193,7 +193,7 @@ impl SimOptions {
     pub fn http(url: impl Into<String>, devices: usize, rate: f64) -> Self {
         Self {
             url: url.into(),
-            mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            mqtt_url: "mqtt://127.0.0.1:1884".into(),
             devices,
             rate,
             transport: Transport::Http,
