@@ -7,14 +7,17 @@
 //! and validated its input; they open the transaction with `begin` and end it
 //! with `finish`.
 
+use std::collections::BTreeSet;
+
 use sea_orm::DatabaseTransaction;
-use vitalfarm_domain::{ConsentId, ConsentRequestId, MembershipId, UserId};
+use vitalfarm_domain::consent::{self, Consent, Period};
+use vitalfarm_domain::{ConsentId, ConsentRequestId, MembershipId, SubjectId, UserId};
 use vitalfarm_storage::StorageError;
 use vitalfarm_storage::entity::{consent as consent_row, consent_request};
 use vitalfarm_storage::repo::consents;
 
 use crate::audit;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::EventKind;
 use crate::faults::{FaultPoint, Faults};
 use crate::principal::Principal;
@@ -168,4 +171,37 @@ pub async fn revoke(
     faults.check(FaultPoint::ConsentMidway)?;
     record_consent_change(txn, principal, &revoked, "consent.revoked", EventKind::ConsentRevoked).await?;
     Ok(Some(revoked))
+}
+
+/// The consent approving `row` creates at `now_ms` (and the consent
+/// preview shows) for `subjects` of
+/// `grantor`, limited to `metrics` and `farm_paths`: the request's
+/// purpose, access, duration and data period.
+pub fn consent_of(
+    row: &consent_request::Model,
+    grantor: MembershipId,
+    subjects: BTreeSet<SubjectId>,
+    metrics: BTreeSet<String>,
+    farm_paths: BTreeSet<String>,
+    now_ms: i64,
+) -> AppResult<Consent> {
+    let bad = || AppError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
+    Ok(Consent {
+        grantor,
+        grantee: MembershipId::from_uuid(row.requester_membership_id),
+        subjects,
+        metrics,
+        farm_paths,
+        purpose: consent::Purpose::parse(&row.purpose).ok_or_else(bad)?,
+        access: consent::Access::parse(&row.access).ok_or_else(bad)?,
+        valid: Period {
+            from: Some(now_ms),
+            until: Some(now_ms.saturating_add(row.duration_secs.saturating_mul(1000))),
+        },
+        data: Period {
+            from: row.data_from_ms,
+            until: row.data_until_ms,
+        },
+        revoked_at: None,
+    })
 }

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use vitalfarm_domain::consent::{self, Consent, Period};
 use vitalfarm_domain::farm_path::parse_dir_prefix;
 use vitalfarm_domain::{
     FarmId, MembershipId, MembershipKind, Permission, SubjectId, UserId, ValidationErrors, metrics,
@@ -110,38 +109,6 @@ fn narrow(
     out
 }
 
-/// The consent approving `row` would create at `now_ms` for `subjects` of
-/// `grantor`, limited to `metrics` and `farm_paths`: the request's
-/// purpose, access, duration and data period.
-pub fn consent_of(
-    row: &consent_request::Model,
-    grantor: MembershipId,
-    subjects: BTreeSet<SubjectId>,
-    metrics: BTreeSet<String>,
-    farm_paths: BTreeSet<String>,
-    now_ms: i64,
-) -> AppResult<Consent> {
-    let bad = || AppError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
-    Ok(Consent {
-        grantor,
-        grantee: MembershipId::from_uuid(row.requester_membership_id),
-        subjects,
-        metrics,
-        farm_paths,
-        purpose: consent::Purpose::parse(&row.purpose).ok_or_else(bad)?,
-        access: consent::Access::parse(&row.access).ok_or_else(bad)?,
-        valid: Period {
-            from: Some(now_ms),
-            until: Some(now_ms.saturating_add(row.duration_secs.saturating_mul(1000))),
-        },
-        data: Period {
-            from: row.data_from_ms,
-            until: row.data_until_ms,
-        },
-        revoked_at: None,
-    })
-}
-
 /// A field error as the query parameter error it is (400
 /// `invalid-parameter`, naming the parameter): everything a preview is
 /// asked for comes in the query string. Other errors pass unchanged.
@@ -195,7 +162,7 @@ pub async fn preview(
     errors.into_result().map_err(|e| as_parameter(e.into()))?;
 
     let now_ms = Utc::now().timestamp_millis();
-    let c = consent_of(row, ask.grantor, ask.subjects.clone(), metric_set, path_set, now_ms)?;
+    let c = crate::consents::consent_of(row, ask.grantor, ask.subjects.clone(), metric_set, path_set, now_ms)?;
 
     let mut subjects_out = Vec::new();
     for sid in &c.subjects {

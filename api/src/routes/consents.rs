@@ -386,25 +386,14 @@ pub async fn approve(
     if grantor.as_uuid() == row.requester_membership_id {
         return Err(AppError::field("subject_ids", "a membership cannot share with itself").into());
     }
-    let bad = || AppError::Internal(anyhow::anyhow!("consent request {} does not parse", row.id));
-    let c = DomainConsent {
+    let c = unit::consent_of(
+        &row,
         grantor,
-        grantee: MembershipId::from_uuid(row.requester_membership_id),
-        subjects: subject_set,
-        metrics: consents::strings_of(&row.metrics).into_iter().collect(),
-        farm_paths: consents::strings_of(&row.farm_paths).into_iter().collect(),
-        purpose: consent::Purpose::parse(&row.purpose).ok_or_else(bad)?,
-        access: consent::Access::parse(&row.access).ok_or_else(bad)?,
-        valid: Period {
-            from: Some(now),
-            until: Some(now + row.duration_secs * 1000),
-        },
-        data: Period {
-            from: row.data_from_ms,
-            until: row.data_until_ms,
-        },
-        revoked_at: None,
-    };
+        subject_set,
+        consents::strings_of(&row.metrics).into_iter().collect(),
+        consents::strings_of(&row.farm_paths).into_iter().collect(),
+        now,
+    )?;
     let txn = unit::begin(&state).await?;
     let created = unit::approve(
         &txn,
