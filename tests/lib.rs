@@ -928,3 +928,13 @@ impl TestApp {
         res.body
     }
 }
+
+/// The id of an individual's `self` subject.
+pub async fn self_subject(app: &TestApp, m: &Member) -> String {
+    app.get(
+        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
+        &m.token,
+    )
+    .await
+    .str("/items/0/id")
+}

@@ -8,19 +8,10 @@ use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use vitalfarm_storage::entity::event;
-use vitalfarm_tests::{Member, MonitoredDevice, Resp, TestApp};
+use vitalfarm_tests::{Member, MonitoredDevice, Resp, TestApp, self_subject};
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 struct Setup {

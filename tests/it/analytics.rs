@@ -6,19 +6,10 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, MonitoredDevice, TestApp};
+use vitalfarm_tests::{Member, MonitoredDevice, TestApp, self_subject};
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 /// The start of a 5-minute window three hours ago: readings go one minute

@@ -6,16 +6,7 @@
 use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, TestApp};
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
-}
+use vitalfarm_tests::{TestApp, self_subject};
 
 #[tokio::test]
 async fn from_after_to_is_refused_naming_from_on_every_period_endpoint() {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, TestApp};
+use vitalfarm_tests::{Member, TestApp, self_subject};
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -180,15 +180,6 @@ async fn bad_requests_name_the_field() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text);
     assert_eq!(res.body["component"], "systolic");
     assert_eq!(res.body["groups"], json!([]));
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 /// An individual of 71 sharing `metrics` of herself with `care`.

@@ -5,7 +5,7 @@
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, TestApp};
+use vitalfarm_tests::{Member, TestApp, self_subject};
 
 fn ts(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -21,15 +21,6 @@ async fn dependent(app: &TestApp, parent: &Member, name: &str) -> String {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
     res.str("/id")
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 fn item_count(res: &vitalfarm_tests::Resp) -> usize {

@@ -6,18 +6,9 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vitalfarm_domain::ecg::synthetic;
-use vitalfarm_tests::{Member, TestApp};
+use vitalfarm_tests::{TestApp, self_subject};
 
 const FS: f64 = 250.0;
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
-}
 
 /// 30 s speeding up from 60 to 120 bpm, with wander and noise; the beat
 /// times and the CSV (starting `start`).

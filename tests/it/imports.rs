@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, Resp, TestApp};
+use vitalfarm_tests::{Resp, TestApp, self_subject};
 
 const LOINC: &str = "http://loinc.org";
 const UCUM: &str = "http://unitsofmeasure.org";
@@ -65,15 +65,6 @@ async fn import(app: &TestApp, who: &str, mid: impl std::fmt::Display, query: &s
         .await
         .expect("request is sent");
     Resp::from(res).await
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 fn base() -> DateTime<Utc> {

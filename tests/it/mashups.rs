@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vitalfarm_tests::{Member, MonitoredDevice, TestApp};
+use vitalfarm_tests::{Member, MonitoredDevice, TestApp, self_subject};
 
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -14,15 +14,6 @@ fn ts(t: DateTime<Utc>) -> String {
 
 fn enc(t: DateTime<Utc>) -> String {
     ts(t).replace(':', "%3A").replace('+', "%2B")
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 /// Heart rate every 10 minutes over `[from, to]`.

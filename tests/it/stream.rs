@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vitalfarm_app::events::{self, EventKind};
 use vitalfarm_domain::{MembershipId, SubjectId};
-use vitalfarm_tests::{Member, TestApp};
+use vitalfarm_tests::{TestApp, self_subject};
 
 /// Long enough for any machine; the tests never measure latency.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -109,15 +109,6 @@ impl Sse {
 
 fn is_reading(e: &Event, subject: &str, ts: &str) -> bool {
     e.name == "reading" && e.data["subject_id"] == subject && e.data["ts"] == ts
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vitalfarm_storage::entity::{device, event, webhook};
-use vitalfarm_tests::{Member, TestApp};
+use vitalfarm_tests::{Member, TestApp, self_subject};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -200,15 +200,6 @@ async fn all_dispatched(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("events were never dispatched");
-}
-
-async fn self_subject(app: &TestApp, m: &Member) -> String {
-    app.get(
-        &format!("/v1/memberships/{}/subjects?kind=self", m.membership_id),
-        &m.token,
-    )
-    .await
-    .str("/items/0/id")
 }
 
 #[tokio::test]
